@@ -1,0 +1,282 @@
+//! Configuration: defaults, then `cartwright.toml`, then `CARTWRIGHT_*` environment variables.
+//! Nothing needs setting: data in `./cartwright-data`, SQLite inside it, listening on
+//! 127.0.0.1:8080. A bad value stops the start with a message naming the key.
+
+use cartwright_store::{Backend, SecretKey};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Every configuration key; each can be set in the file or as `CARTWRIGHT_<KEY>`.
+pub const KEYS: &[&str] = &[
+    "data_dir",
+    "database_url",
+    "listen",
+    "secret_key",
+    "log_format",
+    "log_level",
+    "token_ttl",
+    "db_max_connections",
+    "login_max_failures",
+    "max_body_bytes",
+    "max_upload_bytes",
+];
+
+/// A configuration that cannot be used, naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Readable lines.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A duration written like `12h`, `30m`, `7d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl Serialize for HumanDuration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map(HumanDuration)
+            .map_err(|_| {
+                serde::de::Error::custom(format!("{text:?} is not a duration like 12h, 30m or 7d"))
+            })
+    }
+}
+
+/// The settings of one Cartwright process.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Where the SQLite database, the key file and artifacts live.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; SQLite in `data_dir` when unset.
+    pub database_url: Option<String>,
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// The master key (base64 or hex, 32 bytes); a key file in `data_dir` when unset.
+    pub secret_key: Option<String>,
+    /// `human` or `json`.
+    pub log_format: LogFormat,
+    /// Log filter, e.g. `info` or `cartwright=debug,info`; `RUST_LOG` overrides it.
+    pub log_level: String,
+    /// How long a sign-in token stays valid.
+    pub token_ttl: HumanDuration,
+    /// Database connections to keep (readers, for SQLite).
+    pub db_max_connections: u32,
+    /// Failed sign-ins per username before it is locked for 15 minutes.
+    pub login_max_failures: u32,
+    /// Largest JSON request body.
+    pub max_body_bytes: usize,
+    /// Largest upload (CSV import, backup restore).
+    pub max_upload_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./cartwright-data"),
+            database_url: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            secret_key: None,
+            log_format: LogFormat::Human,
+            log_level: "info".into(),
+            token_ttl: HumanDuration(Duration::from_secs(12 * 3600)),
+            db_max_connections: 16,
+            login_max_failures: 5,
+            max_body_bytes: 1024 * 1024,
+            max_upload_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self
+                    .database_url
+                    .as_deref()
+                    .map(cartwright_store::redact_url),
+            )
+            .field("listen", &self.listen)
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
+            .field("log_format", &self.log_format)
+            .field("log_level", &self.log_level)
+            .field("token_ttl", &self.token_ttl)
+            .field("db_max_connections", &self.db_max_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    /// Loads defaults, then the TOML file (`path`, or `cartwright.toml` when present), then the
+    /// environment, and checks the result.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        match path {
+            Some(path) if !path.exists() => {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None => figment = figment.merge(Toml::file("cartwright.toml")),
+        }
+        let settings: Settings = figment
+            .merge(Env::prefixed("CARTWRIGHT_").only(KEYS))
+            .extract()
+            .map_err(|e| ConfigError(describe(e)))?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// Checks values serde cannot: URL schemes, ranges, the key's form.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: String| Err(ConfigError(format!("{key}: {message}")));
+        if let Some(url) = &self.database_url
+            && let Err(m) = Backend::of(url)
+        {
+            return bad("database_url", m);
+        }
+        if let Some(key) = &self.secret_key
+            && let Err(e) = SecretKey::from_text(key)
+        {
+            return bad("secret_key", e.to_string());
+        }
+        let ttl = self.token_ttl.0;
+        if ttl < Duration::from_secs(60) || ttl > Duration::from_secs(30 * 86_400) {
+            return bad("token_ttl", "must be between 1m and 30d".into());
+        }
+        if !(1..=1000).contains(&self.db_max_connections) {
+            return bad("db_max_connections", "must be between 1 and 1000".into());
+        }
+        if self.login_max_failures == 0 {
+            return bad("login_max_failures", "must be at least 1".into());
+        }
+        if self.max_body_bytes < 1024 || self.max_upload_bytes < self.max_body_bytes {
+            return bad(
+                "max_body_bytes",
+                "must be at least 1024 and not above max_upload_bytes".into(),
+            );
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
+            return bad("log_level", e.to_string());
+        }
+        Ok(())
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", self.data_dir.join("cartwright.db").display())
+        })
+    }
+}
+
+/// Each problem as `key (where it came from): what is wrong`.
+fn describe(e: figment::Error) -> String {
+    e.into_iter()
+        .map(|e| {
+            let key = e.path.join(".").to_lowercase();
+            let origin = match &e.metadata {
+                Some(m) if m.name.contains("environment") => {
+                    format!(" (from CARTWRIGHT_{})", key.to_uppercase())
+                }
+                Some(m) => m.source.as_ref().map(|s| format!(" (from {s})")).unwrap_or_default(),
+                None => String::new(),
+            };
+            if key.is_empty() { e.kind.to_string() } else { format!("{key}{origin}: {}", e.kind) }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail returns its own large error
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn defaults_need_nothing() {
+        Jail::expect_with(|_| {
+            let s = Settings::load(None).map_err(|e| e.0)?;
+            assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+            assert_eq!(s.database_url(), "sqlite://./cartwright-data/cartwright.db");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn file_then_environment() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "cartwright.toml",
+                "listen = \"0.0.0.0:9000\"\ntoken_ttl = \"2h\"\n",
+            )?;
+            jail.set_env("CARTWRIGHT_LISTEN", "127.0.0.1:9100");
+            jail.set_env("CARTWRIGHT_TEST_DATABASE_URL", "ignored");
+            let s = Settings::load(None).map_err(|e| e.0)?;
+            assert_eq!(s.listen.to_string(), "127.0.0.1:9100");
+            assert_eq!(s.token_ttl.0, Duration::from_secs(7200));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("CARTWRIGHT_LISTEN", "not-an-address");
+            let e = Settings::load(None).unwrap_err().0;
+            assert!(e.contains("listen"), "{e}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("CARTWRIGHT_DATABASE_URL", "mysql://x");
+            let e = Settings::load(None).unwrap_err().0;
+            assert!(e.starts_with("database_url: "), "{e}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.create_file("cartwright.toml", "lisen = \"x\"\n")?;
+            let e = Settings::load(None).unwrap_err().0;
+            assert!(e.contains("lisen"), "{e}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("CARTWRIGHT_TOKEN_TTL", "forever");
+            let e = Settings::load(None).unwrap_err().0;
+            assert!(e.contains("token_ttl") && e.contains("forever"), "{e}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("CARTWRIGHT_SECRET_KEY", "short");
+            let e = Settings::load(None).unwrap_err().0;
+            assert!(e.contains("secret_key"), "{e}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,133 @@
+//! The `cartwright` program as a library: configuration and the start-up that the binary, the
+//! tests and the benchmarks share, so that all three run the same server.
+
+pub mod config;
+
+pub use config::{ConfigError, LogFormat, Settings};
+
+use cartwright_store::{CryptoError, DbSettings, SecretKey, Store, StoreError};
+use cartwright_web::{AppState, WebOptions};
+use std::net::SocketAddr;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The secret key could not be read or created.
+    #[error(transparent)]
+    Key(#[from] CryptoError),
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The data directory or the listening socket failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The failure.
+        source: std::io::Error,
+    },
+}
+
+/// The install's master key: from the settings, else the key file in the data directory
+/// (created on first start).
+pub fn secret_key(settings: &Settings) -> Result<SecretKey, StartError> {
+    if let Some(text) = &settings.secret_key {
+        return Ok(SecretKey::from_text(text)?);
+    }
+    std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartError::Io {
+        what: format!("creating data_dir {}", settings.data_dir.display()),
+        source,
+    })?;
+    let path = settings.data_dir.join("secret.key");
+    let (key, created) = SecretKey::load_or_create(&path)?;
+    if created {
+        tracing::info!(path = %path.display(), "created a new secret key; back it up: cookies cannot be decrypted without it");
+    }
+    Ok(key)
+}
+
+/// Opens the database the settings name and applies pending migrations.
+pub async fn open_store(settings: &Settings, key: &SecretKey) -> Result<Store, StartError> {
+    std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartError::Io {
+        what: format!("creating data_dir {}", settings.data_dir.display()),
+        source,
+    })?;
+    let db = DbSettings {
+        url: settings.database_url(),
+        max_connections: settings.db_max_connections,
+    };
+    let store = Store::connect(&db, key).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// A running HTTP server.
+pub struct Server {
+    /// Where it listens (useful with port 0).
+    pub addr: SocketAddr,
+    /// Its store, shared with the handlers.
+    pub store: Store,
+    /// Its master key.
+    pub key: SecretKey,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Opens the store, binds the listener and starts serving.
+    pub async fn start(settings: &Settings) -> Result<Server, StartError> {
+        let key = secret_key(settings)?;
+        let store = open_store(settings, &key).await?;
+        if store.count_operators().await? == 0 {
+            tracing::warn!(
+                "no operator exists yet: create one with `cartwright admin create --username admin`"
+            );
+        }
+        let options = WebOptions {
+            token_ttl: settings.token_ttl.0,
+            login_max_failures_per_user: settings.login_max_failures,
+            max_body_bytes: settings.max_body_bytes,
+            max_upload_bytes: settings.max_upload_bytes,
+            ..WebOptions::default()
+        };
+        let app = cartwright_web::app(AppState::new(store.clone(), &key, options));
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| StartError::Io {
+                what: format!("listening on {}", settings.listen),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Io {
+            what: "reading the listening address".into(),
+            source,
+        })?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(cartwright_web::serve(listener, app, async move {
+            let _ = stopped.await;
+        }));
+        tracing::info!(%addr, database = ?store.backend(), "serving");
+        Ok(Server {
+            addr,
+            store,
+            key,
+            stop,
+            task,
+        })
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish, closes the database.
+    pub async fn stop(self) -> std::io::Result<()> {
+        let _ = self.stop.send(());
+        let result = self
+            .task
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        self.store.close().await;
+        result
+    }
+}

@@ -1,0 +1,173 @@
+//! The `cartwright` command.
+
+use anyhow::{Context, bail};
+use cartwright::{LogFormat, Server, Settings};
+use cartwright_core::operator::{NewOperator, Role};
+use cartwright_core::values::{Email, Password, Username};
+use clap::{Parser, Subcommand};
+use std::io::{IsTerminal, Read};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Self-hosted e-commerce operations: storefront orders, reward checks, digital goods.
+#[derive(Parser)]
+#[command(name = "cartwright", version, about)]
+struct Cli {
+    /// Configuration file (default: ./cartwright.toml when present).
+    #[arg(long, global = true, env = "CARTWRIGHT_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: REST API, docs, metrics.
+    Serve {
+        /// Listen here instead of the configured address.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage operators.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Print the configuration in effect (secrets hidden) and exit.
+    Config,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an operator. The password is read from a prompt, or from standard input when it
+    /// is not a terminal; never from the command line.
+    Create {
+        /// Sign-in name.
+        #[arg(long)]
+        username: String,
+        /// Role: admin, operator or viewer.
+        #[arg(long, default_value = "admin")]
+        role: String,
+        /// Contact email.
+        #[arg(long)]
+        email: Option<String>,
+    },
+}
+
+fn init_logging(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&settings.log_level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match settings.log_format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut settings = Settings::load(cli.config.as_deref())?;
+    init_logging(&settings);
+    match cli.command {
+        Command::Serve { listen } => {
+            if let Some(listen) = listen {
+                settings.listen = listen;
+            }
+            let server = Server::start(&settings).await?;
+            eprintln!(
+                "Cartwright is listening on http://{} (API docs at /api/docs)",
+                server.addr
+            );
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            server.stop().await.context("stopping the server")?;
+        }
+        Command::Migrate => {
+            let key = cartwright::secret_key(&settings)?;
+            let store = cartwright::open_store(&settings, &key).await?;
+            store.close().await;
+            eprintln!("database is up to date");
+        }
+        Command::Admin {
+            command:
+                AdminCommand::Create {
+                    username,
+                    role,
+                    email,
+                },
+        } => {
+            let username =
+                Username::parse(&username).map_err(|m| anyhow::anyhow!("--username {m}"))?;
+            let role: Role = role.parse().map_err(|m| anyhow::anyhow!("--role: {m}"))?;
+            let email = email
+                .map(|e| Email::parse(&e).map_err(|m| anyhow::anyhow!("--email {m}")))
+                .transpose()?;
+            let password = read_password()?;
+            let key = cartwright::secret_key(&settings)?;
+            let store = cartwright::open_store(&settings, &key).await?;
+            let hash = cartwright_web::auth::password::hash_blocking(password.expose())
+                .map_err(|_| anyhow::anyhow!("hashing the password failed"))?;
+            let new = NewOperator {
+                username,
+                email,
+                password,
+                role,
+            };
+            let operator = store.create_operator(&new, &hash).await?;
+            store.close().await;
+            eprintln!(
+                "created {} {} (id {})",
+                operator.role.as_str(),
+                operator.username,
+                operator.id
+            );
+        }
+        Command::Config => println!("{settings:#?}"),
+    }
+    Ok(())
+}
+
+fn read_password() -> anyhow::Result<Password> {
+    let text = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ")?;
+        let second = rpassword::prompt_password("Repeat password: ")?;
+        if first != second {
+            bail!("the passwords differ");
+        }
+        first
+    } else {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the password from stdin")?;
+        text.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    Password::parse(&text).map_err(|m| anyhow::anyhow!("password {m}"))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,50 @@
+//! Typed identifiers, so an account id can never be passed where a product id is expected.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+macro_rules! ids {
+    ($($(#[$doc:meta])* $name:ident),+ $(,)?) => {$(
+        $(#[$doc])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+        )]
+        #[serde(transparent)]
+        #[schema(value_type = i64, format = Int64, minimum = 1)]
+        pub struct $name(pub i64);
+
+        impl $name {
+            /// The raw database value.
+            pub fn get(self) -> i64 {
+                self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl From<i64> for $name {
+            fn from(id: i64) -> Self {
+                Self(id)
+            }
+        }
+    )+};
+}
+
+ids! {
+    /// A person who signs in to Cartwright.
+    OperatorId,
+    /// A machine credential (extension, webhook sender, script).
+    TokenId,
+    /// A site whose customer accounts Cartwright operates.
+    StorefrontId,
+    /// A customer account on a storefront.
+    AccountId,
+    /// A product on a storefront.
+    ProductId,
+    /// A shipping address.
+    AddressId,
+}

@@ -1,0 +1,772 @@
+//! Customer accounts: CRUD, listing, selection by position/ids/tag, sealed cookies, and the
+//! CSV import's upsert.
+
+use crate::db::{Arg, Sql, Ts, Tx, bind_args, escape_like, read, stored, stored_opt, write};
+use crate::{Page, PageRequest, Store, StoreError};
+use cartwright_core::Invalid;
+use cartwright_core::account::{
+    Account, AccountPatch, NewAccount, SessionInfo, SessionStatus, require_contact,
+};
+use cartwright_core::account_csv::{AccountRow as ImportRow, ParsedImport, RowError};
+use cartwright_core::cookies::{CookieInfo, CookieJar};
+use cartwright_core::ids::{AccountId, StorefrontId};
+use cartwright_core::selection::{AccountSelection, SelectBy};
+use cartwright_core::values::{Email, Phone, Tag, Tags, Text};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::str::FromStr;
+use utoipa::ToSchema;
+
+/// Which accounts a list or export covers.
+#[derive(Debug, Clone, Default)]
+pub struct AccountFilter {
+    /// Only this storefront's.
+    pub storefront_id: Option<StorefrontId>,
+    /// Only those with this tag.
+    pub tag: Option<Tag>,
+    /// Only those in this session state.
+    pub status: Option<SessionStatus>,
+    /// Only active (or inactive) ones.
+    pub active: Option<bool>,
+    /// Text found in label, name, email or phone (case-insensitive).
+    pub text: Option<String>,
+    /// Order.
+    pub sort: AccountSort,
+    /// Largest first.
+    pub descending: bool,
+}
+
+/// Orders for account lists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AccountSort {
+    /// The order accounts were added (their positions).
+    #[default]
+    Id,
+    /// Operator label.
+    Label,
+    /// Customer name.
+    Name,
+    /// Email.
+    Email,
+    /// Reward points.
+    Points,
+    /// Last rewards check.
+    LastChecked,
+    /// Last change.
+    Updated,
+}
+
+impl AccountSort {
+    fn column(self) -> &'static str {
+        match self {
+            AccountSort::Id => "id",
+            AccountSort::Label => "label",
+            AccountSort::Name => "name",
+            AccountSort::Email => "email",
+            AccountSort::Points => "points",
+            AccountSort::LastChecked => "last_checked_at",
+            AccountSort::Updated => "updated_at",
+        }
+    }
+}
+
+impl FromStr for AccountSort {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "id" | "position" => AccountSort::Id,
+            "label" => AccountSort::Label,
+            "name" => AccountSort::Name,
+            "email" => AccountSort::Email,
+            "points" => AccountSort::Points,
+            "last_checked_at" => AccountSort::LastChecked,
+            "updated_at" => AccountSort::Updated,
+            _ => {
+                return Err(format!(
+                    "cannot sort by {s:?}: use id, label, name, email, points, last_checked_at or \
+                     updated_at, with a leading - for descending"
+                ));
+            }
+        })
+    }
+}
+
+/// One account picked by a selection.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Selected {
+    /// The account.
+    pub id: AccountId,
+    /// Its 1-based position among the storefront's accounts in the order they were added.
+    pub position: i64,
+    /// Operator label.
+    pub label: Option<Text>,
+    /// Sign-in email.
+    pub email: Option<Email>,
+    /// Sign-in phone.
+    pub phone: Option<Phone>,
+    /// Whether it is active.
+    pub active: bool,
+    /// Last observed session state.
+    pub session_status: SessionStatus,
+    /// Whether cookies are stored.
+    pub has_cookies: bool,
+}
+
+/// An account a selection matched but will not run, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Skipped {
+    /// The account.
+    pub account: Selected,
+    /// Why it is left out.
+    pub reason: String,
+}
+
+/// Who a selection covers: the accounts that will run, those matched but left out, and what
+/// was asked for but does not exist.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct SelectionResult {
+    /// The selection, validated.
+    pub selection: AccountSelection,
+    /// Accounts that will run, in selection order.
+    pub selected: Vec<Selected>,
+    /// Accounts matched but left out.
+    pub skipped: Vec<Skipped>,
+    /// Requested ids or positions that do not exist in this storefront.
+    pub not_found: Vec<String>,
+}
+
+/// How an import treats bad rows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ImportOptions {
+    /// Apply the valid rows even when others are bad (`on_error=skip`).
+    pub skip_invalid: bool,
+    /// Check and count only; change nothing.
+    pub dry_run: bool,
+}
+
+/// What an import did, or would do.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct ImportReport {
+    /// Whether changes were written.
+    pub applied: bool,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+    /// Accounts added.
+    pub created: usize,
+    /// Accounts updated (matched by email, else phone).
+    pub updated: usize,
+    /// Rows rejected.
+    pub rejected: usize,
+    /// Every problem, by line.
+    pub errors: Vec<RowError>,
+    /// Header columns that were not imported.
+    pub ignored_columns: Vec<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct AccountRow {
+    id: i64,
+    storefront_id: i64,
+    label: Option<String>,
+    name: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    tags: String,
+    active: bool,
+    has_cookies: bool,
+    cookie_info: Option<String>,
+    session_status: String,
+    points: Option<i64>,
+    tier: Option<String>,
+    last_checked_at: Option<Ts>,
+    created_at: Ts,
+    updated_at: Ts,
+}
+
+const ACCOUNT_COLUMNS: &str = "id, storefront_id, label, name, email, phone, tags, active, \
+    cookies IS NOT NULL AS has_cookies, cookie_info, session_status, points, tier, \
+    last_checked_at, created_at, updated_at";
+
+impl TryFrom<AccountRow> for Account {
+    type Error = StoreError;
+    fn try_from(r: AccountRow) -> Result<Self, StoreError> {
+        let cookies: Vec<CookieInfo> = match &r.cookie_info {
+            Some(json) => serde_json::from_str(json)
+                .map_err(|e| StoreError::Corrupt(format!("accounts.cookie_info: {e}")))?,
+            None => Vec::new(),
+        };
+        Ok(Account {
+            id: AccountId(r.id),
+            storefront_id: StorefrontId(r.storefront_id),
+            label: stored_opt("accounts.label", r.label, Text::parse)?,
+            name: stored_opt("accounts.name", r.name, Text::parse)?,
+            email: stored_opt("accounts.email", r.email, Email::parse)?,
+            phone: stored_opt("accounts.phone", r.phone, Phone::parse)?,
+            tags: Tags::from_stored(&r.tags),
+            active: r.active,
+            session: SessionInfo {
+                status: stored("accounts.session_status", r.session_status.parse())?,
+                has_cookies: r.has_cookies,
+                cookies,
+            },
+            points: r.points,
+            tier: r.tier,
+            last_checked_at: r.last_checked_at.map(|t| t.0),
+            created_at: r.created_at.0,
+            updated_at: r.updated_at.0,
+        })
+    }
+}
+
+fn tag_pattern(tag: &Tag) -> String {
+    format!("%,{},%", escape_like(tag.as_str()))
+}
+
+fn filter_sql(f: &AccountFilter, sql: &mut Sql) {
+    sql.push(" WHERE TRUE");
+    if let Some(id) = f.storefront_id {
+        sql.push(" AND storefront_id = ").arg(Arg::Int(id.get()));
+    }
+    if let Some(tag) = &f.tag {
+        sql.push(" AND (',' || tags || ',') LIKE ")
+            .arg(Arg::Text(tag_pattern(tag)))
+            .push(" ESCAPE '\\'");
+    }
+    if let Some(status) = f.status {
+        sql.push(" AND session_status = ")
+            .arg(Arg::Text(status.as_str().into()));
+    }
+    if let Some(active) = f.active {
+        sql.push(" AND active = ").arg(Arg::Bool(active));
+    }
+    sql.text_search(f.text.as_deref(), &["label", "name", "email", "phone"]);
+}
+
+fn sealed_jar(store: &Store, jar: &CookieJar) -> Result<(Vec<u8>, String), StoreError> {
+    let plain = serde_json::to_vec(jar).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let info =
+        serde_json::to_string(&jar.info()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok((store.cookies.seal(&plain, crate::COOKIES_CONTEXT), info))
+}
+
+impl Store {
+    /// Adds an account.
+    pub async fn create_account(&self, new: &NewAccount) -> Result<Account, StoreError> {
+        new.check()?;
+        let now = Ts::now();
+        let mut tx = self.db.begin().await?;
+        let row: AccountRow = write!(&mut tx, |c| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO accounts (storefront_id, label, name, email, phone, tags, active, \
+                 created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+                 RETURNING {ACCOUNT_COLUMNS}"
+            )))
+            .bind(new.storefront_id.get())
+            .bind(new.label.as_ref().map(Text::as_str))
+            .bind(new.name.as_ref().map(Text::as_str))
+            .bind(new.email.as_ref().map(Email::as_str))
+            .bind(new.phone.as_ref().map(Phone::as_str))
+            .bind(new.tags.to_stored())
+            .bind(new.active)
+            .bind(now)
+            .fetch_one(c)
+            .await
+        })
+        .map_err(StoreError::on_write("account"))?;
+        tx.commit().await?;
+        row.try_into()
+    }
+
+    /// One account.
+    pub async fn account(&self, id: AccountId) -> Result<Account, StoreError> {
+        let row: Option<AccountRow> = read!(&self.db, |c| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
+            )))
+            .bind(id.get())
+            .fetch_optional(c)
+            .await
+        })?;
+        row.ok_or_else(|| StoreError::not_found("account", id.get()))?
+            .try_into()
+    }
+
+    /// A page of accounts matching `filter`.
+    pub async fn accounts(
+        &self,
+        filter: &AccountFilter,
+        page: PageRequest,
+    ) -> Result<Page<Account>, StoreError> {
+        let mut count = Sql::new("SELECT COUNT(*) FROM accounts");
+        filter_sql(filter, &mut count);
+        let mut list = Sql::new(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts"));
+        filter_sql(filter, &mut list);
+        let dir = if filter.descending { "DESC" } else { "ASC" };
+        list.push(&format!(
+            " ORDER BY {} {dir} NULLS LAST, id {dir} LIMIT ",
+            filter.sort.column()
+        ))
+        .arg(Arg::Int(i64::from(page.per_page)))
+        .push(" OFFSET ")
+        .arg(Arg::Int(page.offset()));
+        let (total, rows): (i64, Vec<AccountRow>) = read!(&self.db, |c| {
+            let total = bind_args!(
+                sqlx::query_scalar(sqlx::AssertSqlSafe(count.text.clone())),
+                &count.args
+            )
+            .fetch_one(c)
+            .await?;
+            let rows = bind_args!(
+                sqlx::query_as(sqlx::AssertSqlSafe(list.text.clone())),
+                &list.args
+            )
+            .fetch_all(c)
+            .await?;
+            Ok::<_, sqlx::Error>((total, rows))
+        })?;
+        let items = rows
+            .into_iter()
+            .map(TryInto::try_into)
+            .collect::<Result<_, _>>()?;
+        Ok(page.page_of(items, total))
+    }
+
+    /// Every account matching `filter`, for exports.
+    pub async fn all_accounts(&self, filter: &AccountFilter) -> Result<Vec<Account>, StoreError> {
+        let mut list = Sql::new(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts"));
+        filter_sql(filter, &mut list);
+        let dir = if filter.descending { "DESC" } else { "ASC" };
+        list.push(&format!(
+            " ORDER BY {} {dir} NULLS LAST, id {dir}",
+            filter.sort.column()
+        ));
+        let rows: Vec<AccountRow> = read!(&self.db, |c| {
+            bind_args!(
+                sqlx::query_as(sqlx::AssertSqlSafe(list.text.clone())),
+                &list.args
+            )
+            .fetch_all(c)
+            .await
+        })?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    /// Changes an account; it must keep an email or a phone.
+    pub async fn update_account(
+        &self,
+        id: AccountId,
+        patch: &AccountPatch,
+    ) -> Result<Account, StoreError> {
+        let mut tx = self.db.begin().await?;
+        let current = self.account_in(&mut tx, id).await?;
+        let email = patch.email.clone().apply(current.email);
+        let phone = patch.phone.clone().apply(current.phone);
+        require_contact(email.as_ref(), phone.as_ref())?;
+        let label = patch.label.clone().apply(current.label);
+        let name = patch.name.clone().apply(current.name);
+        let tags = patch.tags.clone().unwrap_or(current.tags);
+        let active = patch.active.unwrap_or(current.active);
+        let row: AccountRow = write!(&mut tx, |c| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "UPDATE accounts SET label = $2, name = $3, email = $4, phone = $5, tags = $6, \
+                 active = $7, updated_at = $8 WHERE id = $1 RETURNING {ACCOUNT_COLUMNS}"
+            )))
+            .bind(id.get())
+            .bind(label.as_ref().map(Text::as_str))
+            .bind(name.as_ref().map(Text::as_str))
+            .bind(email.as_ref().map(Email::as_str))
+            .bind(phone.as_ref().map(Phone::as_str))
+            .bind(tags.to_stored())
+            .bind(active)
+            .bind(Ts::now())
+            .fetch_one(c)
+            .await
+        })
+        .map_err(StoreError::on_write("account"))?;
+        tx.commit().await?;
+        row.try_into()
+    }
+
+    async fn account_in(&self, tx: &mut Tx, id: AccountId) -> Result<Account, StoreError> {
+        let row: Option<AccountRow> = write!(tx, |c| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
+            )))
+            .bind(id.get())
+            .fetch_optional(c)
+            .await
+        })?;
+        row.ok_or_else(|| StoreError::not_found("account", id.get()))?
+            .try_into()
+    }
+
+    /// Deletes an account.
+    pub async fn delete_account(&self, id: AccountId) -> Result<(), StoreError> {
+        let mut tx = self.db.begin().await?;
+        let done = write!(&mut tx, |c| {
+            sqlx::query("DELETE FROM accounts WHERE id = $1")
+                .bind(id.get())
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        if done == 0 {
+            return Err(StoreError::not_found("account", id.get()));
+        }
+        tx.commit().await
+    }
+
+    /// Replaces an account's cookies (sealed) and resets its session state to unknown.
+    pub async fn set_cookies(&self, id: AccountId, jar: &CookieJar) -> Result<Account, StoreError> {
+        let (sealed, info) = sealed_jar(self, jar)?;
+        self.write_cookies(id, Some(sealed), Some(info), SessionStatus::Unknown)
+            .await
+    }
+
+    /// Forgets an account's cookies.
+    pub async fn clear_cookies(&self, id: AccountId) -> Result<Account, StoreError> {
+        self.write_cookies(id, None, None, SessionStatus::Unknown)
+            .await
+    }
+
+    async fn write_cookies(
+        &self,
+        id: AccountId,
+        sealed: Option<Vec<u8>>,
+        info: Option<String>,
+        status: SessionStatus,
+    ) -> Result<Account, StoreError> {
+        let mut tx = self.db.begin().await?;
+        let row: Option<AccountRow> = write!(&mut tx, |c| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "UPDATE accounts SET cookies = $2, cookie_info = $3, session_status = $4, \
+                 updated_at = $5 WHERE id = $1 RETURNING {ACCOUNT_COLUMNS}"
+            )))
+            .bind(id.get())
+            .bind(sealed)
+            .bind(info)
+            .bind(status.as_str())
+            .bind(Ts::now())
+            .fetch_optional(c)
+            .await
+        })?;
+        tx.commit().await?;
+        row.ok_or_else(|| StoreError::not_found("account", id.get()))?
+            .try_into()
+    }
+
+    /// An account's cookies, unsealed, for the engine. `None` when none are stored.
+    pub async fn account_cookies(&self, id: AccountId) -> Result<Option<CookieJar>, StoreError> {
+        let row: Option<(Option<Vec<u8>>,)> = read!(&self.db, |c| {
+            sqlx::query_as("SELECT cookies FROM accounts WHERE id = $1")
+                .bind(id.get())
+                .fetch_optional(c)
+                .await
+        })?;
+        let (sealed,) = row.ok_or_else(|| StoreError::not_found("account", id.get()))?;
+        sealed.map(|s| self.open_jar(&s)).transpose()
+    }
+
+    pub(crate) fn open_jar(&self, sealed: &[u8]) -> Result<CookieJar, StoreError> {
+        let plain = self
+            .cookies
+            .open(sealed, crate::COOKIES_CONTEXT)
+            .map_err(|e| StoreError::Corrupt(format!("accounts.cookies: {e}")))?;
+        serde_json::from_slice(&plain)
+            .map_err(|e| StoreError::Corrupt(format!("accounts.cookies: {e}")))
+    }
+
+    /// Resolves a selection into the accounts it covers.
+    pub async fn select_accounts(
+        &self,
+        selection: &AccountSelection,
+    ) -> Result<SelectionResult, StoreError> {
+        let storefront = selection.storefront_id;
+        self.storefront(storefront).await.map_err(|e| match e {
+            StoreError::NotFound { .. } => Invalid::new(
+                "storefront_id",
+                format!("storefront {storefront} does not exist"),
+            )
+            .into(),
+            e => e,
+        })?;
+        let mut sql = Sql::new(
+            "SELECT id, position, label, email, phone, active, session_status, has_cookies FROM \
+             (SELECT id, label, email, phone, active, session_status, tags, \
+             cookies IS NOT NULL AS has_cookies, ROW_NUMBER() OVER (ORDER BY id) AS position \
+             FROM accounts WHERE storefront_id = ",
+        );
+        sql.arg(Arg::Int(storefront.get())).push(") ranked WHERE ");
+        match &selection.by {
+            SelectBy::Range { from, to } => {
+                sql.push("position BETWEEN ")
+                    .arg(Arg::Int(i64::from(*from)))
+                    .push(" AND ")
+                    .arg(Arg::Int(i64::from(*to)));
+            }
+            SelectBy::Ids { ids } => {
+                sql.push("id IN (");
+                for (i, id) in ids.iter().enumerate() {
+                    if i > 0 {
+                        sql.push(", ");
+                    }
+                    sql.arg(Arg::Int(id.get()));
+                }
+                sql.push(")");
+            }
+            SelectBy::Tag { tag } => {
+                sql.push("(',' || tags || ',') LIKE ")
+                    .arg(Arg::Text(tag_pattern(tag)))
+                    .push(" ESCAPE '\\'");
+            }
+        }
+        sql.push(" ORDER BY position");
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            id: i64,
+            position: i64,
+            label: Option<String>,
+            email: Option<String>,
+            phone: Option<String>,
+            active: bool,
+            session_status: String,
+            has_cookies: bool,
+        }
+        let rows: Vec<Row> = read!(&self.db, |c| {
+            bind_args!(
+                sqlx::query_as(sqlx::AssertSqlSafe(sql.text.clone())),
+                &sql.args
+            )
+            .fetch_all(c)
+            .await
+        })?;
+        let mut matched = rows
+            .into_iter()
+            .map(|r| {
+                Ok(Selected {
+                    id: AccountId(r.id),
+                    position: r.position,
+                    label: stored_opt("accounts.label", r.label, Text::parse)?,
+                    email: stored_opt("accounts.email", r.email, Email::parse)?,
+                    phone: stored_opt("accounts.phone", r.phone, Phone::parse)?,
+                    active: r.active,
+                    session_status: stored("accounts.session_status", r.session_status.parse())?,
+                    has_cookies: r.has_cookies,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+
+        let mut not_found = Vec::new();
+        match &selection.by {
+            SelectBy::Range { from, to } => {
+                let expected = i64::from(*to) - i64::from(*from) + 1;
+                if (matched.len() as i64) < expected {
+                    let total: i64 = read!(&self.db, |c| {
+                        sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE storefront_id = $1")
+                            .bind(storefront.get())
+                            .fetch_one(c)
+                            .await
+                    })?;
+                    let first_missing = (total + 1).max(i64::from(*from));
+                    not_found.push(format!(
+                        "positions {first_missing}-{to} (the storefront has {total} accounts)"
+                    ));
+                }
+            }
+            SelectBy::Ids { ids } => {
+                let order: HashMap<AccountId, usize> =
+                    ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+                matched.sort_by_key(|s| order.get(&s.id).copied().unwrap_or(usize::MAX));
+                let found: std::collections::HashSet<AccountId> =
+                    matched.iter().map(|s| s.id).collect();
+                not_found.extend(
+                    ids.iter()
+                        .filter(|id| !found.contains(id))
+                        .map(|id| format!("account {id}")),
+                );
+            }
+            SelectBy::Tag { .. } => {}
+        }
+        let (selected, inactive): (Vec<_>, Vec<_>) = matched.into_iter().partition(|s| s.active);
+        Ok(SelectionResult {
+            selection: selection.clone(),
+            selected,
+            skipped: inactive
+                .into_iter()
+                .map(|account| Skipped {
+                    account,
+                    reason: "inactive".into(),
+                })
+                .collect(),
+            not_found,
+        })
+    }
+
+    /// Upserts parsed import rows into a storefront: a row updates the account with its email,
+    /// else the one with its phone, else adds one. All rows are applied in one transaction, or
+    /// none: bad rows stop the import unless `skip_invalid`.
+    pub async fn import_accounts(
+        &self,
+        storefront_id: StorefrontId,
+        parsed: ParsedImport,
+        options: ImportOptions,
+    ) -> Result<ImportReport, StoreError> {
+        let mut report = ImportReport {
+            dry_run: options.dry_run,
+            errors: parsed.errors,
+            ignored_columns: parsed.ignored_columns,
+            ..ImportReport::default()
+        };
+        let mut tx = self.db.begin().await?;
+        let existing: Vec<(i64, Option<String>, Option<String>)> = write!(&mut tx, |c| {
+            sqlx::query_as("SELECT id, email, phone FROM accounts WHERE storefront_id = $1")
+                .bind(storefront_id.get())
+                .fetch_all(c)
+                .await
+        })?;
+        let mut by_email: HashMap<String, i64> = HashMap::new();
+        let mut by_phone: HashMap<String, i64> = HashMap::new();
+        for (id, email, phone) in existing {
+            email.map(|e| by_email.insert(e, id));
+            phone.map(|p| by_phone.insert(p, id));
+        }
+
+        // Plan every row against the accounts as they will be after the rows before it.
+        let mut plan: Vec<(Option<i64>, ImportRow)> = Vec::with_capacity(parsed.rows.len());
+        for row in parsed.rows {
+            let email_owner = row
+                .email
+                .as_ref()
+                .and_then(|e| by_email.get(e.as_str()).copied());
+            let phone_owner = row
+                .phone
+                .as_ref()
+                .and_then(|p| by_phone.get(p.as_str()).copied());
+            let target = email_owner.or(phone_owner);
+            if let (Some(a), Some(b)) = (email_owner, phone_owner)
+                && a != b
+            {
+                report.errors.push(RowError {
+                    line: row.line,
+                    field: "phone".into(),
+                    message: format!(
+                        "belongs to account {b}, but the email belongs to account {a}"
+                    ),
+                });
+                continue;
+            }
+            if let Some(id) = target {
+                // An update that gives the matched account a new phone must not take another's.
+                if let Some(other) = phone_owner.filter(|o| *o != id) {
+                    report.errors.push(RowError {
+                        line: row.line,
+                        field: "phone".into(),
+                        message: format!("belongs to account {other}"),
+                    });
+                    continue;
+                }
+            }
+            if let Some(e) = &row.email {
+                by_email.insert(e.as_str().to_owned(), target.unwrap_or(-1));
+            }
+            if let Some(p) = &row.phone {
+                by_phone.insert(p.as_str().to_owned(), target.unwrap_or(-1));
+            }
+            plan.push((target, row));
+        }
+        report.errors.sort_by_key(|e| e.line);
+        report.rejected = {
+            let mut lines: Vec<usize> = report.errors.iter().map(|e| e.line).collect();
+            lines.dedup();
+            lines.len()
+        };
+        report.created = plan.iter().filter(|(t, _)| t.is_none()).count();
+        report.updated = plan.len() - report.created;
+        if options.dry_run || (!report.errors.is_empty() && !options.skip_invalid) {
+            return Ok(report);
+        }
+
+        let now = Ts::now();
+        for (target, row) in &plan {
+            let sealed = row
+                .cookies
+                .as_ref()
+                .map(|jar| sealed_jar(self, jar))
+                .transpose()?;
+            let id: i64 = match target {
+                Some(id) => write!(&mut tx, |c| {
+                    sqlx::query_scalar(
+                        "UPDATE accounts SET label = COALESCE($2, label), name = COALESCE($3, name), \
+                         email = COALESCE($4, email), phone = COALESCE($5, phone), \
+                         tags = COALESCE($6, tags), active = COALESCE($7, active), updated_at = $8 \
+                         WHERE id = $1 RETURNING id",
+                    )
+                    .bind(id)
+                    .bind(row.label.as_ref().map(Text::as_str))
+                    .bind(row.name.as_ref().map(Text::as_str))
+                    .bind(row.email.as_ref().map(Email::as_str))
+                    .bind(row.phone.as_ref().map(Phone::as_str))
+                    .bind(row.tags.as_ref().map(Tags::to_stored))
+                    .bind(row.active)
+                    .bind(now)
+                    .fetch_one(c)
+                    .await
+                }),
+                None => write!(&mut tx, |c| {
+                    sqlx::query_scalar(
+                        "INSERT INTO accounts (storefront_id, label, name, email, phone, tags, active, \
+                         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
+                    )
+                    .bind(storefront_id.get())
+                    .bind(row.label.as_ref().map(Text::as_str))
+                    .bind(row.name.as_ref().map(Text::as_str))
+                    .bind(row.email.as_ref().map(Email::as_str))
+                    .bind(row.phone.as_ref().map(Phone::as_str))
+                    .bind(row.tags.as_ref().map(Tags::to_stored).unwrap_or_default())
+                    .bind(row.active.unwrap_or(true))
+                    .bind(now)
+                    .fetch_one(c)
+                    .await
+                }),
+            }
+            .map_err(StoreError::on_write("account"))?;
+            if let Some((sealed, info)) = sealed {
+                write!(&mut tx, |c| {
+                    sqlx::query(
+                        "UPDATE accounts SET cookies = $2, cookie_info = $3, \
+                         session_status = 'unknown' WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(sealed)
+                    .bind(info)
+                    .execute(c)
+                    .await
+                    .map(|r| r.rows_affected())
+                })?;
+            }
+        }
+        tx.commit().await?;
+        report.applied = true;
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_are_escaped() {
+        assert_eq!(escape_like("50%_off\\"), "50\\%\\_off\\\\");
+        assert_eq!(tag_pattern(&Tag::parse("a_b").unwrap()), "%,a\\_b,%");
+    }
+
+    #[test]
+    fn sort_names() {
+        assert_eq!(
+            "points".parse::<AccountSort>().unwrap(),
+            AccountSort::Points
+        );
+        assert!("password".parse::<AccountSort>().is_err());
+    }
+}

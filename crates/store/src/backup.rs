@@ -1,0 +1,230 @@
+//! Encrypted backups of storefronts and accounts *with* their cookies, for moving an install
+//! or keeping a copy off the machine. The file is sealed with a key derived from the admin's
+//! passphrase (argon2id), not from the install's key, so it can be restored anywhere.
+
+use crate::accounts::ImportOptions;
+use crate::crypto::Sealer;
+use crate::db::{read, stored, stored_opt};
+use crate::{Store, StoreError};
+use cartwright_core::Invalid;
+use cartwright_core::account_csv::{AccountRow, ParsedImport};
+use cartwright_core::cookies::CookieJar;
+use cartwright_core::storefront::{Currency, NewStorefront};
+use cartwright_core::values::{Email, HttpUrl, Phone, Slug, Tags, Text};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+const MAGIC: &[u8] = b"CWBACKUP1\n";
+const CONTEXT: &[u8] = b"cartwright/backup";
+/// Shortest accepted passphrase.
+pub const MIN_PASSPHRASE: usize = 12;
+
+#[derive(Serialize, Deserialize)]
+struct BackupFile {
+    version: u32,
+    storefronts: Vec<BackupStorefront>,
+    accounts: Vec<BackupAccount>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct BackupStorefront {
+    slug: String,
+    name: String,
+    profile: String,
+    base_url: String,
+    currency: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct BackupAccount {
+    storefront: String,
+    label: Option<String>,
+    name: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    tags: String,
+    active: bool,
+    cookies: Option<CookieJar>,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct BackupSummary {
+    /// Storefronts in the file.
+    pub storefronts: usize,
+    /// Storefronts that did not exist and were added.
+    pub storefronts_created: usize,
+    /// Accounts added.
+    pub accounts_created: usize,
+    /// Accounts updated (matched by email, else phone).
+    pub accounts_updated: usize,
+}
+
+fn passphrase_key(passphrase: &str, salt: &[u8]) -> Result<Sealer, StoreError> {
+    if passphrase.chars().count() < MIN_PASSPHRASE {
+        return Err(Invalid::new(
+            "passphrase",
+            format!("must be at least {MIN_PASSPHRASE} characters"),
+        )
+        .into());
+    }
+    let mut key = [0u8; 32];
+    argon2::Argon2::default()
+        .hash_password_into(passphrase.as_bytes(), salt, &mut key)
+        .map_err(|e| StoreError::Corrupt(format!("backup key: {e}")))?;
+    Ok(Sealer::new(&key))
+}
+
+impl Store {
+    /// Every storefront and account, with cookies, sealed under `passphrase`.
+    pub async fn export_backup(&self, passphrase: &str) -> Result<Vec<u8>, StoreError> {
+        let mut salt = [0u8; 16];
+        aes_gcm::aead::rand_core::RngCore::fill_bytes(&mut aes_gcm::aead::OsRng, &mut salt);
+        let sealer = passphrase_key(passphrase, &salt)?;
+        let storefronts = self
+            .storefronts()
+            .await?
+            .into_iter()
+            .map(|s| BackupStorefront {
+                slug: s.slug.into_inner(),
+                name: s.name.into_inner(),
+                profile: s.profile.into_inner(),
+                base_url: s.base_url.into_inner(),
+                currency: s.currency.as_str().to_owned(),
+            })
+            .collect();
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            slug: String,
+            label: Option<String>,
+            name: Option<String>,
+            email: Option<String>,
+            phone: Option<String>,
+            tags: String,
+            active: bool,
+            cookies: Option<Vec<u8>>,
+        }
+        let rows: Vec<Row> = read!(&self.db, |c| {
+            sqlx::query_as(
+                "SELECT s.slug, a.label, a.name, a.email, a.phone, a.tags, a.active, a.cookies \
+                 FROM accounts a JOIN storefronts s ON s.id = a.storefront_id ORDER BY a.id",
+            )
+            .fetch_all(c)
+            .await
+        })?;
+        let accounts = rows
+            .into_iter()
+            .map(|r| {
+                Ok(BackupAccount {
+                    storefront: r.slug,
+                    label: r.label,
+                    name: r.name,
+                    email: r.email,
+                    phone: r.phone,
+                    tags: r.tags,
+                    active: r.active,
+                    cookies: r.cookies.map(|c| self.open_jar(&c)).transpose()?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let file = BackupFile {
+            version: 1,
+            storefronts,
+            accounts,
+        };
+        let plain = serde_json::to_vec(&file).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut out = Vec::with_capacity(MAGIC.len() + salt.len() + plain.len() + 64);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&salt);
+        out.extend_from_slice(&sealer.seal(&plain, CONTEXT));
+        Ok(out)
+    }
+
+    /// Restores a backup: missing storefronts are added (by slug), accounts are upserted by
+    /// email, else phone, with their cookies. All or nothing per storefront.
+    pub async fn restore_backup(
+        &self,
+        data: &[u8],
+        passphrase: &str,
+    ) -> Result<BackupSummary, StoreError> {
+        let bad = |m: &str| StoreError::Invalid(Invalid::new("backup", m));
+        let rest = data
+            .strip_prefix(MAGIC)
+            .ok_or_else(|| bad("is not a Cartwright backup file"))?;
+        if rest.len() < 16 {
+            return Err(bad("is truncated"));
+        }
+        let (salt, sealed) = rest.split_at(16);
+        let plain = passphrase_key(passphrase, salt)?
+            .open(sealed, CONTEXT)
+            .map_err(|_| {
+                StoreError::Invalid(Invalid::new("passphrase", "does not open this backup"))
+            })?;
+        let file: BackupFile = serde_json::from_slice(&plain)
+            .map_err(|e| bad(&format!("has unreadable contents: {e}")))?;
+        let mut summary = BackupSummary {
+            storefronts: file.storefronts.len(),
+            ..Default::default()
+        };
+        for s in &file.storefronts {
+            let slug = stored("backup storefront slug", Slug::parse(&s.slug))?;
+            let storefront = match self.storefront_by_slug(&slug).await? {
+                Some(existing) => existing,
+                None => {
+                    summary.storefronts_created += 1;
+                    self.create_storefront(&NewStorefront {
+                        slug: slug.clone(),
+                        name: stored("backup storefront name", Text::parse(&s.name))?,
+                        profile: stored("backup storefront profile", Slug::parse(&s.profile))?,
+                        base_url: stored(
+                            "backup storefront base_url",
+                            HttpUrl::parse(&s.base_url),
+                        )?,
+                        currency: stored(
+                            "backup storefront currency",
+                            Currency::parse(&s.currency),
+                        )?,
+                    })
+                    .await?
+                }
+            };
+            let rows = file
+                .accounts
+                .iter()
+                .filter(|a| a.storefront == s.slug)
+                .enumerate()
+                .map(|(i, a)| {
+                    Ok(AccountRow {
+                        line: i + 1,
+                        label: stored_opt("backup label", a.label.clone(), Text::parse)?,
+                        name: stored_opt("backup name", a.name.clone(), Text::parse)?,
+                        email: stored_opt("backup email", a.email.clone(), Email::parse)?,
+                        phone: stored_opt("backup phone", a.phone.clone(), Phone::parse)?,
+                        tags: Some(Tags::from_stored(&a.tags)),
+                        active: Some(a.active),
+                        cookies: a.cookies.clone(),
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let report = self
+                .import_accounts(
+                    storefront.id,
+                    ParsedImport {
+                        rows,
+                        ..Default::default()
+                    },
+                    ImportOptions::default(),
+                )
+                .await?;
+            if let Some(e) = report.errors.first() {
+                return Err(bad(&format!(
+                    "account {} of storefront {}: {} {}",
+                    e.line, s.slug, e.field, e.message
+                )));
+            }
+            summary.accounts_created += report.created;
+            summary.accounts_updated += report.updated;
+        }
+        Ok(summary)
+    }
+}

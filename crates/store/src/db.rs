@@ -1,0 +1,415 @@
+//! The two backends behind one [`Store`](crate::Store): connection set-up, the dispatch macros
+//! that run one SQL text on either backend, the timestamp column type, and the mapping of
+//! constraint violations to errors that name a field.
+
+use crate::StoreError;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// Which database to use and how many connections to keep.
+#[derive(Clone)]
+pub struct DbSettings {
+    /// `sqlite://path/to/file.db` or `postgres://user:pass@host/db`.
+    pub url: String,
+    /// Upper bound of pooled connections (readers, for SQLite).
+    pub max_connections: u32,
+}
+
+impl fmt::Debug for DbSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DbSettings")
+            .field("url", &redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+/// The URL with its password replaced by `***`, for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The backend a URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite, the default.
+    Sqlite,
+    /// PostgreSQL, for teams and several worker machines.
+    Postgres,
+}
+
+impl Backend {
+    /// Picks the backend from the URL's scheme.
+    pub fn of(url: &str) -> Result<Self, String> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(format!(
+                "{:?} is not a database URL: use sqlite://PATH or postgres://USER@HOST/DB",
+                redact_url(url)
+            ))
+        }
+    }
+}
+
+/// The pools. SQLite gets a single writer connection beside its readers, so that write
+/// transactions queue in-process instead of failing with `SQLITE_BUSY`.
+#[derive(Clone)]
+pub(crate) enum Db {
+    Sqlite { read: SqlitePool, write: SqlitePool },
+    Postgres(PgPool),
+}
+
+impl Db {
+    pub(crate) async fn connect(settings: &DbSettings) -> Result<Self, StoreError> {
+        let backend = Backend::of(&settings.url).map_err(StoreError::Config)?;
+        let max = settings.max_connections.max(1);
+        match backend {
+            Backend::Sqlite => {
+                let options = SqliteConnectOptions::from_str(&settings.url)
+                    .map_err(|e| StoreError::Config(format!("database_url: {e}")))?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10));
+                let write = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(options.clone())
+                    .await?;
+                let read = SqlitePoolOptions::new()
+                    .max_connections(max)
+                    .connect_with(options.read_only(true))
+                    .await?;
+                Ok(Db::Sqlite { read, write })
+            }
+            Backend::Postgres => {
+                let options = PgConnectOptions::from_str(&settings.url)
+                    .map_err(|e| StoreError::Config(format!("database_url: {e}")))?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(max)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?;
+                Ok(Db::Postgres(pool))
+            }
+        }
+    }
+
+    pub(crate) fn backend(&self) -> Backend {
+        match self {
+            Db::Sqlite { .. } => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(match self {
+            Db::Sqlite { write, .. } => Tx::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    pub(crate) async fn close(&self) {
+        match self {
+            Db::Sqlite { read, write } => {
+                read.close().await;
+                write.close().await;
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// A write transaction on either backend. Dropping it without [`Tx::commit`] rolls back.
+pub(crate) enum Tx {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+/// Runs one expression against the read pool of either backend: `$c` is the executor.
+macro_rules! read {
+    ($db:expr, |$c:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite { read: $c, .. } => $body,
+            $crate::db::Db::Postgres($c) => $body,
+        }
+    };
+}
+
+/// Runs one expression inside a write transaction: `$c` is the transaction's connection.
+macro_rules! write {
+    ($tx:expr, |$c:ident| $body:expr) => {
+        match $tx {
+            $crate::db::Tx::Sqlite(t) => {
+                let $c = &mut **t;
+                $body
+            }
+            $crate::db::Tx::Postgres(t) => {
+                let $c = &mut **t;
+                $body
+            }
+        }
+    };
+}
+
+/// Binds a list of [`Arg`]s to a query built from dynamic SQL, in order.
+macro_rules! bind_args {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for arg in $args {
+            q = match arg {
+                $crate::db::Arg::Int(v) => q.bind(*v),
+                $crate::db::Arg::Text(v) => q.bind(v.clone()),
+                $crate::db::Arg::Bool(v) => q.bind(*v),
+            };
+        }
+        q
+    }};
+}
+
+pub(crate) use {bind_args, read, write};
+
+/// A value bound to dynamic SQL.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    Int(i64),
+    Text(String),
+    Bool(bool),
+}
+
+/// Dynamic SQL with numbered `$n` placeholders, which both backends understand.
+#[derive(Debug, Default)]
+pub(crate) struct Sql {
+    pub text: String,
+    pub args: Vec<Arg>,
+}
+
+impl Sql {
+    pub(crate) fn new(text: &str) -> Self {
+        Self {
+            text: text.to_owned(),
+            args: Vec::new(),
+        }
+    }
+
+    /// Appends SQL text.
+    pub(crate) fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends a placeholder bound to `arg`.
+    pub(crate) fn arg(&mut self, arg: Arg) -> &mut Self {
+        self.args.push(arg);
+        self.text.push('$');
+        self.text.push_str(&self.args.len().to_string());
+        self
+    }
+}
+
+impl Sql {
+    /// Appends `AND (col1 LIKE p OR col2 LIKE p …)` for a case-insensitive search of `text` in
+    /// `columns`; nothing when `text` is blank.
+    pub(crate) fn text_search(&mut self, text: Option<&str>, columns: &[&str]) -> &mut Self {
+        let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+            return self;
+        };
+        let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
+        self.push(" AND (");
+        for (i, col) in columns.iter().enumerate() {
+            if i > 0 {
+                self.push(" OR ");
+            }
+            self.push(&format!("lower(COALESCE({col}, '')) LIKE "))
+                .arg(Arg::Text(pattern.clone()))
+                .push(" ESCAPE '\\'");
+        }
+        self.push(")")
+    }
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
+pub(crate) fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// A timestamp column: `TIMESTAMPTZ` on PostgreSQL; on SQLite, fixed-width UTC text
+/// (`2026-11-21T23:47:26.123456Z`) so that comparing and sorting the text is comparing times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Ts(pub OffsetDateTime);
+
+impl Ts {
+    /// Now, truncated to microseconds (PostgreSQL's precision) so a value reads back equal.
+    pub(crate) fn now() -> Self {
+        let now = OffsetDateTime::now_utc();
+        Ts(now
+            .replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+            .unwrap_or(now))
+    }
+
+    fn to_sqlite_text(self) -> String {
+        let t = self.0.to_offset(time::UtcOffset::UTC);
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.microsecond()
+        )
+    }
+}
+
+impl From<OffsetDateTime> for Ts {
+    fn from(t: OffsetDateTime) -> Self {
+        Ts(t)
+    }
+}
+
+impl sqlx::Type<Sqlite> for Ts {
+    fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
+        <String as sqlx::Type<Sqlite>>::type_info()
+    }
+    fn compatible(ty: &sqlx::sqlite::SqliteTypeInfo) -> bool {
+        <String as sqlx::Type<Sqlite>>::compatible(ty)
+    }
+}
+
+impl<'q> sqlx::Encode<'q, Sqlite> for Ts {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <Sqlite as sqlx::Database>::ArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <String as sqlx::Encode<'q, Sqlite>>::encode(self.to_sqlite_text(), buf)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, Sqlite> for Ts {
+    fn decode(value: sqlx::sqlite::SqliteValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        let text = <&str as sqlx::Decode<'r, Sqlite>>::decode(value)?;
+        let t = OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)?;
+        Ok(Ts(t))
+    }
+}
+
+impl sqlx::Type<Postgres> for Ts {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <OffsetDateTime as sqlx::Type<Postgres>>::type_info()
+    }
+    fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+        <OffsetDateTime as sqlx::Type<Postgres>>::compatible(ty)
+    }
+}
+
+impl<'q> sqlx::Encode<'q, Postgres> for Ts {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <Postgres as sqlx::Database>::ArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <OffsetDateTime as sqlx::Encode<'q, Postgres>>::encode_by_ref(&self.0, buf)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, Postgres> for Ts {
+    fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        Ok(Ts(<OffsetDateTime as sqlx::Decode<'r, Postgres>>::decode(
+            value,
+        )?))
+    }
+}
+
+/// Which API field a unique index guards: PostgreSQL reports the index name
+/// (`accounts_email_key`), SQLite the columns (`UNIQUE constraint failed: accounts.storefront_id,
+/// accounts.email`). Indexes are named `{table}_{field}_key` and list the field last, so both
+/// give the field.
+pub(crate) fn unique_field(err: &sqlx::Error) -> Option<String> {
+    let db = err.as_database_error()?;
+    if !db.is_unique_violation() {
+        return None;
+    }
+    if let Some(constraint) = db.constraint() {
+        let (_, rest) = constraint.split_once('_')?;
+        return Some(rest.strip_suffix("_key").unwrap_or(rest).to_owned());
+    }
+    let last = db.message().rsplit(", ").next()?;
+    Some(last.rsplit('.').next()?.to_owned())
+}
+
+/// Whether the error is a foreign-key violation (a row still referenced, or a missing parent).
+pub(crate) fn is_foreign_key(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|e| e.is_foreign_key_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_timestamps_sort_as_text() {
+        let a = Ts(time::macros::datetime!(2026-01-02 03:04:05 UTC));
+        let b = Ts(time::macros::datetime!(2026-01-02 03:04:05.5 UTC));
+        assert_eq!(a.to_sqlite_text(), "2026-01-02T03:04:05.000000Z");
+        assert!(a.to_sqlite_text() < b.to_sqlite_text());
+    }
+
+    #[test]
+    fn urls_pick_backends_and_hide_passwords() {
+        assert_eq!(Backend::of("sqlite://x.db").unwrap(), Backend::Sqlite);
+        assert_eq!(
+            Backend::of("postgresql://u@h/db").unwrap(),
+            Backend::Postgres
+        );
+        assert!(
+            Backend::of("mysql://u:secret@h/db")
+                .unwrap_err()
+                .contains("***")
+        );
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+    }
+}
+
+/// Reads a stored value back through its parser; a failure means the row was edited by hand.
+pub(crate) fn stored<T>(column: &'static str, parsed: Result<T, String>) -> Result<T, StoreError> {
+    parsed.map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+/// Reads an optional stored value back through its parser.
+pub(crate) fn stored_opt<T>(
+    column: &'static str,
+    value: Option<String>,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, StoreError> {
+    value.map(|v| stored(column, parse(&v))).transpose()
+}

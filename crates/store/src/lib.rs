@@ -1,0 +1,209 @@
+//! Cartwright's persistence: one storage API, [`Store`], over SQLite (the embedded default) and
+//! PostgreSQL (for teams and several worker machines). SQL is written once with `$n`
+//! placeholders where both backends agree; migrations are per backend. Account cookies are
+//! sealed with AES-256-GCM before they reach either.
+
+mod accounts;
+mod addresses;
+mod backup;
+pub mod crypto;
+mod db;
+mod operators;
+mod products;
+mod storefronts;
+
+pub use accounts::{
+    AccountFilter, AccountSort, ImportOptions, ImportReport, Selected, SelectionResult,
+};
+pub use backup::BackupSummary;
+pub use crypto::{CryptoError, SecretKey};
+pub use db::{Backend, DbSettings, redact_url};
+pub use operators::{LoginRecord, OperatorAuth, TokenAuth};
+pub use products::ProductFilter;
+
+use cartwright_core::Invalid;
+use crypto::Sealer;
+use db::Db;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// What can go wrong in the store, in terms the API can answer with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row does not exist.
+    #[error("{entity} {id} does not exist")]
+    NotFound {
+        /// What was looked for (`account`).
+        entity: &'static str,
+        /// Its id.
+        id: i64,
+    },
+    /// A unique value is already taken.
+    #[error("{field} is already used by another {entity}")]
+    Conflict {
+        /// What was being written.
+        entity: &'static str,
+        /// The field whose value is taken.
+        field: String,
+    },
+    /// The change is well-formed but the current state forbids it (e.g. removing the last
+    /// admin, deleting a storefront that still has accounts).
+    #[error("{message}")]
+    Refused {
+        /// The field the refusal is about.
+        field: String,
+        /// Why.
+        message: String,
+    },
+    /// A value breaks a rule only the store can check (e.g. a reference to a missing row).
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// Bad connection settings.
+    #[error("{0}")]
+    Config(String),
+    /// A stored value no longer parses or decrypts: the database was edited or the key changed.
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    /// True when the database is busy or unreachable rather than the request being wrong:
+    /// worth retrying later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+            )
+        )
+    }
+
+    pub(crate) fn not_found(entity: &'static str, id: impl Into<i64>) -> Self {
+        StoreError::NotFound {
+            entity,
+            id: id.into(),
+        }
+    }
+
+    /// Maps unique and foreign-key violations of a write to `entity` onto their meaning.
+    pub(crate) fn on_write(entity: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+        move |e| {
+            if let Some(field) = db::unique_field(&e) {
+                StoreError::Conflict { entity, field }
+            } else if db::is_foreign_key(&e) {
+                StoreError::Invalid(Invalid::new(
+                    "storefront_id",
+                    "refers to a missing storefront",
+                ))
+            } else {
+                StoreError::Database(e)
+            }
+        }
+    }
+}
+
+/// A page of results.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Page<T> {
+    /// The rows on this page.
+    pub items: Vec<T>,
+    /// Rows matching the filter on all pages.
+    pub total: i64,
+    /// This page, from 1.
+    pub page: u32,
+    /// Rows per page.
+    pub per_page: u32,
+}
+
+/// Page number and size, checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    page: u32,
+    per_page: u32,
+}
+
+impl PageRequest {
+    /// Largest page size.
+    pub const MAX_PER_PAGE: u32 = 500;
+
+    /// Pages count from 1; sizes from 1 to [`PageRequest::MAX_PER_PAGE`].
+    pub fn new(page: u32, per_page: u32) -> Result<Self, Invalid> {
+        if page == 0 {
+            return Err(Invalid::new("page", "pages count from 1"));
+        }
+        if per_page == 0 || per_page > Self::MAX_PER_PAGE {
+            return Err(Invalid::new(
+                "per_page",
+                format!("must be between 1 and {}", Self::MAX_PER_PAGE),
+            ));
+        }
+        Ok(Self { page, per_page })
+    }
+
+    fn offset(self) -> i64 {
+        i64::from(self.page - 1) * i64::from(self.per_page)
+    }
+
+    fn page_of<T>(self, items: Vec<T>, total: i64) -> Page<T> {
+        Page {
+            items,
+            total,
+            page: self.page,
+            per_page: self.per_page,
+        }
+    }
+}
+
+/// The storage API. Cheap to clone; all clones share the pools.
+#[derive(Clone)]
+pub struct Store {
+    db: Db,
+    cookies: Sealer,
+}
+
+/// Context bound into every sealed cookie jar, so a sealed value cannot be replayed elsewhere.
+const COOKIES_CONTEXT: &[u8] = b"cartwright/account-cookies";
+
+impl Store {
+    /// Connects to the database `settings` names. Secrets are sealed with keys derived from `key`.
+    pub async fn connect(settings: &DbSettings, key: &SecretKey) -> Result<Self, StoreError> {
+        Ok(Self {
+            db: Db::connect(settings).await?,
+            cookies: key.sealer("account-cookies"),
+        })
+    }
+
+    /// Applies the backend's pending migrations. Safe to run from several processes at once.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.db {
+            Db::Sqlite { write, .. } => sqlx::migrate!("./migrations/sqlite").run(write).await?,
+            Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Which backend this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.db.backend()
+    }
+
+    /// Checks that the database answers.
+    pub async fn health(&self) -> Result<(), StoreError> {
+        db::read!(&self.db, |c| sqlx::query("SELECT 1")
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Closes every connection; pending queries finish first.
+    pub async fn close(&self) {
+        self.db.close().await;
+    }
+}

@@ -1,0 +1,172 @@
+//! Who is calling and what they may do. A handler states its need in its signature —
+//! `Auth<Operate>` — and the extractor checks the bearer credential (an operator's sign-in
+//! token or a machine's API token) against the store on every request, so that revoking a
+//! token or disabling an operator takes effect at once.
+
+pub mod jwt;
+pub mod password;
+pub mod throttle;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use cartwright_core::ids::{OperatorId, TokenId};
+use cartwright_core::operator::{Permission, Role, Scope};
+use sha2::{Digest, Sha256};
+use std::marker::PhantomData;
+use time::OffsetDateTime;
+
+/// API token secrets start with this, so they are told apart from sign-in tokens (and found
+/// by secret scanners).
+pub const TOKEN_PREFIX: &str = "cwt_";
+
+/// The SHA-256 of an API token secret: what the store keeps.
+pub fn token_hash(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+/// The caller behind a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// A signed-in operator.
+    Operator {
+        /// Who.
+        id: OperatorId,
+        /// Their current role.
+        role: Role,
+    },
+    /// A machine with an API token.
+    Token {
+        /// Which token.
+        id: TokenId,
+        /// What it may do.
+        scopes: Vec<Scope>,
+    },
+}
+
+impl Principal {
+    /// Whether the caller may do `permission`.
+    pub fn allows(&self, permission: Permission) -> bool {
+        match self {
+            Principal::Operator { role, .. } => role.allows(permission),
+            Principal::Token { scopes, .. } => scopes.iter().any(|s| s.allows(permission)),
+        }
+    }
+
+    /// The operator, when the caller is one.
+    pub fn operator(&self) -> Option<OperatorId> {
+        match self {
+            Principal::Operator { id, .. } => Some(*id),
+            Principal::Token { .. } => None,
+        }
+    }
+}
+
+/// A permission a route needs, as a type.
+pub trait Need: Send + Sync + 'static {
+    /// The permission.
+    const PERMISSION: Permission;
+    /// What it is called in a refusal.
+    const NAME: &'static str;
+}
+
+macro_rules! needs {
+    ($($(#[$doc:meta])* $name:ident => $perm:ident, $label:literal;)+) => {$(
+        $(#[$doc])*
+        pub enum $name {}
+        impl Need for $name {
+            const PERMISSION: Permission = Permission::$perm;
+            const NAME: &'static str = $label;
+        }
+    )+};
+}
+
+needs! {
+    /// Reading: every role.
+    Read => Read, "read access";
+    /// Changing data and running things: operators and admins.
+    Operate => Operate, "the operator role";
+    /// Managing operators and tokens: admins.
+    Administer => Administer, "the admin role";
+    /// Pushing marketplace orders in: extension and webhook tokens.
+    Ingest => Ingest, "an ingest token";
+}
+
+/// An authenticated caller holding the permission `P`.
+pub struct Auth<P: Need>(pub Principal, pub PhantomData<P>);
+
+impl<P: Need> FromRequestParts<AppState> for Auth<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let principal = authenticate(parts, state).await?;
+        if !principal.allows(P::PERMISSION) {
+            return Err(ApiError::forbidden(format!("this needs {}", P::NAME)));
+        }
+        Ok(Auth(principal, PhantomData))
+    }
+}
+
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("sign in: send Authorization: Bearer TOKEN"))?;
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("the Authorization header must be Bearer TOKEN"))?;
+
+    if token.starts_with(TOKEN_PREFIX) {
+        let auth = state
+            .store
+            .token_auth(&token_hash(token))
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("unknown API token"))?;
+        let now = OffsetDateTime::now_utc();
+        if auth.revoked {
+            return Err(ApiError::unauthorized("this API token was revoked"));
+        }
+        if auth.expires_at.is_some_and(|t| t <= now) {
+            return Err(ApiError::unauthorized("this API token has expired"));
+        }
+        if auth
+            .last_used_at
+            .is_none_or(|t| now - t > time::Duration::MINUTE)
+        {
+            let store = state.store.clone();
+            tokio::spawn(async move {
+                if let Err(e) = store.touch_token(auth.id).await {
+                    tracing::warn!(error = %e, "could not record API token use");
+                }
+            });
+        }
+        return Ok(Principal::Token {
+            id: auth.id,
+            scopes: auth.scopes,
+        });
+    }
+
+    let claims = state.jwt.verify(token)?;
+    let id = claims
+        .operator()
+        .ok_or_else(|| ApiError::unauthorized("invalid token"))?;
+    let auth = state
+        .store
+        .operator_auth(id)
+        .await?
+        .filter(|a| !a.disabled && a.auth_version == claims.ver)
+        .ok_or_else(|| ApiError::unauthorized("this sign-in has ended; sign in again"))?;
+    Ok(Principal::Operator {
+        id,
+        role: auth.role,
+    })
+}

@@ -1,0 +1,34 @@
+//! The API's routes, one module per resource. Handlers parse, call the store, and answer.
+
+pub mod accounts;
+pub mod addresses;
+pub mod auth;
+pub mod operators;
+pub mod products;
+pub mod storefronts;
+pub mod system;
+pub mod tokens;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// A 201 answer with the new resource and its `Location`.
+pub fn created<T: Serialize>(location: String, body: T) -> Response {
+    let mut response = (StatusCode::CREATED, axum::Json(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// Checks a list's page parameters: page from 1 (default 1), 1 to 500 rows (default 50).
+pub fn page_request(
+    page: Option<u32>,
+    per_page: Option<u32>,
+) -> Result<cartwright_store::PageRequest, crate::error::ApiError> {
+    Ok(cartwright_store::PageRequest::new(
+        page.unwrap_or(1),
+        per_page.unwrap_or(50),
+    )?)
+}

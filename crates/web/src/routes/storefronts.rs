@@ -1,0 +1,86 @@
+//! Storefronts.
+
+use crate::auth::{Auth, Operate, Read};
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{Json, Path};
+use crate::routes::created;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use cartwright_core::ids::StorefrontId;
+use cartwright_core::storefront::{NewStorefront, Storefront, StorefrontPatch};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get_one, update, delete))
+}
+
+/// All storefronts.
+#[utoipa::path(get, path = "/storefronts", tag = "storefronts",
+    responses((status = 200, body = Vec<Storefront>)), security(("bearer" = [])))]
+async fn list(
+    State(state): State<AppState>,
+    _: Auth<Read>,
+) -> ApiResult<axum::Json<Vec<Storefront>>> {
+    Ok(axum::Json(state.store.storefronts().await?))
+}
+
+/// Adds a storefront.
+#[utoipa::path(post, path = "/storefronts", tag = "storefronts", request_body = NewStorefront,
+    responses((status = 201, body = Storefront), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn create(
+    State(state): State<AppState>,
+    _: Auth<Operate>,
+    Json(body): Json<NewStorefront>,
+) -> ApiResult<Response> {
+    let storefront = state.store.create_storefront(&body).await?;
+    Ok(created(
+        format!("/api/v1/storefronts/{}", storefront.id),
+        storefront,
+    ))
+}
+
+/// One storefront.
+#[utoipa::path(get, path = "/storefronts/{id}", tag = "storefronts", params(("id" = i64, Path)),
+    responses((status = 200, body = Storefront), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+async fn get_one(
+    State(state): State<AppState>,
+    _: Auth<Read>,
+    Path(id): Path<StorefrontId>,
+) -> ApiResult<axum::Json<Storefront>> {
+    Ok(axum::Json(state.store.storefront(id).await?))
+}
+
+/// Changes a storefront.
+#[utoipa::path(patch, path = "/storefronts/{id}", tag = "storefronts", params(("id" = i64, Path)),
+    request_body = StorefrontPatch,
+    responses((status = 200, body = Storefront), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn update(
+    State(state): State<AppState>,
+    _: Auth<Operate>,
+    Path(id): Path<StorefrontId>,
+    Json(body): Json<StorefrontPatch>,
+) -> ApiResult<axum::Json<Storefront>> {
+    Ok(axum::Json(state.store.update_storefront(id, &body).await?))
+}
+
+/// Deletes a storefront without accounts or products.
+#[utoipa::path(delete, path = "/storefronts/{id}", tag = "storefronts", params(("id" = i64, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody),
+        (status = 409, description = "Still has accounts or products", body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn delete(
+    State(state): State<AppState>,
+    _: Auth<Operate>,
+    Path(id): Path<StorefrontId>,
+) -> ApiResult<StatusCode> {
+    state.store.delete_storefront(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,76 @@
+//! What every handler shares.
+
+use crate::auth::jwt::Jwt;
+use crate::auth::throttle::LoginThrottle;
+use cartwright_store::{SecretKey, Store};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Tunables of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct WebOptions {
+    /// How long a sign-in token stays valid.
+    pub token_ttl: Duration,
+    /// Failed sign-ins per username within `login_window` before it is locked.
+    pub login_max_failures_per_user: u32,
+    /// Failed sign-ins per client address within `login_window` before it is locked.
+    pub login_max_failures_per_ip: u32,
+    /// The window over which failed sign-ins count.
+    pub login_window: Duration,
+    /// Largest JSON body accepted.
+    pub max_body_bytes: usize,
+    /// Largest upload accepted (CSV imports, backups).
+    pub max_upload_bytes: usize,
+}
+
+impl Default for WebOptions {
+    fn default() -> Self {
+        Self {
+            token_ttl: Duration::from_secs(12 * 3600),
+            login_max_failures_per_user: 5,
+            login_max_failures_per_ip: 30,
+            login_window: Duration::from_secs(15 * 60),
+            max_body_bytes: 1024 * 1024,
+            max_upload_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+/// Shared state: the store, the token keys, the sign-in throttle. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The shared parts.
+pub struct Inner {
+    /// Persistence.
+    pub store: Store,
+    /// Sign-in token issuer and checker.
+    pub jwt: Jwt,
+    /// Failed sign-in counter.
+    pub throttle: LoginThrottle,
+    /// Tunables.
+    pub options: WebOptions,
+}
+
+impl AppState {
+    /// Builds the state; token keys are derived from the install's secret key.
+    pub fn new(store: Store, key: &SecretKey, options: WebOptions) -> Self {
+        Self(Arc::new(Inner {
+            store,
+            jwt: Jwt::new(&key.derive("jwt"), options.token_ttl),
+            throttle: LoginThrottle::new(
+                options.login_max_failures_per_user,
+                options.login_max_failures_per_ip,
+                options.login_window,
+            ),
+            options,
+        }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
