@@ -205,10 +205,18 @@ fn describe(e: figment::Error) -> String {
                 Some(m) if m.name.contains("environment") => {
                     format!(" (from CARTWRIGHT_{})", key.to_uppercase())
                 }
-                Some(m) => m.source.as_ref().map(|s| format!(" (from {s})")).unwrap_or_default(),
+                Some(m) => m
+                    .source
+                    .as_ref()
+                    .map(|s| format!(" (from {s})"))
+                    .unwrap_or_default(),
                 None => String::new(),
             };
-            if key.is_empty() { e.kind.to_string() } else { format!("{key}{origin}: {}", e.kind) }
+            if key.is_empty() {
+                e.kind.to_string()
+            } else {
+                format!("{key}{origin}: {}", e.kind)
+            }
         })
         .collect::<Vec<_>>()
         .join("; ")

@@ -83,8 +83,11 @@ fn data_error(path: &str, message: &str) -> ApiError {
     for prefix in ["missing field `", "unknown field `"] {
         if let Some(rest) = message.strip_prefix(prefix) {
             let name = rest.split('`').next().unwrap_or_default();
+            // A missing field's path is its parent; an unknown field's path is the field.
             let field = if path.is_empty() {
                 name.to_owned()
+            } else if path == name || path.ends_with(&format!(".{name}")) {
+                path.to_owned()
             } else {
                 format!("{path}.{name}")
             };
@@ -164,7 +167,7 @@ mod tests {
     #[test]
     fn json_errors_name_fields() {
         assert_eq!(err("{"), (StatusCode::BAD_REQUEST, None));
-        assert_eq!(err("{} x"), (StatusCode::BAD_REQUEST, None));
+        assert_eq!(err(r#"{"name":"a"} x"#), (StatusCode::BAD_REQUEST, None));
         assert_eq!(
             err("{}"),
             (StatusCode::UNPROCESSABLE_ENTITY, Some("name".into()))

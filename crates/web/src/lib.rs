@@ -80,6 +80,7 @@ pub fn api(options: &WebOptions) -> (Router<AppState>, utoipa::openapi::OpenApi)
 /// The whole HTTP application: API, docs, metrics, error fallbacks and the middleware stack
 /// (request ids, tracing, body limit, metrics).
 pub fn app(state: AppState) -> Router {
+    metrics::handle();
     let (api, openapi) = api(&state.options);
     let request_id = HeaderName::from_static("x-request-id");
     api.route("/metrics", axum::routing::get(routes::system::metrics))

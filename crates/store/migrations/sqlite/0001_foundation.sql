@@ -47,7 +47,7 @@ CREATE UNIQUE INDEX storefronts_slug_key ON storefronts (slug);
 
 CREATE TABLE accounts (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
-    storefront_id   INTEGER NOT NULL REFERENCES storefronts (id) ON DELETE RESTRICT,
+    storefront_id   INTEGER NOT NULL REFERENCES storefronts (id),
     label           TEXT,
     name            TEXT,
     email           TEXT,
@@ -75,7 +75,7 @@ CREATE INDEX accounts_position_idx ON accounts (storefront_id, id);
 
 CREATE TABLE products (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
-    storefront_id INTEGER NOT NULL REFERENCES storefronts (id) ON DELETE RESTRICT,
+    storefront_id INTEGER NOT NULL REFERENCES storefronts (id),
     name          TEXT    NOT NULL,
     url           TEXT    NOT NULL,
     sku           TEXT,

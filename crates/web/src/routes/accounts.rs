@@ -34,11 +34,7 @@ pub fn router(max_upload: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(preview_selection))
         .routes(routes!(export))
         .routes(routes!(backup))
-        .merge(
-            OpenApiRouter::new()
-                .routes(routes!(import))
-                .layer(uploads),
-        )
+        .merge(OpenApiRouter::new().routes(routes!(import)).layer(uploads))
         .merge(OpenApiRouter::new().routes(routes!(restore)).layer(uploads))
 }
 

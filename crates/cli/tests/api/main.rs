@@ -1,0 +1,14 @@
+//! The API, end to end: a real server on a real port over a fresh database (SQLite by
+//! default, PostgreSQL when `CARTWRIGHT_TEST_DATABASE_URL` is set), driven over HTTP.
+
+#![allow(clippy::unwrap_used)] // test helpers may panic: that is how a test fails
+
+mod accounts;
+mod auth;
+mod catalog;
+mod cookies;
+mod helpers;
+mod import_export;
+mod operators;
+mod selection;
+mod system;
