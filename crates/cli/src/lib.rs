@@ -2,6 +2,7 @@
 //! tests and the benchmarks share, so that all three run the same server.
 
 pub mod config;
+pub mod demo;
 
 pub use config::{ConfigError, LogFormat, Settings};
 

@@ -28,6 +28,16 @@ enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
+    /// Run the demo: the server on its own SQLite database in ./cartwright-demo, with a demo
+    /// admin, ready to explore.
+    Demo {
+        /// Listen here.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Where the demo keeps its data.
+        #[arg(long, default_value = "./cartwright-demo")]
+        data_dir: PathBuf,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage operators.
@@ -55,6 +65,11 @@ enum AdminCommand {
         email: Option<String>,
     },
 }
+
+/// mimalloc: the server allocates per row and per response from many threads at once, where
+/// glibc's allocator spends much of its time consolidating and locking.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn init_logging(settings: &Settings) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -86,6 +101,28 @@ async fn main() -> anyhow::Result<()> {
             );
             shutdown_signal().await;
             tracing::info!("shutting down");
+            server.stop().await.context("stopping the server")?;
+        }
+        Command::Demo { listen, data_dir } => {
+            settings.listen = listen;
+            settings.data_dir = data_dir;
+            settings.database_url = None;
+            let server = cartwright::demo::start(&settings).await?;
+            eprintln!();
+            eprintln!("  Cartwright demo is running.");
+            eprintln!("  API docs:   http://{}/api/docs", server.addr);
+            eprintln!(
+                "  Sign in as: {} / {}",
+                cartwright::demo::DEMO_USERNAME,
+                cartwright::demo::DEMO_PASSWORD
+            );
+            eprintln!(
+                "  Data:       {} (delete it to start afresh)",
+                settings.data_dir.display()
+            );
+            eprintln!("  Stop with Ctrl-C.");
+            eprintln!();
+            shutdown_signal().await;
             server.stop().await.context("stopping the server")?;
         }
         Command::Migrate => {

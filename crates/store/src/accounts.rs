@@ -1,8 +1,12 @@
 //! Customer accounts: CRUD, listing, selection by position/ids/tag, sealed cookies, and the
 //! CSV import's upsert.
 
-use crate::db::{Arg, Sql, Ts, Tx, bind_args, escape_like, read, stored, stored_opt, write};
-use crate::{Page, PageRequest, Store, StoreError};
+use crate::db::{
+    Arg, Sql, Topic, Ts, Tx, bind_args, escape_like, json_flag, json_rows, read, stored,
+    stored_opt, write,
+};
+use crate::page::CursorValue;
+use crate::{Cursor, Page, PageRequest, PageStart, Store, StoreError};
 use cartwright_core::Invalid;
 use cartwright_core::account::{
     Account, AccountPatch, NewAccount, SessionInfo, SessionStatus, require_contact,
@@ -15,6 +19,8 @@ use cartwright_core::values::{Email, Phone, Tag, Tags, Text};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::str::FromStr;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
 /// Which accounts a list or export covers.
@@ -54,6 +60,88 @@ pub enum AccountSort {
     LastChecked,
     /// Last change.
     Updated,
+}
+
+impl AccountFilter {
+    /// The sort's name in cursors.
+    fn sort_name(&self) -> &'static str {
+        self.sort.column()
+    }
+
+    /// Narrows `sql` to the rows after `cursor` in this filter's order. NULLs sort last in
+    /// both directions, so the rows after a non-NULL value include every NULL.
+    fn keyset(&self, cursor: &Cursor, sql: &mut Sql) -> Result<(), Invalid> {
+        if cursor.sort != self.sort_name() || cursor.descending != self.descending {
+            return Err(Invalid::new(
+                "cursor",
+                "was made for another sort; start again without it",
+            ));
+        }
+        let (cmp, col) = (if self.descending { "<" } else { ">" }, self.sort.column());
+        if self.sort == AccountSort::Id {
+            sql.push(&format!(" AND id {cmp} "))
+                .arg(Arg::Int(cursor.id));
+            return Ok(());
+        }
+        let value = match (&cursor.value, self.sort) {
+            (None, _) => None,
+            (Some(CursorValue::Int(v)), AccountSort::Points) => Some(Arg::Int(*v)),
+            (Some(CursorValue::Text(t)), AccountSort::LastChecked | AccountSort::Updated) => Some(
+                OffsetDateTime::parse(t, &Rfc3339)
+                    .map(Arg::Ts)
+                    .map_err(|_| Invalid::new("cursor", "is not a cursor this list gave out"))?,
+            ),
+            (
+                Some(CursorValue::Text(t)),
+                AccountSort::Label | AccountSort::Name | AccountSort::Email,
+            ) => Some(Arg::Text(t.clone())),
+            _ => return Err(Invalid::new("cursor", "is not a cursor this list gave out")),
+        };
+        match value {
+            Some(v) => {
+                sql.push(&format!(" AND ({col} {cmp} ")).arg(v.clone());
+                sql.push(&format!(" OR ({col} = ")).arg(v);
+                sql.push(&format!(" AND id {cmp} "))
+                    .arg(Arg::Int(cursor.id));
+                sql.push(&format!(") OR {col} IS NULL)"));
+            }
+            None => {
+                sql.push(&format!(" AND {col} IS NULL AND id {cmp} "))
+                    .arg(Arg::Int(cursor.id));
+            }
+        }
+        Ok(())
+    }
+
+    /// The cursor just after `last`.
+    fn cursor_after(&self, last: &Account) -> Cursor {
+        let text = |v: Option<&str>| v.map(|s| CursorValue::Text(s.to_owned()));
+        let time = |t: Option<OffsetDateTime>| {
+            t.and_then(|t| t.format(&Rfc3339).ok())
+                .map(CursorValue::Text)
+        };
+        let value = match self.sort {
+            AccountSort::Id => None,
+            AccountSort::Label => text(last.label.as_ref().map(Text::as_str)),
+            AccountSort::Name => text(last.name.as_ref().map(Text::as_str)),
+            AccountSort::Email => text(last.email.as_ref().map(Email::as_str)),
+            AccountSort::Points => last.points.map(CursorValue::Int),
+            AccountSort::LastChecked => time(last.last_checked_at),
+            AccountSort::Updated => time(Some(last.updated_at)),
+        };
+        Cursor {
+            sort: self.sort_name().to_owned(),
+            descending: self.descending,
+            value,
+            id: last.id.get(),
+        }
+    }
+
+    /// The ORDER BY clause: the sort column, then id as a tie-breaker.
+    fn order(&self) -> String {
+        let dir = if self.descending { "DESC" } else { "ASC" };
+        format!("{} {dir} NULLS LAST, id {dir}", self.sort.column())
+    }
 }
 
 impl AccountSort {
@@ -163,7 +251,7 @@ pub struct ImportReport {
     pub ignored_columns: Vec<String>,
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(sqlx::FromRow, serde::Deserialize)]
 struct AccountRow {
     id: i64,
     storefront_id: i64,
@@ -172,7 +260,9 @@ struct AccountRow {
     email: Option<String>,
     phone: Option<String>,
     tags: String,
+    #[serde(deserialize_with = "json_flag")]
     active: bool,
+    #[serde(deserialize_with = "json_flag")]
     has_cookies: bool,
     cookie_info: Option<String>,
     session_status: String,
@@ -182,6 +272,26 @@ struct AccountRow {
     created_at: Ts,
     updated_at: Ts,
 }
+
+/// The columns of [`AccountRow`] as JSON keys and SQL expressions, for [`json_rows`].
+const ACCOUNT_FIELDS: &[(&str, &str)] = &[
+    ("id", "id"),
+    ("storefront_id", "storefront_id"),
+    ("label", "label"),
+    ("name", "name"),
+    ("email", "email"),
+    ("phone", "phone"),
+    ("tags", "tags"),
+    ("active", "active"),
+    ("has_cookies", "has_cookies"),
+    ("cookie_info", "cookie_info"),
+    ("session_status", "session_status"),
+    ("points", "points"),
+    ("tier", "tier"),
+    ("last_checked_at", "last_checked_at"),
+    ("created_at", "created_at"),
+    ("updated_at", "updated_at"),
+];
 
 const ACCOUNT_COLUMNS: &str = "id, storefront_id, label, name, email, phone, tags, active, \
     cookies IS NOT NULL AS has_cookies, cookie_info, session_status, points, tier, \
@@ -254,7 +364,8 @@ impl Store {
     pub async fn create_account(&self, new: &NewAccount) -> Result<Account, StoreError> {
         new.check()?;
         let now = Ts::now();
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin().await?;
+        tx.touch(Topic::Accounts);
         let row: AccountRow = write!(&mut tx, |c| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO accounts (storefront_id, label, name, email, phone, tags, active, \
@@ -301,54 +412,64 @@ impl Store {
         filter_sql(filter, &mut count);
         let mut list = Sql::new(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts"));
         filter_sql(filter, &mut list);
-        let dir = if filter.descending { "DESC" } else { "ASC" };
-        list.push(&format!(
-            " ORDER BY {} {dir} NULLS LAST, id {dir} LIMIT ",
-            filter.sort.column()
-        ))
-        .arg(Arg::Int(i64::from(page.per_page)))
-        .push(" OFFSET ")
-        .arg(Arg::Int(page.offset()));
-        let (total, rows): (i64, Vec<AccountRow>) = read!(&self.db, |c| {
-            let total = bind_args!(
-                sqlx::query_scalar(sqlx::AssertSqlSafe(count.text.clone())),
-                &count.args
-            )
-            .fetch_one(c)
+        if let PageStart::After(cursor) = &page.start {
+            filter.keyset(cursor, &mut list)?;
+        }
+        let order = filter.order();
+        list.push(&format!(" ORDER BY {order} LIMIT "))
+            .arg(Arg::Int(i64::from(page.per_page)));
+        if let Some(offset) = page.offset() {
+            list.push(" OFFSET ").arg(Arg::Int(offset));
+        }
+        let rows = self.account_rows(list, &order).await?;
+        // Counting scans every matching row; the total of a filter is remembered briefly.
+        let key = format!("{:?}", (&count.text, &count.args));
+        let total = self
+            .memos
+            .account_totals
+            .get_or(key, async {
+                read!(&self.db, |c| {
+                    bind_args!(
+                        sqlx::query_scalar(sqlx::AssertSqlSafe(count.text.clone())),
+                        &count.args
+                    )
+                    .fetch_one(c)
+                    .await
+                })
+                .map_err(StoreError::from)
+            })
             .await?;
-            let rows = bind_args!(
-                sqlx::query_as(sqlx::AssertSqlSafe(list.text.clone())),
-                &list.args
-            )
-            .fetch_all(c)
-            .await?;
-            Ok::<_, sqlx::Error>((total, rows))
-        })?;
-        let items = rows
+        let items: Vec<Account> = rows
             .into_iter()
             .map(TryInto::try_into)
             .collect::<Result<_, _>>()?;
-        Ok(page.page_of(items, total))
+        let next = items.last().map(|last| filter.cursor_after(last));
+        Ok(page.page_of(items, total, next))
     }
 
     /// Every account matching `filter`, for exports.
     pub async fn all_accounts(&self, filter: &AccountFilter) -> Result<Vec<Account>, StoreError> {
         let mut list = Sql::new(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts"));
         filter_sql(filter, &mut list);
-        let dir = if filter.descending { "DESC" } else { "ASC" };
-        list.push(&format!(
-            " ORDER BY {} {dir} NULLS LAST, id {dir}",
-            filter.sort.column()
-        ));
-        let rows: Vec<AccountRow> = read!(&self.db, |c| {
+        let order = filter.order();
+        list.push(&format!(" ORDER BY {order}"));
+        let rows = self.account_rows(list, &order).await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    /// Runs a query over [`ACCOUNT_COLUMNS`] and returns its rows, in `order`, fetched as
+    /// one JSON array.
+    async fn account_rows(&self, query: Sql, order: &str) -> Result<Vec<AccountRow>, StoreError> {
+        let sql = json_rows(self.backend(), ACCOUNT_FIELDS, &query.text, order);
+        let json: String = read!(&self.db, |c| {
             bind_args!(
-                sqlx::query_as(sqlx::AssertSqlSafe(list.text.clone())),
-                &list.args
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone())),
+                &query.args
             )
-            .fetch_all(c)
+            .fetch_one(c)
             .await
         })?;
-        rows.into_iter().map(TryInto::try_into).collect()
+        serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("accounts: {e}")))
     }
 
     /// Changes an account; it must keep an email or a phone.
@@ -357,7 +478,8 @@ impl Store {
         id: AccountId,
         patch: &AccountPatch,
     ) -> Result<Account, StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin().await?;
+        tx.touch(Topic::Accounts);
         let current = self.account_in(&mut tx, id).await?;
         let email = patch.email.clone().apply(current.email);
         let phone = patch.phone.clone().apply(current.phone);
@@ -402,7 +524,8 @@ impl Store {
 
     /// Deletes an account.
     pub async fn delete_account(&self, id: AccountId) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin().await?;
+        tx.touch(Topic::Accounts);
         let done = write!(&mut tx, |c| {
             sqlx::query("DELETE FROM accounts WHERE id = $1")
                 .bind(id.get())
@@ -436,7 +559,8 @@ impl Store {
         info: Option<String>,
         status: SessionStatus,
     ) -> Result<Account, StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin().await?;
+        tx.touch(Topic::Accounts);
         let row: Option<AccountRow> = write!(&mut tx, |c| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "UPDATE accounts SET cookies = $2, cookie_info = $3, session_status = $4, \
@@ -617,7 +741,8 @@ impl Store {
             ignored_columns: parsed.ignored_columns,
             ..ImportReport::default()
         };
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin().await?;
+        tx.touch(Topic::Accounts);
         let existing: Vec<(i64, Option<String>, Option<String>)> = write!(&mut tx, |c| {
             sqlx::query_as("SELECT id, email, phone FROM accounts WHERE storefront_id = $1")
                 .bind(storefront_id.get())

@@ -63,7 +63,7 @@ async fn clear_default(tx: &mut Tx) -> Result<(), StoreError> {
 impl Store {
     /// Adds an address. The first address, or one marked default, becomes the default.
     pub async fn create_address(&self, new: &NewAddress) -> Result<Address, StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin().await?;
         let has_default: bool = write!(&mut tx, |c| {
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM addresses WHERE is_default)")
                 .fetch_one(c)
@@ -143,7 +143,7 @@ impl Store {
         id: AddressId,
         patch: &AddressPatch,
     ) -> Result<Address, StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin().await?;
         let current: Option<AddressRow> = write!(&mut tx, |c| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {ADDRESS_COLUMNS} FROM addresses WHERE id = $1"
@@ -221,7 +221,7 @@ impl Store {
 
     /// Deletes an address. Deleting the default leaves no default until one is chosen.
     pub async fn delete_address(&self, id: AddressId) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin().await?;
         let done = write!(&mut tx, |c| {
             sqlx::query("DELETE FROM addresses WHERE id = $1")
                 .bind(id.get())

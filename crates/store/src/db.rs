@@ -8,6 +8,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -85,7 +87,11 @@ impl Db {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(10));
+                    .busy_timeout(Duration::from_secs(10))
+                    // Read pages through a memory map and keep more of them per connection:
+                    // list pages otherwise copy every page out of the OS cache on each read.
+                    .pragma("mmap_size", "268435456")
+                    .pragma("cache_size", "-16384");
                 let write = SqlitePoolOptions::new()
                     .max_connections(1)
                     .connect_with(options.clone())
@@ -116,10 +122,15 @@ impl Db {
         }
     }
 
-    pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
-        Ok(match self {
-            Db::Sqlite { write, .. } => Tx::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
-            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+    pub(crate) async fn begin(&self, generations: &Arc<Generations>) -> Result<Tx, StoreError> {
+        let conn = match self {
+            Db::Sqlite { write, .. } => TxConn::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
+        };
+        Ok(Tx {
+            conn,
+            touched: 0,
+            generations: generations.clone(),
         })
     }
 
@@ -134,17 +145,54 @@ impl Db {
     }
 }
 
+/// What a write changed, for the memos that must forget what they knew about it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Topic {
+    Operators = 0,
+    Tokens = 1,
+    Accounts = 2,
+}
+
+/// A counter per [`Topic`], bumped after every committed write that touched it. A memo keeps
+/// a value only while the counter it was computed under is unchanged.
+#[derive(Debug, Default)]
+pub(crate) struct Generations([AtomicU64; 3]);
+
+impl Generations {
+    pub(crate) fn current(&self, topic: Topic) -> u64 {
+        self.0[topic as usize].load(Ordering::Acquire)
+    }
+}
+
 /// A write transaction on either backend. Dropping it without [`Tx::commit`] rolls back.
-pub(crate) enum Tx {
+pub(crate) struct Tx {
+    pub(crate) conn: TxConn,
+    touched: u32,
+    generations: Arc<Generations>,
+}
+
+pub(crate) enum TxConn {
     Sqlite(sqlx::Transaction<'static, Sqlite>),
     Postgres(sqlx::Transaction<'static, Postgres>),
 }
 
 impl Tx {
+    /// Marks `topic` as changed by this transaction.
+    pub(crate) fn touch(&mut self, topic: Topic) {
+        self.touched |= 1 << topic as u32;
+    }
+
+    /// Commits, then bumps the generations of what was touched (after, so that no reader can
+    /// cache the old state under the new generation).
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
-        match self {
-            Tx::Sqlite(t) => t.commit().await?,
-            Tx::Postgres(t) => t.commit().await?,
+        match self.conn {
+            TxConn::Sqlite(t) => t.commit().await?,
+            TxConn::Postgres(t) => t.commit().await?,
+        }
+        for (i, counter) in self.generations.0.iter().enumerate() {
+            if self.touched & (1 << i) != 0 {
+                counter.fetch_add(1, Ordering::AcqRel);
+            }
         }
         Ok(())
     }
@@ -163,12 +211,12 @@ macro_rules! read {
 /// Runs one expression inside a write transaction: `$c` is the transaction's connection.
 macro_rules! write {
     ($tx:expr, |$c:ident| $body:expr) => {
-        match $tx {
-            $crate::db::Tx::Sqlite(t) => {
+        match &mut ($tx).conn {
+            $crate::db::TxConn::Sqlite(t) => {
                 let $c = &mut **t;
                 $body
             }
-            $crate::db::Tx::Postgres(t) => {
+            $crate::db::TxConn::Postgres(t) => {
                 let $c = &mut **t;
                 $body
             }
@@ -185,6 +233,7 @@ macro_rules! bind_args {
                 $crate::db::Arg::Int(v) => q.bind(*v),
                 $crate::db::Arg::Text(v) => q.bind(v.clone()),
                 $crate::db::Arg::Bool(v) => q.bind(*v),
+                $crate::db::Arg::Ts(v) => q.bind($crate::db::Ts(*v)),
             };
         }
         q
@@ -199,6 +248,7 @@ pub(crate) enum Arg {
     Int(i64),
     Text(String),
     Bool(bool),
+    Ts(OffsetDateTime),
 }
 
 /// Dynamic SQL with numbered `$n` placeholders, which both backends understand.
@@ -257,6 +307,63 @@ pub(crate) fn escape_like(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")
+}
+
+/// Wraps a row query so the database returns all its rows as one JSON array, ordered by
+/// `order`: one row crosses the driver instead of one per result row, which is what makes long
+/// list pages cheap. `fields` pairs each JSON key with its SQL expression over `inner`'s columns.
+pub(crate) fn json_rows(
+    backend: Backend,
+    fields: &[(&str, &str)],
+    inner: &str,
+    order: &str,
+) -> String {
+    let pairs = fields
+        .iter()
+        .map(|(key, expr)| format!("'{key}', {expr}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match backend {
+        Backend::Sqlite => {
+            format!(
+                "SELECT json_group_array(json_object({pairs}) ORDER BY {order}) FROM ({inner}) AS r"
+            )
+        }
+        Backend::Postgres => format!(
+            "SELECT COALESCE(json_agg(json_build_object({pairs}) ORDER BY {order}), '[]'::json)::text \
+             FROM ({inner}) AS r"
+        ),
+    }
+}
+
+/// Deserialises a flag written as JSON `true`/`false` (PostgreSQL) or `1`/`0` (SQLite).
+pub(crate) fn json_flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    struct Flag;
+    impl serde::de::Visitor<'_> for Flag {
+        type Value = bool;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("true, false, 1 or 0")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<bool, E> {
+            Ok(v)
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<bool, E> {
+            Ok(v != 0)
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<bool, E> {
+            Ok(v != 0)
+        }
+    }
+    d.deserialize_any(Flag)
+}
+
+impl<'de> serde::Deserialize<'de> for Ts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+            .map(Ts)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// A timestamp column: `TIMESTAMPTZ` on PostgreSQL; on SQLite, fixed-width UTC text
@@ -369,6 +476,20 @@ pub(crate) fn is_foreign_key(err: &sqlx::Error) -> bool {
         .is_some_and(|e| e.is_foreign_key_violation())
 }
 
+/// Reads a stored value back through its parser; a failure means the row was edited by hand.
+pub(crate) fn stored<T>(column: &'static str, parsed: Result<T, String>) -> Result<T, StoreError> {
+    parsed.map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+/// Reads an optional stored value back through its parser.
+pub(crate) fn stored_opt<T>(
+    column: &'static str,
+    value: Option<String>,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, StoreError> {
+    value.map(|v| stored(column, parse(&v))).transpose()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,18 +519,4 @@ mod tests {
             "postgres://u:***@h/db"
         );
     }
-}
-
-/// Reads a stored value back through its parser; a failure means the row was edited by hand.
-pub(crate) fn stored<T>(column: &'static str, parsed: Result<T, String>) -> Result<T, StoreError> {
-    parsed.map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
-}
-
-/// Reads an optional stored value back through its parser.
-pub(crate) fn stored_opt<T>(
-    column: &'static str,
-    value: Option<String>,
-    parse: impl Fn(&str) -> Result<T, String>,
-) -> Result<Option<T>, StoreError> {
-    value.map(|v| stored(column, parse(&v))).transpose()
 }

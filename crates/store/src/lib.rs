@@ -8,7 +8,9 @@ mod addresses;
 mod backup;
 pub mod crypto;
 mod db;
+mod memo;
 mod operators;
+mod page;
 mod products;
 mod storefronts;
 
@@ -19,13 +21,15 @@ pub use backup::BackupSummary;
 pub use crypto::{CryptoError, SecretKey};
 pub use db::{Backend, DbSettings, redact_url};
 pub use operators::{LoginRecord, OperatorAuth, TokenAuth};
+pub use page::{Cursor, Page, PageRequest, PageStart};
 pub use products::ProductFilter;
 
 use cartwright_core::Invalid;
+use cartwright_core::ids::OperatorId;
 use crypto::Sealer;
-use db::Db;
-use serde::Serialize;
-use utoipa::ToSchema;
+use db::{Db, Generations, Topic};
+use memo::Memo;
+use std::sync::Arc;
 
 /// What can go wrong in the store, in terms the API can answer with.
 #[derive(Debug, thiserror::Error)]
@@ -108,63 +112,20 @@ impl StoreError {
     }
 }
 
-/// A page of results.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Page<T> {
-    /// The rows on this page.
-    pub items: Vec<T>,
-    /// Rows matching the filter on all pages.
-    pub total: i64,
-    /// This page, from 1.
-    pub page: u32,
-    /// Rows per page.
-    pub per_page: u32,
-}
-
-/// Page number and size, checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PageRequest {
-    page: u32,
-    per_page: u32,
-}
-
-impl PageRequest {
-    /// Largest page size.
-    pub const MAX_PER_PAGE: u32 = 500;
-
-    /// Pages count from 1; sizes from 1 to [`PageRequest::MAX_PER_PAGE`].
-    pub fn new(page: u32, per_page: u32) -> Result<Self, Invalid> {
-        if page == 0 {
-            return Err(Invalid::new("page", "pages count from 1"));
-        }
-        if per_page == 0 || per_page > Self::MAX_PER_PAGE {
-            return Err(Invalid::new(
-                "per_page",
-                format!("must be between 1 and {}", Self::MAX_PER_PAGE),
-            ));
-        }
-        Ok(Self { page, per_page })
-    }
-
-    fn offset(self) -> i64 {
-        i64::from(self.page - 1) * i64::from(self.per_page)
-    }
-
-    fn page_of<T>(self, items: Vec<T>, total: i64) -> Page<T> {
-        Page {
-            items,
-            total,
-            page: self.page,
-            per_page: self.per_page,
-        }
-    }
-}
-
-/// The storage API. Cheap to clone; all clones share the pools.
+/// The storage API. Cheap to clone; all clones share the pools and memos.
 #[derive(Clone)]
 pub struct Store {
     db: Db,
     cookies: Sealer,
+    generations: Arc<Generations>,
+    memos: Arc<Memos>,
+}
+
+/// Values read on nearly every request, remembered briefly (see [`memo`]).
+struct Memos {
+    operator_auth: Memo<OperatorId, Option<OperatorAuth>>,
+    token_auth: Memo<Vec<u8>, Option<TokenAuth>>,
+    account_totals: Memo<String, i64>,
 }
 
 /// Context bound into every sealed cookie jar, so a sealed value cannot be replayed elsewhere.
@@ -173,9 +134,17 @@ const COOKIES_CONTEXT: &[u8] = b"cartwright/account-cookies";
 impl Store {
     /// Connects to the database `settings` names. Secrets are sealed with keys derived from `key`.
     pub async fn connect(settings: &DbSettings, key: &SecretKey) -> Result<Self, StoreError> {
+        let generations = Arc::new(Generations::default());
+        let memos = Arc::new(Memos {
+            operator_auth: Memo::new(Topic::Operators, generations.clone()),
+            token_auth: Memo::new(Topic::Tokens, generations.clone()),
+            account_totals: Memo::new(Topic::Accounts, generations.clone()),
+        });
         Ok(Self {
             db: Db::connect(settings).await?,
             cookies: key.sealer("account-cookies"),
+            generations,
+            memos,
         })
     }
 
@@ -186,6 +155,11 @@ impl Store {
             Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
         }
         Ok(())
+    }
+
+    /// Begins a write transaction.
+    pub(crate) async fn begin(&self) -> Result<db::Tx, StoreError> {
+        self.db.begin(&self.generations).await
     }
 
     /// Which backend this store runs on.

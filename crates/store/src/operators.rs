@@ -1,7 +1,7 @@
 //! Operators (people who sign in) and API tokens (machines). Passwords arrive here already
 //! hashed; token secrets arrive as their SHA-256.
 
-use crate::db::{Backend, Ts, read, stored, stored_opt, write};
+use crate::db::{Backend, Topic, Ts, read, stored, stored_opt, write};
 use crate::{Store, StoreError};
 use cartwright_core::ids::{OperatorId, TokenId};
 use cartwright_core::operator::{
@@ -135,7 +135,8 @@ impl Store {
         password_hash: &str,
     ) -> Result<Operator, StoreError> {
         let now = Ts::now();
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin().await?;
+        tx.touch(Topic::Operators);
         let row: OperatorRow = write!(&mut tx, |c| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO operators (username, email, password_hash, role, created_at, updated_at) \
@@ -197,7 +198,8 @@ impl Store {
         patch: &OperatorPatch,
         password_hash: Option<&str>,
     ) -> Result<Operator, StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin().await?;
+        tx.touch(Topic::Operators);
         let current: Operator = self.lock_operator(&mut tx, id).await?;
         let role = patch.role.unwrap_or(current.role);
         let disabled = patch.disabled.unwrap_or(current.disabled);
@@ -232,7 +234,8 @@ impl Store {
 
     /// Deletes an operator. Refuses to delete the last enabled admin.
     pub async fn delete_operator(&self, id: OperatorId) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin().await?;
+        tx.touch(Topic::Operators);
         let current = self.lock_operator(&mut tx, id).await?;
         if current.role == Role::Admin && !current.disabled {
             self.ensure_other_admin(&mut tx, id, "id").await?;
@@ -329,7 +332,8 @@ impl Store {
 
     /// Notes a successful sign-in.
     pub async fn record_login(&self, id: OperatorId) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin().await?;
+        tx.touch(Topic::Operators);
         write!(&mut tx, |c| {
             sqlx::query("UPDATE operators SET last_login_at = $2 WHERE id = $1")
                 .bind(id.get())
@@ -341,8 +345,17 @@ impl Store {
         tx.commit().await
     }
 
-    /// The current role and state of the operator a sign-in token names.
+    /// The current role and state of the operator a sign-in token names. Read on every
+    /// request, so it is remembered briefly: a change made through this store is seen at once,
+    /// one made on another node within a second.
     pub async fn operator_auth(&self, id: OperatorId) -> Result<Option<OperatorAuth>, StoreError> {
+        self.memos
+            .operator_auth
+            .get_or(id, self.read_operator_auth(id))
+            .await
+    }
+
+    async fn read_operator_auth(&self, id: OperatorId) -> Result<Option<OperatorAuth>, StoreError> {
         let row: Option<(String, bool, i64)> = read!(&self.db, |c| {
             sqlx::query_as("SELECT role, disabled, auth_version FROM operators WHERE id = $1")
                 .bind(id.get())
@@ -375,7 +388,8 @@ impl Store {
         let mut scopes: Vec<&str> = new.scopes.iter().map(|s| s.as_str()).collect();
         scopes.sort_unstable();
         scopes.dedup();
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin().await?;
+        tx.touch(Topic::Tokens);
         let row: TokenRow = write!(&mut tx, |c| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO api_tokens (name, secret_hash, prefix, scopes, created_by, created_at, expires_at) \
@@ -410,7 +424,8 @@ impl Store {
 
     /// Revokes a token; revoking twice keeps the first time.
     pub async fn revoke_token(&self, id: TokenId) -> Result<ApiToken, StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin().await?;
+        tx.touch(Topic::Tokens);
         let row: Option<TokenRow> = write!(&mut tx, |c| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 \
@@ -426,8 +441,16 @@ impl Store {
             .try_into()
     }
 
-    /// The token whose secret hashes to `secret_hash`.
+    /// The token whose secret hashes to `secret_hash`, remembered briefly like
+    /// [`Store::operator_auth`].
     pub async fn token_auth(&self, secret_hash: &[u8]) -> Result<Option<TokenAuth>, StoreError> {
+        self.memos
+            .token_auth
+            .get_or(secret_hash.to_vec(), self.read_token_auth(secret_hash))
+            .await
+    }
+
+    async fn read_token_auth(&self, secret_hash: &[u8]) -> Result<Option<TokenAuth>, StoreError> {
         let row: Option<TokenAuthRow> = read!(&self.db, |c| {
             sqlx::query_as(
                 "SELECT id, scopes, expires_at, revoked_at, last_used_at FROM api_tokens \
@@ -462,7 +485,8 @@ impl Store {
     pub async fn touch_token(&self, id: TokenId) -> Result<(), StoreError> {
         let now = Ts::now();
         let minute_ago = Ts(now.0 - time::Duration::MINUTE);
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin().await?;
+        tx.touch(Topic::Tokens);
         write!(&mut tx, |c| {
             sqlx::query(
                 "UPDATE api_tokens SET last_used_at = $2 \

@@ -2,6 +2,7 @@
 
 use crate::db::{Arg, Sql, Ts, bind_args, read, stored, stored_opt, write};
 use crate::{Page, PageRequest, Store, StoreError};
+use cartwright_core::Invalid;
 use cartwright_core::catalog::{NewProduct, Product, ProductPatch};
 use cartwright_core::ids::{ProductId, StorefrontId};
 use cartwright_core::money::Money;
@@ -63,7 +64,7 @@ impl TryFrom<ProductRow> for Product {
 impl Store {
     /// Adds a product. The caller checks that its URL is on the storefront's site.
     pub async fn create_product(&self, new: &NewProduct) -> Result<Product, StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin().await?;
         let row: ProductRow = write!(&mut tx, |c| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO products (storefront_id, name, url, sku, price_minor, brand, category, \
@@ -127,7 +128,9 @@ impl Store {
         list.push(" ORDER BY name, id LIMIT ")
             .arg(Arg::Int(i64::from(page.per_page)))
             .push(" OFFSET ")
-            .arg(Arg::Int(page.offset()));
+            .arg(Arg::Int(page.offset().ok_or_else(|| {
+                Invalid::new("cursor", "products are paged by number")
+            })?));
         let (total, rows): (i64, Vec<ProductRow>) = read!(&self.db, |c| {
             let total = bind_args!(
                 sqlx::query_scalar(sqlx::AssertSqlSafe(count.clone())),
@@ -147,7 +150,7 @@ impl Store {
             .into_iter()
             .map(TryInto::try_into)
             .collect::<Result<_, _>>()?;
-        Ok(page.page_of(items, total))
+        Ok(page.page_of(items, total, None))
     }
 
     /// Changes a product. The caller checks a new URL against the storefront.
@@ -156,7 +159,7 @@ impl Store {
         id: ProductId,
         patch: &ProductPatch,
     ) -> Result<Product, StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin().await?;
         let current: Option<ProductRow> = write!(&mut tx, |c| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {PRODUCT_COLUMNS} FROM products WHERE id = $1"
@@ -195,7 +198,7 @@ impl Store {
 
     /// Deletes a product.
     pub async fn delete_product(&self, id: ProductId) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin().await?;
         let done = write!(&mut tx, |c| {
             sqlx::query("DELETE FROM products WHERE id = $1")
                 .bind(id.get())

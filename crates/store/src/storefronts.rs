@@ -37,7 +37,7 @@ impl TryFrom<StorefrontRow> for Storefront {
 impl Store {
     /// Adds a storefront.
     pub async fn create_storefront(&self, new: &NewStorefront) -> Result<Storefront, StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin().await?;
         let row: StorefrontRow = write!(&mut tx, |c| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO storefronts (slug, name, profile, base_url, currency, created_at, updated_at) \
@@ -102,7 +102,7 @@ impl Store {
         id: StorefrontId,
         patch: &StorefrontPatch,
     ) -> Result<Storefront, StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin().await?;
         let row: Option<StorefrontRow> = write!(&mut tx, |c| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "UPDATE storefronts SET name = COALESCE($2, name), profile = COALESCE($3, profile), \
@@ -125,7 +125,7 @@ impl Store {
 
     /// Deletes a storefront that has no accounts and no products left.
     pub async fn delete_storefront(&self, id: StorefrontId) -> Result<(), StoreError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.begin().await?;
         let done = write!(&mut tx, |c| {
             sqlx::query("DELETE FROM storefronts WHERE id = $1")
                 .bind(id.get())

@@ -7,6 +7,7 @@ mod accounts;
 mod auth;
 mod catalog;
 mod cookies;
+mod demo;
 mod helpers;
 mod import_export;
 mod operators;

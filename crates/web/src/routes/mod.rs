@@ -22,13 +22,22 @@ pub fn created<T: Serialize>(location: String, body: T) -> Response {
     response
 }
 
-/// Checks a list's page parameters: page from 1 (default 1), 1 to 500 rows (default 50).
+/// Checks a list's page parameters: `page` from 1 (default 1) or a `cursor` from the previous
+/// page (not both), and 1 to 500 rows (default 50).
 pub fn page_request(
     page: Option<u32>,
     per_page: Option<u32>,
+    cursor: Option<&str>,
 ) -> Result<cartwright_store::PageRequest, crate::error::ApiError> {
-    Ok(cartwright_store::PageRequest::new(
-        page.unwrap_or(1),
-        per_page.unwrap_or(50),
-    )?)
+    let per_page = per_page.unwrap_or(50);
+    Ok(match (page, cursor) {
+        (Some(_), Some(_)) => {
+            return Err(crate::error::ApiError::invalid(
+                "cursor",
+                "give either page or cursor, not both",
+            ));
+        }
+        (_, Some(cursor)) => cartwright_store::PageRequest::after(cursor, per_page)?,
+        (page, None) => cartwright_store::PageRequest::number(page.unwrap_or(1), per_page)?,
+    })
 }

@@ -48,7 +48,7 @@ async fn list(
     _: Auth<Read>,
     Query(query): Query<ProductQuery>,
 ) -> ApiResult<axum::Json<Page<Product>>> {
-    let page = page_request(query.page, query.per_page)?;
+    let page = page_request(query.page, query.per_page, None)?;
     let filter = ProductFilter {
         storefront_id: query.storefront_id,
         in_stock: query.in_stock,
