@@ -16,6 +16,9 @@ struct Cli {
     /// Configuration file (default: ./cartwright.toml when present).
     #[arg(long, global = true, env = "CARTWRIGHT_CONFIG")]
     config: Option<PathBuf>,
+    /// Log format, overriding the configuration: human or json.
+    #[arg(long, global = true, value_parser = ["human", "json"])]
+    log_format: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -88,6 +91,13 @@ fn init_logging(settings: &Settings) {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut settings = Settings::load(cli.config.as_deref())?;
+    if let Some(format) = cli.log_format.as_deref() {
+        settings.log_format = if format == "json" {
+            LogFormat::Json
+        } else {
+            LogFormat::Human
+        };
+    }
     init_logging(&settings);
     match cli.command {
         Command::Serve { listen } => {

@@ -366,3 +366,30 @@ async fn token_requests_are_validated() {
         0
     );
 }
+
+#[tokio::test]
+async fn expired_api_tokens_are_refused() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .post(
+            "/api/v1/tokens",
+            &app.admin,
+            json!({"name": "old", "scopes": ["read"], "expires_in_days": 1}),
+        )
+        .await;
+    let created = r.ok(201).clone();
+    let secret = created["secret"].as_str().unwrap();
+    app.exec_sql(&format!(
+        "UPDATE api_tokens SET expires_at = '2020-01-01T00:00:00.000000Z' WHERE id = {}",
+        created["token"]["id"]
+    ))
+    .await;
+    let r = app.get("/api/v1/accounts", secret).await;
+    r.error(401, "unauthorized");
+    assert!(
+        r.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
+}

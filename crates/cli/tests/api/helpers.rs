@@ -20,6 +20,7 @@ pub struct TestApp {
     pub operator: String,
     pub viewer: String,
     pub secret_key: String,
+    pub database_url: String,
     server: Option<Server>,
     pg: Option<(String, String)>,
     dir: tempfile::TempDir,
@@ -107,13 +108,14 @@ impl TestApp {
         let secret_key = base64::engine::general_purpose::STANDARD.encode(rand_bytes());
         let mut settings = Settings {
             data_dir: dir.path().to_path_buf(),
-            database_url: Some(database_url),
+            database_url: Some(database_url.clone()),
             listen: "127.0.0.1:0".parse().expect("address"),
             secret_key: Some(secret_key.clone()),
             db_max_connections: 4,
             ..Settings::default()
         };
         adjust(&mut settings);
+        let database_url = settings.database_url();
         let server = Server::start(&settings).await.expect("server starts");
         let base = format!("http://{}", server.addr);
         for (name, role) in [
@@ -130,6 +132,7 @@ impl TestApp {
             operator: String::new(),
             viewer: String::new(),
             secret_key,
+            database_url,
             server: Some(server),
             pg,
             dir,
@@ -306,5 +309,30 @@ impl Drop for TestApp {
             });
         })
         .join();
+    }
+}
+
+impl TestApp {
+    /// Runs one SQL statement straight on the test database, behind the server's back: for
+    /// states the API cannot produce (an expired token).
+    pub async fn exec_sql(&self, sql: &str) {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        if self.database_url.starts_with("postgres") {
+            let mut conn = sqlx::PgConnection::connect(&self.database_url)
+                .await
+                .expect("connect");
+            sqlx::query(sql)
+                .execute(&mut conn)
+                .await
+                .expect("statement");
+        } else {
+            let mut conn = sqlx::SqliteConnection::connect(&self.database_url)
+                .await
+                .expect("connect");
+            sqlx::query(sql)
+                .execute(&mut conn)
+                .await
+                .expect("statement");
+        }
     }
 }

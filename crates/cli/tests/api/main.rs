@@ -6,6 +6,7 @@
 mod accounts;
 mod auth;
 mod catalog;
+mod cli;
 mod cookies;
 mod demo;
 mod helpers;

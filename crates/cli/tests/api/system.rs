@@ -90,3 +90,41 @@ async fn unknown_routes_and_methods_answer_in_json() {
         "a caller's request id is kept"
     );
 }
+
+#[tokio::test]
+async fn bodies_over_the_configured_limits_are_refused_whole() {
+    let app = TestApp::spawn_with(|s| {
+        s.max_body_bytes = 2048;
+        s.max_upload_bytes = 4096;
+    })
+    .await;
+    let sf = app.storefront("shop").await;
+    let label = "x".repeat(3000);
+    let body = format!(
+        "{{\"storefront_id\": {sf}, \"email\": \"a@example.com\", \"label\": \"{label}\"}}"
+    );
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/accounts",
+            Some(&app.operator),
+            Body::Raw("application/json", body.into_bytes()),
+        )
+        .await;
+    r.error(413, "too_large");
+    // Uploads may be larger than JSON bodies, up to their own limit.
+    let mut csv = String::from("email\n");
+    for i in 0..150 {
+        csv.push_str(&format!("user{i}@example.com\n"));
+    }
+    assert!(csv.len() > 2048 && csv.len() < 4096);
+    let url = format!("/api/v1/accounts/import?storefront_id={sf}");
+    app.post_raw(&url, &app.operator, "text/csv", csv.as_bytes())
+        .await
+        .ok(200);
+    csv.push_str(&"more@example.com\n".repeat(200));
+    app.post_raw(&url, &app.operator, "text/csv", csv.as_bytes())
+        .await
+        .error(413, "too_large");
+    assert_eq!(app.count("/api/v1/accounts").await, 150);
+}
