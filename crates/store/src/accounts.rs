@@ -2,8 +2,8 @@
 //! CSV import's upsert.
 
 use crate::db::{
-    Arg, Sql, Topic, Ts, Tx, bind_args, escape_like, json_flag, json_rows, read, stored,
-    stored_opt, write,
+    Arg, Sql, Topic, Ts, bind_args, escape_like, json_flag, json_rows, read, stored, stored_opt,
+    write,
 };
 use crate::page::CursorValue;
 use crate::{Cursor, Page, PageRequest, PageStart, Store, StoreError};
@@ -390,16 +390,11 @@ impl Store {
 
     /// One account.
     pub async fn account(&self, id: AccountId) -> Result<Account, StoreError> {
-        let row: Option<AccountRow> = read!(&self.db, |c| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
-            )))
-            .bind(id.get())
-            .fetch_optional(c)
-            .await
-        })?;
-        row.ok_or_else(|| StoreError::not_found("account", id.get()))?
-            .try_into()
+        let row: AccountRow = self
+            .db
+            .row_by_id(ACCOUNT_COLUMNS, "accounts", id.get(), "account")
+            .await?;
+        row.try_into()
     }
 
     /// A page of accounts matching `filter`.
@@ -480,7 +475,10 @@ impl Store {
     ) -> Result<Account, StoreError> {
         let mut tx = self.begin().await?;
         tx.touch(Topic::Accounts);
-        let current = self.account_in(&mut tx, id).await?;
+        let current: Account = tx
+            .row_by_id::<AccountRow>(ACCOUNT_COLUMNS, "accounts", id.get(), "account")
+            .await?
+            .try_into()?;
         let email = patch.email.clone().apply(current.email);
         let phone = patch.phone.clone().apply(current.phone);
         require_contact(email.as_ref(), phone.as_ref())?;
@@ -509,33 +507,11 @@ impl Store {
         row.try_into()
     }
 
-    async fn account_in(&self, tx: &mut Tx, id: AccountId) -> Result<Account, StoreError> {
-        let row: Option<AccountRow> = write!(tx, |c| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
-            )))
-            .bind(id.get())
-            .fetch_optional(c)
-            .await
-        })?;
-        row.ok_or_else(|| StoreError::not_found("account", id.get()))?
-            .try_into()
-    }
-
     /// Deletes an account.
     pub async fn delete_account(&self, id: AccountId) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         tx.touch(Topic::Accounts);
-        let done = write!(&mut tx, |c| {
-            sqlx::query("DELETE FROM accounts WHERE id = $1")
-                .bind(id.get())
-                .execute(c)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
-        if done == 0 {
-            return Err(StoreError::not_found("account", id.get()));
-        }
+        tx.delete_by_id("accounts", id.get(), "account").await?;
         tx.commit().await
     }
 

@@ -101,16 +101,11 @@ impl Store {
 
     /// One address.
     pub async fn address(&self, id: AddressId) -> Result<Address, StoreError> {
-        let row: Option<AddressRow> = read!(&self.db, |c| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {ADDRESS_COLUMNS} FROM addresses WHERE id = $1"
-            )))
-            .bind(id.get())
-            .fetch_optional(c)
-            .await
-        })?;
-        row.ok_or_else(|| StoreError::not_found("address", id.get()))?
-            .try_into()
+        let row: AddressRow = self
+            .db
+            .row_by_id(ADDRESS_COLUMNS, "addresses", id.get(), "address")
+            .await?;
+        row.try_into()
     }
 
     /// The default address, if one is set.
@@ -144,16 +139,9 @@ impl Store {
         patch: &AddressPatch,
     ) -> Result<Address, StoreError> {
         let mut tx = self.begin().await?;
-        let current: Option<AddressRow> = write!(&mut tx, |c| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {ADDRESS_COLUMNS} FROM addresses WHERE id = $1"
-            )))
-            .bind(id.get())
-            .fetch_optional(c)
-            .await
-        })?;
-        let current: Address = current
-            .ok_or_else(|| StoreError::not_found("address", id.get()))?
+        let current: Address = tx
+            .row_by_id::<AddressRow>(ADDRESS_COLUMNS, "addresses", id.get(), "address")
+            .await?
             .try_into()?;
         let is_default = patch.is_default.unwrap_or(current.is_default);
         if is_default && !current.is_default {
@@ -222,16 +210,7 @@ impl Store {
     /// Deletes an address. Deleting the default leaves no default until one is chosen.
     pub async fn delete_address(&self, id: AddressId) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        let done = write!(&mut tx, |c| {
-            sqlx::query("DELETE FROM addresses WHERE id = $1")
-                .bind(id.get())
-                .execute(c)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
-        if done == 0 {
-            return Err(StoreError::not_found("address", id.get()));
-        }
+        tx.delete_by_id("addresses", id.get(), "address").await?;
         tx.commit().await
     }
 }

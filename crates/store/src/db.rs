@@ -242,6 +242,101 @@ macro_rules! bind_args {
 
 pub(crate) use {bind_args, read, write};
 
+/// A row type both backends can decode (what `#[derive(sqlx::FromRow)]` gives).
+pub(crate) trait AnyRow:
+    for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+    + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+    + Send
+    + Unpin
+{
+}
+
+impl<T> AnyRow for T where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + Send
+        + Unpin
+{
+}
+
+impl Db {
+    /// `SELECT {columns} FROM {table} WHERE id = $1`; a missing row is `NotFound` for `entity`.
+    pub(crate) async fn row_by_id<R: AnyRow>(
+        &self,
+        columns: &str,
+        table: &str,
+        id: i64,
+        entity: &'static str,
+    ) -> Result<R, StoreError> {
+        let sql = format!("SELECT {columns} FROM {table} WHERE id = $1");
+        let row: Option<R> = read!(self, |c| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_optional(c)
+                .await
+        })?;
+        row.ok_or(StoreError::NotFound { entity, id })
+    }
+}
+
+impl Tx {
+    /// Like [`Db::row_by_id`], inside this transaction; on PostgreSQL the row is locked
+    /// until the transaction ends (SQLite's write transactions are exclusive already).
+    pub(crate) async fn row_by_id<R: AnyRow>(
+        &mut self,
+        columns: &str,
+        table: &str,
+        id: i64,
+        entity: &'static str,
+    ) -> Result<R, StoreError> {
+        let lock = match self.conn {
+            TxConn::Postgres(_) => " FOR UPDATE",
+            TxConn::Sqlite(_) => "",
+        };
+        let sql = format!("SELECT {columns} FROM {table} WHERE id = $1{lock}");
+        let row: Option<R> = write!(self, |c| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_optional(c)
+                .await
+        })?;
+        row.ok_or(StoreError::NotFound { entity, id })
+    }
+
+    /// `DELETE FROM {table} WHERE id = $1`; a missing row is `NotFound` for `entity`.
+    pub(crate) async fn delete_by_id(
+        &mut self,
+        table: &str,
+        id: i64,
+        entity: &'static str,
+    ) -> Result<(), StoreError> {
+        let sql = format!("DELETE FROM {table} WHERE id = $1");
+        let deleted = write!(self, |c| {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected())
+        })
+        .map_err(|e| {
+            if is_foreign_key(&e) {
+                StoreError::Refused {
+                    field: "id".into(),
+                    message: format!(
+                        "the {entity} is still in use; delete what refers to it first"
+                    ),
+                }
+            } else {
+                e.into()
+            }
+        })?;
+        if deleted == 0 {
+            return Err(StoreError::NotFound { entity, id });
+        }
+        Ok(())
+    }
+}
+
 /// A value bound to dynamic SQL.
 #[derive(Debug, Clone)]
 pub(crate) enum Arg {

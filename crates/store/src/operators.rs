@@ -1,7 +1,7 @@
 //! Operators (people who sign in) and API tokens (machines). Passwords arrive here already
 //! hashed; token secrets arrive as their SHA-256.
 
-use crate::db::{Backend, Topic, Ts, read, stored, stored_opt, write};
+use crate::db::{Backend, Topic, Ts, Tx, read, stored, stored_opt, write};
 use crate::{Store, StoreError};
 use cartwright_core::ids::{OperatorId, TokenId};
 use cartwright_core::operator::{
@@ -166,16 +166,11 @@ impl Store {
 
     /// One operator.
     pub async fn operator(&self, id: OperatorId) -> Result<Operator, StoreError> {
-        let row: Option<OperatorRow> = read!(&self.db, |c| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {OPERATOR_COLUMNS} FROM operators WHERE id = $1"
-            )))
-            .bind(id.get())
-            .fetch_optional(c)
-            .await
-        })?;
-        row.ok_or_else(|| StoreError::not_found("operator", id.get()))?
-            .try_into()
+        let row: OperatorRow = self
+            .db
+            .row_by_id(OPERATOR_COLUMNS, "operators", id.get(), "operator")
+            .await?;
+        row.try_into()
     }
 
     /// All operators, by username.
@@ -240,41 +235,19 @@ impl Store {
         if current.role == Role::Admin && !current.disabled {
             self.ensure_other_admin(&mut tx, id, "id").await?;
         }
-        write!(&mut tx, |c| {
-            sqlx::query("DELETE FROM operators WHERE id = $1")
-                .bind(id.get())
-                .execute(c)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
+        tx.delete_by_id("operators", id.get(), "operator").await?;
         tx.commit().await
     }
 
-    async fn lock_operator(
-        &self,
-        tx: &mut crate::db::Tx,
-        id: OperatorId,
-    ) -> Result<Operator, StoreError> {
-        // SQLite write transactions are already exclusive; PostgreSQL needs the row lock.
-        let lock = match self.backend() {
-            Backend::Postgres => " FOR UPDATE",
-            Backend::Sqlite => "",
-        };
-        let row: Option<OperatorRow> = write!(tx, |c| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {OPERATOR_COLUMNS} FROM operators WHERE id = $1{lock}"
-            )))
-            .bind(id.get())
-            .fetch_optional(c)
-            .await
-        })?;
-        row.ok_or_else(|| StoreError::not_found("operator", id.get()))?
+    async fn lock_operator(&self, tx: &mut Tx, id: OperatorId) -> Result<Operator, StoreError> {
+        tx.row_by_id::<OperatorRow>(OPERATOR_COLUMNS, "operators", id.get(), "operator")
+            .await?
             .try_into()
     }
 
     async fn ensure_other_admin(
         &self,
-        tx: &mut crate::db::Tx,
+        tx: &mut Tx,
         id: OperatorId,
         field: &str,
     ) -> Result<(), StoreError> {

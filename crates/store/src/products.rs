@@ -91,16 +91,11 @@ impl Store {
 
     /// One product.
     pub async fn product(&self, id: ProductId) -> Result<Product, StoreError> {
-        let row: Option<ProductRow> = read!(&self.db, |c| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {PRODUCT_COLUMNS} FROM products WHERE id = $1"
-            )))
-            .bind(id.get())
-            .fetch_optional(c)
-            .await
-        })?;
-        row.ok_or_else(|| StoreError::not_found("product", id.get()))?
-            .try_into()
+        let row: ProductRow = self
+            .db
+            .row_by_id(PRODUCT_COLUMNS, "products", id.get(), "product")
+            .await?;
+        row.try_into()
     }
 
     /// A page of products, by name.
@@ -160,16 +155,9 @@ impl Store {
         patch: &ProductPatch,
     ) -> Result<Product, StoreError> {
         let mut tx = self.begin().await?;
-        let current: Option<ProductRow> = write!(&mut tx, |c| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {PRODUCT_COLUMNS} FROM products WHERE id = $1"
-            )))
-            .bind(id.get())
-            .fetch_optional(c)
-            .await
-        })?;
-        let current: Product = current
-            .ok_or_else(|| StoreError::not_found("product", id.get()))?
+        let current: Product = tx
+            .row_by_id::<ProductRow>(PRODUCT_COLUMNS, "products", id.get(), "product")
+            .await?
             .try_into()?;
         let row: ProductRow =
             write!(&mut tx, |c| {
@@ -199,16 +187,7 @@ impl Store {
     /// Deletes a product.
     pub async fn delete_product(&self, id: ProductId) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        let done = write!(&mut tx, |c| {
-            sqlx::query("DELETE FROM products WHERE id = $1")
-                .bind(id.get())
-                .execute(c)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
-        if done == 0 {
-            return Err(StoreError::not_found("product", id.get()));
-        }
+        tx.delete_by_id("products", id.get(), "product").await?;
         tx.commit().await
     }
 }

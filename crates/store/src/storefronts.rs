@@ -59,16 +59,11 @@ impl Store {
 
     /// One storefront.
     pub async fn storefront(&self, id: StorefrontId) -> Result<Storefront, StoreError> {
-        let row: Option<StorefrontRow> = read!(&self.db, |c| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {STOREFRONT_COLUMNS} FROM storefronts WHERE id = $1"
-            )))
-            .bind(id.get())
-            .fetch_optional(c)
-            .await
-        })?;
-        row.ok_or_else(|| StoreError::not_found("storefront", id.get()))?
-            .try_into()
+        let row: StorefrontRow = self
+            .db
+            .row_by_id(STOREFRONT_COLUMNS, "storefronts", id.get(), "storefront")
+            .await?;
+        row.try_into()
     }
 
     /// The storefront with this slug.
@@ -126,27 +121,16 @@ impl Store {
     /// Deletes a storefront that has no accounts and no products left.
     pub async fn delete_storefront(&self, id: StorefrontId) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        let done = write!(&mut tx, |c| {
-            sqlx::query("DELETE FROM storefronts WHERE id = $1")
-                .bind(id.get())
-                .execute(c)
-                .await
-                .map(|r| r.rows_affected())
-        })
-        .map_err(|e| {
-            if crate::db::is_foreign_key(&e) {
-                StoreError::Refused {
-                    field: "id".into(),
+        tx.delete_by_id("storefronts", id.get(), "storefront")
+            .await
+            .map_err(|e| match e {
+                StoreError::Refused { field, .. } => StoreError::Refused {
+                    field,
                     message: "the storefront still has accounts or products; delete them first"
                         .into(),
-                }
-            } else {
-                e.into()
-            }
-        })?;
-        if done == 0 {
-            return Err(StoreError::not_found("storefront", id.get()));
-        }
+                },
+                e => e,
+            })?;
         tx.commit().await
     }
 }
