@@ -114,8 +114,10 @@ pub struct AccountPatch {
     #[schema(value_type = Option<String>)]
     pub phone: Patch<Phone>,
     /// Replaces all tags.
+    #[serde(default, deserialize_with = "crate::patch::not_null")]
     pub tags: Option<Tags>,
     /// Turns the account on or off for runs.
+    #[serde(default, deserialize_with = "crate::patch::not_null")]
     pub active: Option<bool>,
 }
 

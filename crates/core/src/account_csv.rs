@@ -116,6 +116,7 @@ pub fn parse(data: &[u8], cookie_domain: &str) -> Result<ParsedImport, Invalid> 
         ));
     }
 
+    let mut records = 0usize;
     let mut emails: HashMap<Email, usize> = HashMap::new();
     let mut phones: HashMap<Phone, usize> = HashMap::new();
     for record in reader.records() {
@@ -125,7 +126,8 @@ pub fn parse(data: &[u8], cookie_domain: &str) -> Result<ParsedImport, Invalid> 
         if record.iter().all(str::is_empty) {
             continue;
         }
-        if out.rows.len() + out.errors.len() >= MAX_ROWS {
+        records += 1;
+        if records > MAX_ROWS {
             return Err(Invalid::new(
                 "file",
                 format!("has more than {MAX_ROWS} rows"),
@@ -216,6 +218,121 @@ fn parse_flag(s: &str) -> Option<bool> {
     }
 }
 
+/// Where a planned import row goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// Updates this existing account.
+    Existing(i64),
+    /// Creates a new account (the n-th new one in the plan).
+    New(usize),
+}
+
+/// An import worked out against the accounts that exist: what each valid row does.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Accounts to create, in file order; a later row for the same account is merged in.
+    pub creates: Vec<AccountRow>,
+    /// Rows updating existing accounts, in file order.
+    pub updates: Vec<(i64, AccountRow)>,
+    /// Rows refused because their email and phone point at different accounts.
+    pub errors: Vec<RowError>,
+}
+
+/// Plans an upsert: each row updates the account that has its email, else the one that has its
+/// phone, else creates one. Rows are planned in order against the accounts as the rows before
+/// them leave them, so a row that changes an account's email or phone frees the old value and
+/// takes the new one. A row whose email and phone belong to different accounts is refused.
+/// `existing` is every account of the storefront as `(id, email, phone)`.
+pub fn plan(existing: Vec<(i64, Option<String>, Option<String>)>, rows: Vec<AccountRow>) -> Plan {
+    let mut plan = Plan::default();
+    let mut by_email: HashMap<String, Target> = HashMap::new();
+    let mut by_phone: HashMap<String, Target> = HashMap::new();
+    let mut current: HashMap<Target, (Option<String>, Option<String>)> = HashMap::new();
+    for (id, email, phone) in existing {
+        let t = Target::Existing(id);
+        if let Some(e) = &email {
+            by_email.insert(e.clone(), t);
+        }
+        if let Some(p) = &phone {
+            by_phone.insert(p.clone(), t);
+        }
+        current.insert(t, (email, phone));
+    }
+    let describe = |t: Target, plan: &Plan| match t {
+        Target::Existing(id) => format!("account {id}"),
+        Target::New(n) => format!("the new account from line {}", plan.creates[n].line),
+    };
+    for row in rows {
+        let email_owner = row
+            .email
+            .as_ref()
+            .and_then(|e| by_email.get(e.as_str()).copied());
+        let phone_owner = row
+            .phone
+            .as_ref()
+            .and_then(|p| by_phone.get(p.as_str()).copied());
+        if let (Some(a), Some(b)) = (email_owner, phone_owner)
+            && a != b
+        {
+            plan.errors.push(RowError {
+                line: row.line,
+                field: "phone".into(),
+                message: format!(
+                    "belongs to {}, but the email belongs to {}",
+                    describe(b, &plan),
+                    describe(a, &plan)
+                ),
+            });
+            continue;
+        }
+        let target = email_owner
+            .or(phone_owner)
+            .unwrap_or(Target::New(plan.creates.len()));
+        let (old_email, old_phone) = current.get(&target).cloned().unwrap_or_default();
+        let email = row
+            .email
+            .as_ref()
+            .map(|e| e.as_str().to_owned())
+            .or(old_email.clone());
+        let phone = row
+            .phone
+            .as_ref()
+            .map(|p| p.as_str().to_owned())
+            .or(old_phone.clone());
+        for (old, new, map) in [
+            (&old_email, &email, &mut by_email),
+            (&old_phone, &phone, &mut by_phone),
+        ] {
+            if old != new {
+                if let Some(old) = old {
+                    map.remove(old);
+                }
+                if let Some(new) = new {
+                    map.insert(new.clone(), target);
+                }
+            }
+        }
+        current.insert(target, (email, phone));
+        match target {
+            Target::Existing(id) => plan.updates.push((id, row)),
+            Target::New(n) if n == plan.creates.len() => plan.creates.push(row),
+            Target::New(n) => merge(&mut plan.creates[n], row),
+        }
+    }
+    plan
+}
+
+/// Folds a later row for the same new account into the first: its filled cells win.
+fn merge(into: &mut AccountRow, row: AccountRow) {
+    into.label = row.label.or(into.label.take());
+    into.name = row.name.or(into.name.take());
+    into.email = row.email.or(into.email.take());
+    into.phone = row.phone.or(into.phone.take());
+    into.tags = row.tags.or(into.tags.take());
+    into.active = row.active.or(into.active);
+    into.cookies = row.cookies.or(into.cookies.take());
+}
+
 /// The export's columns, in order. Cookies are never exported here.
 pub const EXPORT_HEADER: [&str; 12] = [
     "id",
@@ -240,11 +357,25 @@ pub fn export(accounts: &[Account]) -> Result<Vec<u8>, csv::Error> {
         t.format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default()
     };
+    // A cell starting with = + - @ is a formula to a spreadsheet: quote it as text.
+    let cell = |v: &str| -> String {
+        if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            format!("'{v}")
+        } else {
+            v.to_owned()
+        }
+    };
     for a in accounts {
         w.write_record([
             a.id.to_string(),
-            a.label.as_ref().map(|v| v.to_string()).unwrap_or_default(),
-            a.name.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+            a.label
+                .as_ref()
+                .map(|v| cell(v.as_str()))
+                .unwrap_or_default(),
+            a.name
+                .as_ref()
+                .map(|v| cell(v.as_str()))
+                .unwrap_or_default(),
             a.email.as_ref().map(|v| v.to_string()).unwrap_or_default(),
             a.phone.as_ref().map(|v| v.to_string()).unwrap_or_default(),
             a.tags.to_stored().replace(',', ";"),
@@ -309,6 +440,71 @@ mod tests {
             "shop.test"
         );
         assert_eq!(parsed.errors[0].field, "cookies");
+    }
+
+    fn row(line: usize, email: Option<&str>, phone: Option<&str>) -> AccountRow {
+        AccountRow {
+            line,
+            label: None,
+            name: None,
+            email: email.map(|e| Email::parse(e).unwrap()),
+            phone: phone.map(|p| Phone::parse(p).unwrap()),
+            tags: None,
+            active: None,
+            cookies: None,
+        }
+    }
+
+    #[test]
+    fn plans_follow_changes_made_by_earlier_rows() {
+        let existing = vec![(5, Some("a@x.com".into()), Some("9000000001".into()))];
+        // Row 2 moves account 5 to b@x.com; row 3 then uses a@x.com, now free: a new account.
+        let p = plan(
+            existing.clone(),
+            vec![
+                row(2, Some("b@x.com"), Some("9000000001")),
+                row(3, Some("a@x.com"), Some("9000000002")),
+            ],
+        );
+        assert!(p.errors.is_empty());
+        assert_eq!(
+            p.updates
+                .iter()
+                .map(|(id, r)| (*id, r.line))
+                .collect::<Vec<_>>(),
+            [(5, 2)]
+        );
+        assert_eq!(p.creates.iter().map(|r| r.line).collect::<Vec<_>>(), [3]);
+        // The old phone of a changed account is free too.
+        let p = plan(
+            existing.clone(),
+            vec![
+                row(2, Some("a@x.com"), Some("9000000009")),
+                row(3, None, Some("9000000001")),
+            ],
+        );
+        assert!(p.errors.is_empty());
+        assert_eq!(p.creates.len(), 1);
+        // Email and phone of two different accounts: refused.
+        let two = vec![
+            (5, Some("a@x.com".into()), None),
+            (6, None, Some("9000000002".into())),
+        ];
+        let p = plan(two, vec![row(2, Some("a@x.com"), Some("9000000002"))]);
+        assert_eq!(p.errors[0].field, "phone");
+        assert!(
+            p.errors[0].message.contains("account 6") && p.errors[0].message.contains("account 5")
+        );
+        // A later row for an account created earlier in the same plan merges into it.
+        let p = plan(
+            vec![],
+            vec![
+                row(2, Some("n@x.com"), None),
+                row(3, Some("n@x.com"), Some("9000000003")),
+            ],
+        );
+        assert_eq!(p.creates.len(), 1);
+        assert_eq!(p.creates[0].phone.as_ref().unwrap().as_str(), "9000000003");
     }
 
     #[test]

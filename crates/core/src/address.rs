@@ -85,8 +85,10 @@ pub struct AddressPatch {
     #[schema(value_type = Option<String>)]
     pub label: Patch<Text>,
     /// New recipient.
+    #[serde(default, deserialize_with = "crate::patch::not_null")]
     pub full_name: Option<Text>,
     /// New flat/house line.
+    #[serde(default, deserialize_with = "crate::patch::not_null")]
     pub line1: Option<Text>,
     /// New street, or `null`.
     #[schema(value_type = Option<String>)]
@@ -95,16 +97,22 @@ pub struct AddressPatch {
     #[schema(value_type = Option<String>)]
     pub landmark: Patch<Text>,
     /// New postal code.
+    #[serde(default, deserialize_with = "crate::patch::not_null")]
     pub postcode: Option<Postcode>,
     /// New city.
+    #[serde(default, deserialize_with = "crate::patch::not_null")]
     pub city: Option<Text>,
     /// New state.
+    #[serde(default, deserialize_with = "crate::patch::not_null")]
     pub state: Option<Text>,
     /// New phone.
+    #[serde(default, deserialize_with = "crate::patch::not_null")]
     pub phone: Option<Phone>,
     /// New kind.
+    #[serde(default, deserialize_with = "crate::patch::not_null")]
     pub kind: Option<AddressKind>,
     /// `true` makes it the default; `false` leaves no default if it was one.
+    #[serde(default, deserialize_with = "crate::patch::not_null")]
     pub is_default: Option<bool>,
 }
 

@@ -47,8 +47,10 @@ fn in_stock_by_default() -> bool {
 #[serde(deny_unknown_fields, default)]
 pub struct ProductPatch {
     /// New name.
+    #[serde(default, deserialize_with = "crate::patch::not_null")]
     pub name: Option<Text>,
     /// New product page.
+    #[serde(default, deserialize_with = "crate::patch::not_null")]
     pub url: Option<HttpUrl>,
     /// New SKU, or `null`.
     #[schema(value_type = Option<String>)]
@@ -63,6 +65,7 @@ pub struct ProductPatch {
     #[schema(value_type = Option<String>)]
     pub category: Patch<Text>,
     /// New stock state.
+    #[serde(default, deserialize_with = "crate::patch::not_null")]
     pub in_stock: Option<bool>,
     /// New picture, or `null`.
     #[schema(value_type = Option<String>)]

@@ -22,8 +22,8 @@ pub enum SameSite {
     None,
 }
 
-/// One cookie, normalised.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One cookie, normalised. Its `Debug` hides the value.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cookie {
     /// Cookie name.
     pub name: String,
@@ -41,6 +41,18 @@ pub struct Cookie {
     pub secure: bool,
     /// Cross-site policy.
     pub same_site: SameSite,
+}
+
+impl std::fmt::Debug for Cookie {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cookie")
+            .field("name", &self.name)
+            .field("value", &"***")
+            .field("domain", &self.domain)
+            .field("path", &self.path)
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the API may show about a cookie: everything but its value.
@@ -61,10 +73,23 @@ pub struct CookieInfo {
     pub secure: bool,
 }
 
-/// An account's cookies, normalised and deduplicated by (name, domain, path).
+/// An account's cookies, normalised and deduplicated by (name, domain, path). Deserialising
+/// one (from a backup, say) checks every cookie again.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct CookieJar(Vec<Cookie>);
+pub struct CookieJar(#[serde(deserialize_with = "checked_cookies")] Vec<Cookie>);
+
+fn checked_cookies<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Cookie>, D::Error> {
+    let cookies = Vec::<Cookie>::deserialize(d)?;
+    for c in &cookies {
+        check_name(&c.name).map_err(serde::de::Error::custom)?;
+        check_value(&c.value).map_err(serde::de::Error::custom)?;
+        normalise_domain(&c.domain).map_err(serde::de::Error::custom)?;
+    }
+    CookieJar::from_cookies(cookies)
+        .map(|jar| jar.0)
+        .map_err(serde::de::Error::custom)
+}
 
 impl CookieJar {
     /// Parses what an operator pasted: a JSON array of cookie objects, `{"cookies": [...]}`, a

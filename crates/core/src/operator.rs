@@ -175,13 +175,13 @@ pub struct OperatorPatch {
     #[schema(value_type = Option<String>)]
     pub email: Patch<Email>,
     /// New password; signs the operator out everywhere.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::patch::not_null")]
     pub password: Option<Password>,
     /// New role; signs the operator out everywhere.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::patch::not_null")]
     pub role: Option<Role>,
     /// Disables or re-enables sign-in; disabling signs the operator out everywhere.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::patch::not_null")]
     pub disabled: Option<bool>,
 }
 

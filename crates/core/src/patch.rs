@@ -51,6 +51,19 @@ impl<T: Serialize> Serialize for Patch<T> {
     }
 }
 
+/// For PATCH fields that cannot be cleared: absent keeps the value, `null` is refused (rather
+/// than silently ignored). Use as `#[serde(default, deserialize_with = "not_null")]`.
+pub fn not_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    match Option::<T>::deserialize(d)? {
+        Some(v) => Ok(Some(v)),
+        None => Err(serde::de::Error::custom(
+            "cannot be null: leave the field out to keep its value",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,12 +30,16 @@ pub struct NewStorefront {
 #[serde(deny_unknown_fields, default)]
 pub struct StorefrontPatch {
     /// New display name.
+    #[serde(default, deserialize_with = "crate::patch::not_null")]
     pub name: Option<Text>,
     /// New profile name.
+    #[serde(default, deserialize_with = "crate::patch::not_null")]
     pub profile: Option<Slug>,
     /// New base URL.
+    #[serde(default, deserialize_with = "crate::patch::not_null")]
     pub base_url: Option<HttpUrl>,
     /// New currency.
+    #[serde(default, deserialize_with = "crate::patch::not_null")]
     pub currency: Option<Currency>,
 }
 

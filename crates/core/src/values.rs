@@ -55,8 +55,13 @@ macro_rules! string_value {
     };
 }
 
+/// Control characters, and the invisible formatting characters that reorder or hide text
+/// (bidirectional overrides, zero-width joiners): in a name they only ever mislead.
 fn has_control(s: &str) -> bool {
-    s.chars().any(char::is_control)
+    s.chars().any(|c| {
+        c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+    })
 }
 
 string_value! {
@@ -417,6 +422,7 @@ mod tests {
         assert_eq!(Text::parse("  Riya ").unwrap().as_str(), "Riya");
         assert!(Text::parse("   ").is_err());
         assert!(Text::parse("a\nb").is_err());
+        assert!(Text::parse("evil\u{202E}txt.exe").is_err());
         assert!(Text::parse(&"x".repeat(201)).is_err());
     }
 

@@ -2,8 +2,8 @@
 //! CSV import's upsert.
 
 use crate::db::{
-    Arg, Sql, Topic, Ts, bind_args, escape_like, json_flag, json_rows, read, stored, stored_opt,
-    write,
+    Arg, Sql, Topic, Ts, Tx, bind_args, escape_like, json_flag, json_rows, read, stored,
+    stored_opt, write,
 };
 use crate::page::CursorValue;
 use crate::{Cursor, Page, PageRequest, PageStart, Store, StoreError};
@@ -11,7 +11,7 @@ use cartwright_core::Invalid;
 use cartwright_core::account::{
     Account, AccountPatch, NewAccount, SessionInfo, SessionStatus, require_contact,
 };
-use cartwright_core::account_csv::{AccountRow as ImportRow, ParsedImport, RowError};
+use cartwright_core::account_csv::{self, AccountRow as ImportRow, ParsedImport, RowError};
 use cartwright_core::cookies::{CookieInfo, CookieJar};
 use cartwright_core::ids::{AccountId, StorefrontId};
 use cartwright_core::selection::{AccountSelection, SelectBy};
@@ -22,6 +22,27 @@ use std::str::FromStr;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
+
+/// An account as the import planner needs it: id, email, phone.
+type Existing = (i64, Option<String>, Option<String>);
+
+/// An import row with its cookie jar sealed: (sealed jar, cookie info JSON).
+pub(crate) type SealedRow = (ImportRow, Option<(Vec<u8>, String)>);
+
+const EXISTING_SQL: &str = "SELECT id, email, phone FROM accounts WHERE storefront_id = $1";
+
+impl ImportReport {
+    /// Counts a plan into the report.
+    fn add_plan(&mut self, plan: &account_csv::Plan) {
+        self.errors.extend(plan.errors.iter().cloned());
+        self.errors.sort_by_key(|e| e.line);
+        let mut lines: Vec<usize> = self.errors.iter().map(|e| e.line).collect();
+        lines.dedup();
+        self.rejected = lines.len();
+        self.created = plan.creates.len();
+        self.updated = plan.updates.len();
+    }
+}
 
 /// Which accounts a list or export covers.
 #[derive(Debug, Clone, Default)]
@@ -383,7 +404,7 @@ impl Store {
             .fetch_one(c)
             .await
         })
-        .map_err(StoreError::on_write("account"))?;
+        .map_err(StoreError::on_write("account", "storefront_id"))?;
         tx.commit().await?;
         row.try_into()
     }
@@ -502,7 +523,7 @@ impl Store {
             .fetch_one(c)
             .await
         })
-        .map_err(StoreError::on_write("account"))?;
+        .map_err(StoreError::on_write("account", "storefront_id"))?;
         tx.commit().await?;
         row.try_into()
     }
@@ -702,9 +723,10 @@ impl Store {
         })
     }
 
-    /// Upserts parsed import rows into a storefront: a row updates the account with its email,
-    /// else the one with its phone, else adds one. All rows are applied in one transaction, or
-    /// none: bad rows stop the import unless `skip_invalid`.
+    /// Upserts parsed import rows into a storefront (see [`account_csv::plan`]): a row
+    /// updates the account with its email, else the one with its phone, else adds one. All
+    /// rows are applied in one transaction, or none: bad rows stop the import unless
+    /// `skip_invalid`. A dry run plans against a snapshot and writes nothing.
     pub async fn import_accounts(
         &self,
         storefront_id: StorefrontId,
@@ -717,85 +739,81 @@ impl Store {
             ignored_columns: parsed.ignored_columns,
             ..ImportReport::default()
         };
-        let mut tx = self.begin().await?;
-        tx.touch(Topic::Accounts);
-        let existing: Vec<(i64, Option<String>, Option<String>)> = write!(&mut tx, |c| {
-            sqlx::query_as("SELECT id, email, phone FROM accounts WHERE storefront_id = $1")
-                .bind(storefront_id.get())
-                .fetch_all(c)
-                .await
-        })?;
-        let mut by_email: HashMap<String, i64> = HashMap::new();
-        let mut by_phone: HashMap<String, i64> = HashMap::new();
-        for (id, email, phone) in existing {
-            email.map(|e| by_email.insert(e, id));
-            phone.map(|p| by_phone.insert(p, id));
-        }
-
-        // Plan every row against the accounts as they will be after the rows before it.
-        let mut plan: Vec<(Option<i64>, ImportRow)> = Vec::with_capacity(parsed.rows.len());
-        for row in parsed.rows {
-            let email_owner = row
-                .email
-                .as_ref()
-                .and_then(|e| by_email.get(e.as_str()).copied());
-            let phone_owner = row
-                .phone
-                .as_ref()
-                .and_then(|p| by_phone.get(p.as_str()).copied());
-            let target = email_owner.or(phone_owner);
-            if let (Some(a), Some(b)) = (email_owner, phone_owner)
-                && a != b
-            {
-                report.errors.push(RowError {
-                    line: row.line,
-                    field: "phone".into(),
-                    message: format!(
-                        "belongs to account {b}, but the email belongs to account {a}"
-                    ),
-                });
-                continue;
-            }
-            if let Some(id) = target {
-                // An update that gives the matched account a new phone must not take another's.
-                if let Some(other) = phone_owner.filter(|o| *o != id) {
-                    report.errors.push(RowError {
-                        line: row.line,
-                        field: "phone".into(),
-                        message: format!("belongs to account {other}"),
-                    });
-                    continue;
-                }
-            }
-            if let Some(e) = &row.email {
-                by_email.insert(e.as_str().to_owned(), target.unwrap_or(-1));
-            }
-            if let Some(p) = &row.phone {
-                by_phone.insert(p.as_str().to_owned(), target.unwrap_or(-1));
-            }
-            plan.push((target, row));
-        }
-        report.errors.sort_by_key(|e| e.line);
-        report.rejected = {
-            let mut lines: Vec<usize> = report.errors.iter().map(|e| e.line).collect();
-            lines.dedup();
-            lines.len()
-        };
-        report.created = plan.iter().filter(|(t, _)| t.is_none()).count();
-        report.updated = plan.len() - report.created;
-        if options.dry_run || (!report.errors.is_empty() && !options.skip_invalid) {
+        if options.dry_run {
+            let existing: Vec<Existing> = read!(&self.db, |c| {
+                sqlx::query_as(EXISTING_SQL)
+                    .bind(storefront_id.get())
+                    .fetch_all(c)
+                    .await
+            })?;
+            report.add_plan(&account_csv::plan(existing, parsed.rows));
             return Ok(report);
         }
+        // Seal cookie jars before taking the write lock: it is the slow part.
+        let rows = self.seal_rows(parsed.rows)?;
+        let mut tx = self.begin().await?;
+        let applied = self
+            .import_in(
+                &mut tx,
+                storefront_id,
+                rows,
+                &mut report,
+                options.skip_invalid,
+            )
+            .await?;
+        if applied {
+            tx.commit().await?;
+        }
+        report.applied = applied;
+        Ok(report)
+    }
 
+    /// Pairs each row with its sealed cookie jar (and the jar's public info).
+    pub(crate) fn seal_rows(&self, rows: Vec<ImportRow>) -> Result<Vec<SealedRow>, StoreError> {
+        rows.into_iter()
+            .map(|row| {
+                let sealed = row
+                    .cookies
+                    .as_ref()
+                    .map(|jar| sealed_jar(self, jar))
+                    .transpose()?;
+                Ok((row, sealed))
+            })
+            .collect()
+    }
+
+    /// Plans and, unless refused, applies an import inside `tx`. Returns whether it applied.
+    pub(crate) async fn import_in(
+        &self,
+        tx: &mut Tx,
+        storefront_id: StorefrontId,
+        rows: Vec<SealedRow>,
+        report: &mut ImportReport,
+        skip_invalid: bool,
+    ) -> Result<bool, StoreError> {
+        tx.touch(Topic::Accounts);
+        let existing: Vec<Existing> = write!(tx, |c| sqlx::query_as(EXISTING_SQL)
+            .bind(storefront_id.get())
+            .fetch_all(c)
+            .await)?;
+        let (rows, sealed): (Vec<ImportRow>, Vec<_>) = rows.into_iter().unzip();
+        let sealed: HashMap<usize, (Vec<u8>, String)> = rows
+            .iter()
+            .zip(sealed)
+            .filter_map(|(r, s)| s.map(|s| (r.line, s)))
+            .collect();
+        let plan = account_csv::plan(existing, rows);
+        report.add_plan(&plan);
+        if !report.errors.is_empty() && !skip_invalid {
+            return Ok(false);
+        }
         let now = Ts::now();
-        for (target, row) in &plan {
-            let sealed = row
-                .cookies
-                .as_ref()
-                .map(|jar| sealed_jar(self, jar))
-                .transpose()?;
+        let mut changes: Vec<(Option<i64>, &ImportRow)> =
+            plan.updates.iter().map(|(id, r)| (Some(*id), r)).collect();
+        changes.extend(plan.creates.iter().map(|r| (None, r)));
+        for (target, row) in changes {
             let id: i64 = match target {
-                Some(id) => write!(&mut tx, |c| {
+                Some(id) => write!(tx, |c| {
                     sqlx::query_scalar(
                         "UPDATE accounts SET label = COALESCE($2, label), name = COALESCE($3, name), \
                          email = COALESCE($4, email), phone = COALESCE($5, phone), \
@@ -813,7 +831,7 @@ impl Store {
                     .fetch_one(c)
                     .await
                 }),
-                None => write!(&mut tx, |c| {
+                None => write!(tx, |c| {
                     sqlx::query_scalar(
                         "INSERT INTO accounts (storefront_id, label, name, email, phone, tags, active, \
                          created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
@@ -830,25 +848,23 @@ impl Store {
                     .await
                 }),
             }
-            .map_err(StoreError::on_write("account"))?;
-            if let Some((sealed, info)) = sealed {
-                write!(&mut tx, |c| {
+            .map_err(StoreError::on_write("account", "storefront_id"))?;
+            if let Some((sealed, info)) = sealed.get(&row.line) {
+                write!(tx, |c| {
                     sqlx::query(
                         "UPDATE accounts SET cookies = $2, cookie_info = $3, \
                          session_status = 'unknown' WHERE id = $1",
                     )
                     .bind(id)
-                    .bind(sealed)
-                    .bind(info)
+                    .bind(sealed.clone())
+                    .bind(info.clone())
                     .execute(c)
                     .await
                     .map(|r| r.rows_affected())
                 })?;
             }
         }
-        tx.commit().await?;
-        report.applied = true;
-        Ok(report)
+        Ok(true)
     }
 }
 

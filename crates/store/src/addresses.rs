@@ -1,7 +1,7 @@
 //! Shipping addresses. At most one is the default, which the database enforces with a partial
 //! unique index; setting a new default clears the old one in the same transaction.
 
-use crate::db::{Ts, Tx, read, stored, stored_opt, write};
+use crate::db::{Lock, Ts, Tx, read, stored, stored_opt, write};
 use crate::{Store, StoreError};
 use cartwright_core::address::{Address, AddressPatch, NewAddress};
 use cartwright_core::ids::AddressId;
@@ -64,6 +64,7 @@ impl Store {
     /// Adds an address. The first address, or one marked default, becomes the default.
     pub async fn create_address(&self, new: &NewAddress) -> Result<Address, StoreError> {
         let mut tx = self.begin().await?;
+        tx.serialize(Lock::DefaultAddress).await?;
         let has_default: bool = write!(&mut tx, |c| {
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM addresses WHERE is_default)")
                 .fetch_one(c)
@@ -94,7 +95,7 @@ impl Store {
             .fetch_one(c)
             .await
         })
-        .map_err(StoreError::on_write("address"))?;
+        .map_err(StoreError::on_write("address", "id"))?;
         tx.commit().await?;
         row.try_into()
     }
@@ -144,6 +145,9 @@ impl Store {
             .await?
             .try_into()?;
         let is_default = patch.is_default.unwrap_or(current.is_default);
+        if is_default && !current.is_default {
+            tx.serialize(Lock::DefaultAddress).await?;
+        }
         if is_default && !current.is_default {
             clear_default(&mut tx).await?;
         }
@@ -202,7 +206,7 @@ impl Store {
             .fetch_one(c)
             .await
         })
-        .map_err(StoreError::on_write("address"))?;
+        .map_err(StoreError::on_write("address", "id"))?;
         tx.commit().await?;
         row.try_into()
     }

@@ -2,12 +2,12 @@
 //! or keeping a copy off the machine. The file is sealed with a key derived from the admin's
 //! passphrase (argon2id), not from the install's key, so it can be restored anywhere.
 
-use crate::accounts::ImportOptions;
+use crate::accounts::ImportReport;
 use crate::crypto::Sealer;
-use crate::db::{read, stored, stored_opt};
+use crate::db::read;
 use crate::{Store, StoreError};
 use cartwright_core::Invalid;
-use cartwright_core::account_csv::{AccountRow, ParsedImport};
+use cartwright_core::account_csv::AccountRow;
 use cartwright_core::cookies::CookieJar;
 use cartwright_core::storefront::{Currency, NewStorefront};
 use cartwright_core::values::{Email, HttpUrl, Phone, Slug, Tags, Text};
@@ -60,7 +60,9 @@ pub struct BackupSummary {
     pub accounts_updated: usize,
 }
 
-fn passphrase_key(passphrase: &str, salt: &[u8]) -> Result<Sealer, StoreError> {
+/// Derives the backup key from the passphrase with argon2id, off the async threads: it
+/// takes tens of milliseconds and 19 MiB by design.
+async fn passphrase_key(passphrase: &str, salt: &[u8]) -> Result<Sealer, StoreError> {
     if passphrase.chars().count() < MIN_PASSPHRASE {
         return Err(Invalid::new(
             "passphrase",
@@ -68,11 +70,21 @@ fn passphrase_key(passphrase: &str, salt: &[u8]) -> Result<Sealer, StoreError> {
         )
         .into());
     }
-    let mut key = [0u8; 32];
-    argon2::Argon2::default()
-        .hash_password_into(passphrase.as_bytes(), salt, &mut key)
-        .map_err(|e| StoreError::Corrupt(format!("backup key: {e}")))?;
-    Ok(Sealer::new(&key))
+    let (passphrase, salt) = (passphrase.to_owned(), salt.to_vec());
+    tokio::task::spawn_blocking(move || {
+        let mut key = [0u8; 32];
+        argon2::Argon2::default()
+            .hash_password_into(passphrase.as_bytes(), &salt, &mut key)
+            .map(|()| Sealer::new(&key))
+            .map_err(|e| StoreError::Corrupt(format!("backup key: {e}")))
+    })
+    .await
+    .map_err(|e| StoreError::Corrupt(format!("backup key: {e}")))?
+}
+
+/// Reads a value of the backup file through its parser; a failure names the entry.
+fn field<T>(what: &str, parsed: Result<T, String>) -> Result<T, StoreError> {
+    parsed.map_err(|m| Invalid::new("backup", format!("{what} {m}")).into())
 }
 
 impl Store {
@@ -80,7 +92,7 @@ impl Store {
     pub async fn export_backup(&self, passphrase: &str) -> Result<Vec<u8>, StoreError> {
         let mut salt = [0u8; 16];
         aes_gcm::aead::rand_core::RngCore::fill_bytes(&mut aes_gcm::aead::OsRng, &mut salt);
-        let sealer = passphrase_key(passphrase, &salt)?;
+        let sealer = passphrase_key(passphrase, &salt).await?;
         let storefronts = self
             .storefronts()
             .await?
@@ -140,8 +152,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Restores a backup: missing storefronts are added (by slug), accounts are upserted by
-    /// email, else phone, with their cookies. All or nothing per storefront.
+    /// Restores a backup in one transaction: missing storefronts are added (by slug), accounts
+    /// are upserted by email, else phone, with their cookies. Any bad entry restores nothing.
     pub async fn restore_backup(
         &self,
         data: &[u8],
@@ -155,38 +167,39 @@ impl Store {
             return Err(bad("is truncated"));
         }
         let (salt, sealed) = rest.split_at(16);
-        let plain = passphrase_key(passphrase, salt)?
+        let plain = passphrase_key(passphrase, salt)
+            .await?
             .open(sealed, CONTEXT)
             .map_err(|_| {
                 StoreError::Invalid(Invalid::new("passphrase", "does not open this backup"))
             })?;
         let file: BackupFile = serde_json::from_slice(&plain)
             .map_err(|e| bad(&format!("has unreadable contents: {e}")))?;
-        let mut summary = BackupSummary {
-            storefronts: file.storefronts.len(),
-            ..Default::default()
-        };
+        if file.version != 1 {
+            return Err(bad(&format!(
+                "is version {}, which this Cartwright cannot read",
+                file.version
+            )));
+        }
+        if let Some(a) = file
+            .accounts
+            .iter()
+            .find(|a| !file.storefronts.iter().any(|s| s.slug == a.storefront))
+        {
+            return Err(bad(&format!(
+                "has an account of storefront {:?}, which it does not contain",
+                a.storefront
+            )));
+        }
+        // Check and seal everything before taking the write lock.
+        let mut plans = Vec::with_capacity(file.storefronts.len());
         for s in &file.storefronts {
-            let slug = stored("backup storefront slug", Slug::parse(&s.slug))?;
-            let storefront = match self.storefront_by_slug(&slug).await? {
-                Some(existing) => existing,
-                None => {
-                    summary.storefronts_created += 1;
-                    self.create_storefront(&NewStorefront {
-                        slug: slug.clone(),
-                        name: stored("backup storefront name", Text::parse(&s.name))?,
-                        profile: stored("backup storefront profile", Slug::parse(&s.profile))?,
-                        base_url: stored(
-                            "backup storefront base_url",
-                            HttpUrl::parse(&s.base_url),
-                        )?,
-                        currency: stored(
-                            "backup storefront currency",
-                            Currency::parse(&s.currency),
-                        )?,
-                    })
-                    .await?
-                }
+            let new = NewStorefront {
+                slug: field("storefront slug", Slug::parse(&s.slug))?,
+                name: field("storefront name", Text::parse(&s.name))?,
+                profile: field("storefront profile", Slug::parse(&s.profile))?,
+                base_url: field("storefront base_url", HttpUrl::parse(&s.base_url))?,
+                currency: field("storefront currency", Currency::parse(&s.currency))?,
             };
             let rows = file
                 .accounts
@@ -196,35 +209,61 @@ impl Store {
                 .map(|(i, a)| {
                     Ok(AccountRow {
                         line: i + 1,
-                        label: stored_opt("backup label", a.label.clone(), Text::parse)?,
-                        name: stored_opt("backup name", a.name.clone(), Text::parse)?,
-                        email: stored_opt("backup email", a.email.clone(), Email::parse)?,
-                        phone: stored_opt("backup phone", a.phone.clone(), Phone::parse)?,
+                        label: a
+                            .label
+                            .as_deref()
+                            .map(|v| field("account label", Text::parse(v)))
+                            .transpose()?,
+                        name: a
+                            .name
+                            .as_deref()
+                            .map(|v| field("account name", Text::parse(v)))
+                            .transpose()?,
+                        email: a
+                            .email
+                            .as_deref()
+                            .map(|v| field("account email", Email::parse(v)))
+                            .transpose()?,
+                        phone: a
+                            .phone
+                            .as_deref()
+                            .map(|v| field("account phone", Phone::parse(v)))
+                            .transpose()?,
                         tags: Some(Tags::from_stored(&a.tags)),
                         active: Some(a.active),
                         cookies: a.cookies.clone(),
                     })
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
-            let report = self
-                .import_accounts(
-                    storefront.id,
-                    ParsedImport {
-                        rows,
-                        ..Default::default()
-                    },
-                    ImportOptions::default(),
-                )
+            plans.push((new, self.seal_rows(rows)?));
+        }
+
+        let mut summary = BackupSummary {
+            storefronts: file.storefronts.len(),
+            ..Default::default()
+        };
+        let mut tx = self.begin().await?;
+        for (new, rows) in plans {
+            let storefront = match crate::storefronts::by_slug_in(&mut tx, &new.slug).await? {
+                Some(existing) => existing,
+                None => {
+                    summary.storefronts_created += 1;
+                    crate::storefronts::create_in(&mut tx, &new).await?
+                }
+            };
+            let mut report = ImportReport::default();
+            self.import_in(&mut tx, storefront.id, rows, &mut report, false)
                 .await?;
             if let Some(e) = report.errors.first() {
                 return Err(bad(&format!(
                     "account {} of storefront {}: {} {}",
-                    e.line, s.slug, e.field, e.message
+                    e.line, new.slug, e.field, e.message
                 )));
             }
             summary.accounts_created += report.created;
             summary.accounts_updated += report.updated;
         }
+        tx.commit().await?;
         Ok(summary)
     }
 }

@@ -31,15 +31,32 @@ impl fmt::Debug for DbSettings {
     }
 }
 
-/// The URL with its password replaced by `***`, for logs and error messages.
+/// The URL with its password replaced by `***` (in the userinfo or a `password=` query
+/// parameter), for logs and error messages. A URL that does not parse is not shown at all.
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
+    let Ok(mut u) = url::Url::parse(url) else {
+        return "<a database URL that does not parse>".into();
+    };
+    if u.password().is_some() {
+        let _ = u.set_password(Some("***"));
     }
+    if u.query_pairs()
+        .any(|(k, _)| k.eq_ignore_ascii_case("password"))
+    {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k.eq_ignore_ascii_case("password") {
+                    "***".to_owned()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
 }
 
 /// The backend a URL selects.
@@ -142,6 +159,26 @@ impl Db {
             }
             Db::Postgres(pool) => pool.close().await,
         }
+    }
+}
+
+/// Advisory locks, one per rule that spans rows.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Lock {
+    /// At most one default address.
+    DefaultAddress,
+    /// At least one enabled admin.
+    LastAdmin,
+}
+
+impl Lock {
+    /// The PostgreSQL advisory lock key: "Cart" in the high bytes, to stay clear of others'.
+    fn key(self) -> i64 {
+        0x4361_7274_0000
+            + match self {
+                Lock::DefaultAddress => 1,
+                Lock::LastAdmin => 2,
+            }
     }
 }
 
@@ -280,6 +317,19 @@ impl Db {
 }
 
 impl Tx {
+    /// Serialises this transaction against every other that asks for the same `key`, until
+    /// it ends: for rules spanning rows that row locks cannot guard (one default address, at
+    /// least one admin). SQLite's write transactions are exclusive already.
+    pub(crate) async fn serialize(&mut self, key: Lock) -> Result<(), StoreError> {
+        if let TxConn::Postgres(t) = &mut self.conn {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(key.key())
+                .execute(&mut **t)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Like [`Db::row_by_id`], inside this transaction; on PostgreSQL the row is locked
     /// until the transaction ends (SQLite's write transactions are exclusive already).
     pub(crate) async fn row_by_id<R: AnyRow>(
@@ -548,17 +598,19 @@ impl<'r> sqlx::Decode<'r, Postgres> for Ts {
     }
 }
 
-/// Which API field a unique index guards: PostgreSQL reports the index name
-/// (`accounts_email_key`), SQLite the columns (`UNIQUE constraint failed: accounts.storefront_id,
-/// accounts.email`). Indexes are named `{table}_{field}_key` and list the field last, so both
-/// give the field.
+/// Which field a unique index guards. Indexes are named `{table}_{column}_key` and list that
+/// column last: PostgreSQL reports the index name (and the table), SQLite the columns
+/// (`UNIQUE constraint failed: accounts.storefront_id, accounts.email`); both give the column.
 pub(crate) fn unique_field(err: &sqlx::Error) -> Option<String> {
     let db = err.as_database_error()?;
     if !db.is_unique_violation() {
         return None;
     }
     if let Some(constraint) = db.constraint() {
-        let (_, rest) = constraint.split_once('_')?;
+        let rest = db
+            .table()
+            .and_then(|t| constraint.strip_prefix(t)?.strip_prefix('_'))
+            .unwrap_or(constraint);
         return Some(rest.strip_suffix("_key").unwrap_or(rest).to_owned());
     }
     let last = db.message().rsplit(", ").next()?;

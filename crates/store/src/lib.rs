@@ -95,15 +95,19 @@ impl StoreError {
         }
     }
 
-    /// Maps unique and foreign-key violations of a write to `entity` onto their meaning.
-    pub(crate) fn on_write(entity: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    /// Maps unique and foreign-key violations of a write to `entity` onto their meaning;
+    /// `reference` names the field whose foreign key a violation is about.
+    pub(crate) fn on_write(
+        entity: &'static str,
+        reference: &'static str,
+    ) -> impl Fn(sqlx::Error) -> StoreError {
         move |e| {
             if let Some(field) = db::unique_field(&e) {
                 StoreError::Conflict { entity, field }
             } else if db::is_foreign_key(&e) {
                 StoreError::Invalid(Invalid::new(
-                    "storefront_id",
-                    "refers to a missing storefront",
+                    reference,
+                    "refers to something that does not exist",
                 ))
             } else {
                 StoreError::Database(e)

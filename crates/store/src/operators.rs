@@ -1,7 +1,7 @@
 //! Operators (people who sign in) and API tokens (machines). Passwords arrive here already
 //! hashed; token secrets arrive as their SHA-256.
 
-use crate::db::{Backend, Topic, Ts, Tx, read, stored, stored_opt, write};
+use crate::db::{Lock, Topic, Ts, Tx, read, stored, stored_opt, write};
 use crate::{Store, StoreError};
 use cartwright_core::ids::{OperatorId, TokenId};
 use cartwright_core::operator::{
@@ -24,8 +24,8 @@ pub struct OperatorAuth {
     pub auth_version: i64,
 }
 
-/// An operator with the hash to check a password against.
-#[derive(Debug, Clone)]
+/// An operator with the hash to check a password against. Its `Debug` hides the hash.
+#[derive(Clone)]
 pub struct LoginRecord {
     /// The operator.
     pub operator: Operator,
@@ -33,6 +33,16 @@ pub struct LoginRecord {
     pub password_hash: String,
     /// Version to put in the sign-in token.
     pub auth_version: i64,
+}
+
+impl std::fmt::Debug for LoginRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRecord")
+            .field("operator", &self.operator)
+            .field("password_hash", &"***")
+            .field("auth_version", &self.auth_version)
+            .finish()
+    }
 }
 
 /// What a request's authentication needs to know about an API token.
@@ -150,7 +160,7 @@ impl Store {
                 .fetch_one(c)
                 .await
         })
-        .map_err(StoreError::on_write("operator"))?;
+        .map_err(StoreError::on_write("operator", "id"))?;
         tx.commit().await?;
         row.try_into()
     }
@@ -195,6 +205,7 @@ impl Store {
     ) -> Result<Operator, StoreError> {
         let mut tx = self.begin().await?;
         tx.touch(Topic::Operators);
+        tx.serialize(Lock::LastAdmin).await?;
         let current: Operator = self.lock_operator(&mut tx, id).await?;
         let role = patch.role.unwrap_or(current.role);
         let disabled = patch.disabled.unwrap_or(current.disabled);
@@ -222,7 +233,7 @@ impl Store {
             .fetch_one(c)
             .await
         })
-        .map_err(StoreError::on_write("operator"))?;
+        .map_err(StoreError::on_write("operator", "id"))?;
         tx.commit().await?;
         row.try_into()
     }
@@ -231,6 +242,7 @@ impl Store {
     pub async fn delete_operator(&self, id: OperatorId) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         tx.touch(Topic::Operators);
+        tx.serialize(Lock::LastAdmin).await?;
         let current = self.lock_operator(&mut tx, id).await?;
         if current.role == Role::Admin && !current.disabled {
             self.ensure_other_admin(&mut tx, id, "id").await?;
@@ -245,26 +257,23 @@ impl Store {
             .try_into()
     }
 
+    /// Refuses unless an enabled admin other than `id` exists. Callers hold
+    /// [`Lock::LastAdmin`], so two admins cannot demote each other at once.
     async fn ensure_other_admin(
         &self,
         tx: &mut Tx,
         id: OperatorId,
         field: &str,
     ) -> Result<(), StoreError> {
-        // Lock every enabled admin row so two admins cannot demote each other at once.
-        let sql = match self.backend() {
-            Backend::Postgres => {
-                "SELECT id FROM operators WHERE role = 'admin' AND NOT disabled AND id <> $1 FOR UPDATE"
-            }
-            Backend::Sqlite => {
-                "SELECT id FROM operators WHERE role = 'admin' AND NOT disabled AND id <> $1"
-            }
-        };
-        let others: Vec<i64> = write!(tx, |c| sqlx::query_scalar(sql)
+        let others: i64 = write!(tx, |c| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM operators WHERE role = 'admin' AND NOT disabled AND id <> $1",
+            )
             .bind(id.get())
-            .fetch_all(c)
-            .await)?;
-        if others.is_empty() {
+            .fetch_one(c)
+            .await
+        })?;
+        if others == 0 {
             return Err(StoreError::Refused {
                 field: field.to_owned(),
                 message: "this is the last enabled admin; make another admin first".into(),
@@ -378,7 +387,7 @@ impl Store {
             .fetch_one(c)
             .await
         })
-        .map_err(StoreError::on_write("token"))?;
+        .map_err(StoreError::on_write("token", "created_by"))?;
         tx.commit().await?;
         row.try_into()
     }

@@ -84,7 +84,7 @@ impl Store {
             .fetch_one(c)
             .await
         })
-        .map_err(StoreError::on_write("product"))?;
+        .map_err(StoreError::on_write("product", "storefront_id"))?;
         tx.commit().await?;
         row.try_into()
     }
@@ -179,7 +179,7 @@ impl Store {
             .fetch_one(c)
             .await
             })
-            .map_err(StoreError::on_write("product"))?;
+            .map_err(StoreError::on_write("product", "storefront_id"))?;
         tx.commit().await?;
         row.try_into()
     }

@@ -1,6 +1,6 @@
 //! Storefronts.
 
-use crate::db::{Ts, read, stored, write};
+use crate::db::{Ts, Tx, read, stored, write};
 use crate::{Store, StoreError};
 use cartwright_core::ids::StorefrontId;
 use cartwright_core::storefront::{Currency, NewStorefront, Storefront, StorefrontPatch};
@@ -34,27 +34,46 @@ impl TryFrom<StorefrontRow> for Storefront {
     }
 }
 
+/// Adds a storefront inside `tx`.
+pub(crate) async fn create_in(tx: &mut Tx, new: &NewStorefront) -> Result<Storefront, StoreError> {
+    let row: StorefrontRow = write!(tx, |c| {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO storefronts (slug, name, profile, base_url, currency, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {STOREFRONT_COLUMNS}"
+        )))
+        .bind(new.slug.as_str())
+        .bind(new.name.as_str())
+        .bind(new.profile.as_str())
+        .bind(new.base_url.as_str())
+        .bind(new.currency.as_str())
+        .bind(Ts::now())
+        .fetch_one(c)
+        .await
+    })
+    .map_err(StoreError::on_write("storefront", "id"))?;
+    row.try_into()
+}
+
+/// The storefront with this slug, inside `tx`.
+pub(crate) async fn by_slug_in(tx: &mut Tx, slug: &Slug) -> Result<Option<Storefront>, StoreError> {
+    let row: Option<StorefrontRow> = write!(tx, |c| {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {STOREFRONT_COLUMNS} FROM storefronts WHERE slug = $1"
+        )))
+        .bind(slug.as_str())
+        .fetch_optional(c)
+        .await
+    })?;
+    row.map(TryInto::try_into).transpose()
+}
+
 impl Store {
     /// Adds a storefront.
     pub async fn create_storefront(&self, new: &NewStorefront) -> Result<Storefront, StoreError> {
         let mut tx = self.begin().await?;
-        let row: StorefrontRow = write!(&mut tx, |c| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO storefronts (slug, name, profile, base_url, currency, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {STOREFRONT_COLUMNS}"
-            )))
-            .bind(new.slug.as_str())
-            .bind(new.name.as_str())
-            .bind(new.profile.as_str())
-            .bind(new.base_url.as_str())
-            .bind(new.currency.as_str())
-            .bind(Ts::now())
-            .fetch_one(c)
-            .await
-        })
-        .map_err(StoreError::on_write("storefront"))?;
+        let storefront = create_in(&mut tx, new).await?;
         tx.commit().await?;
-        row.try_into()
+        Ok(storefront)
     }
 
     /// One storefront.

@@ -115,6 +115,11 @@ impl ApiError {
         e
     }
 
+    /// 503: too busy right now; worth retrying.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
     /// 500: our failure; the details go to the log, not to the client.
     pub fn internal(error: &dyn std::fmt::Display) -> Self {
         tracing::error!(%error, "request failed");

@@ -50,6 +50,10 @@ pub struct Inner {
     pub throttle: LoginThrottle,
     /// Tunables.
     pub options: WebOptions,
+    /// When each API token's use was last written, so a busy token is written once a minute.
+    pub token_uses: std::sync::Mutex<
+        std::collections::HashMap<cartwright_core::ids::TokenId, std::time::Instant>,
+    >,
 }
 
 impl AppState {
@@ -64,7 +68,24 @@ impl AppState {
                 options.login_window,
             ),
             options,
+            token_uses: Default::default(),
         }))
+    }
+}
+
+impl AppState {
+    /// Whether this token's use should be written now: at most once a minute per token and
+    /// node, however many requests arrive before the write lands.
+    pub fn note_token_use(&self, id: cartwright_core::ids::TokenId) -> bool {
+        let now = std::time::Instant::now();
+        let mut uses = self.token_uses.lock().unwrap_or_else(|p| p.into_inner());
+        match uses.get(&id) {
+            Some(at) if now.duration_since(*at) < Duration::from_secs(60) => false,
+            _ => {
+                uses.insert(id, now);
+                true
+            }
+        }
     }
 }
 

@@ -361,3 +361,34 @@ async fn cursors_walk_every_sort_without_gaps_or_repeats() {
         assert_eq!(r.error(422, "invalid").as_deref(), Some(field), "{query}");
     }
 }
+
+#[tokio::test]
+async fn null_cannot_clear_a_required_field() {
+    let app = TestApp::spawn().await;
+    let sf = app.storefront("shop").await;
+    let id = app
+        .account(sf, "a@example.com", json!({"tags": ["vip"]}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let path = format!("/api/v1/accounts/{id}");
+    for (body, field) in [
+        (json!({"active": null}), "active"),
+        (json!({"tags": null}), "tags"),
+    ] {
+        let r = app.patch(&path, &app.operator, body).await;
+        assert_eq!(r.error(422, "invalid").as_deref(), Some(field));
+    }
+    let r = app
+        .patch(
+            &format!("/api/v1/storefronts/{sf}"),
+            &app.operator,
+            json!({"name": null}),
+        )
+        .await;
+    assert_eq!(r.error(422, "invalid").as_deref(), Some("name"));
+    assert_eq!(
+        app.get(&path, &app.viewer).await.ok(200)["tags"],
+        json!(["vip"])
+    );
+}

@@ -393,3 +393,24 @@ async fn expired_api_tokens_are_refused() {
             .contains("expired")
     );
 }
+
+#[tokio::test]
+async fn spellings_of_one_username_share_one_throttle() {
+    let app = TestApp::spawn().await;
+    for name in [
+        "operator",
+        "Operator",
+        " operator",
+        "OPERATOR ",
+        "operator\t",
+    ] {
+        let body = json!({"username": name, "password": "wrong password"});
+        app.call(Method::POST, "/api/v1/auth/login", None, Body::Json(body))
+            .await
+            .error(401, "unauthorized");
+    }
+    let body = json!({"username": "operator", "password": PASSWORD});
+    app.call(Method::POST, "/api/v1/auth/login", None, Body::Json(body))
+        .await
+        .error(429, "too_many_requests");
+}

@@ -397,3 +397,64 @@ async fn backups_restore_accounts_with_cookies_elsewhere() {
     assert_eq!(r.ok(200)["accounts_updated"], 1);
     assert_eq!(other.count("/api/v1/accounts").await, 1);
 }
+
+#[tokio::test]
+async fn exports_defuse_spreadsheet_formulas() {
+    let app = TestApp::spawn().await;
+    let sf = app.storefront("shop").await;
+    app.account(
+        sf,
+        "f@example.com",
+        json!({"label": "=HYPERLINK(\"http://evil\")", "name": "@SUM(A1)"}),
+    )
+    .await;
+    let text = app.get("/api/v1/accounts/export", &app.viewer).await.text();
+    assert!(text.contains("'=HYPERLINK"), "{text}");
+    assert!(text.contains("'@SUM(A1)"), "{text}");
+}
+
+#[tokio::test]
+async fn a_failed_restore_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let first = app.storefront("aaa").await;
+    app.account(first, "x@example.com", json!({})).await;
+    let second = app.storefront("bbb").await;
+    app.account(second, "e1@example.com", json!({"phone": "9811111111"}))
+        .await;
+    let r = app
+        .post(
+            "/api/v1/accounts/backup",
+            &app.admin,
+            json!({"passphrase": "a long passphrase"}),
+        )
+        .await;
+    let backup = base64::engine::general_purpose::STANDARD.encode(&r.body);
+
+    // On the other install, e1's email and phone belong to two different accounts.
+    let other = TestApp::spawn().await;
+    let bbb = other.storefront("bbb").await;
+    other.account(bbb, "e1@example.com", json!({})).await;
+    other
+        .account(bbb, "z@example.com", json!({"phone": "9811111111"}))
+        .await;
+    let r = other
+        .post(
+            "/api/v1/accounts/restore",
+            &other.admin,
+            json!({"passphrase": "a long passphrase", "backup": backup}),
+        )
+        .await;
+    assert_eq!(r.error(422, "invalid").as_deref(), Some("backup"));
+    assert_eq!(
+        other
+            .get("/api/v1/storefronts", &other.admin)
+            .await
+            .ok(200)
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "storefront aaa was not created"
+    );
+    assert_eq!(other.count("/api/v1/accounts").await, 2);
+}

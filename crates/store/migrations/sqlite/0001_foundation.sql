@@ -31,7 +31,7 @@ CREATE TABLE api_tokens (
     last_used_at TEXT,
     revoked_at   TEXT
 );
-CREATE UNIQUE INDEX api_tokens_secret_key ON api_tokens (secret_hash);
+CREATE UNIQUE INDEX api_tokens_secret_hash_key ON api_tokens (secret_hash);
 
 CREATE TABLE storefronts (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -63,19 +63,21 @@ async fn login(
     Json(body): Json<LoginRequest>,
 ) -> ApiResult<axum::Json<LoginResponse>> {
     let ip = peer.ip().to_string();
-    if let Err(wait) = state.throttle.check(&body.username, &ip) {
+    let username = Username::parse(&body.username).ok();
+    // Names that cannot exist share one throttle key, so they cannot multiply attempts.
+    let user_key = username.as_ref().map_or("<invalid>", Username::as_str);
+    if let Err(wait) = state.throttle.attempt(user_key, &ip) {
         return Err(ApiError::too_many(
             "too many failed sign-ins; wait before trying again",
             wait.as_secs() + 1,
         ));
     }
-    let record = match Username::parse(&body.username) {
-        Ok(username) => state.store.login_record(&username).await?,
-        Err(_) => None,
+    let record = match &username {
+        Some(username) => state.store.login_record(username).await?,
+        None => None,
     };
     let hash = record.as_ref().map(|r| r.password_hash.clone());
-    if !verify_password(body.password, hash).await {
-        state.throttle.failed(&body.username, &ip);
+    if !verify_password(body.password, hash).await? {
         return Err(ApiError::unauthorized("wrong username or password"));
     }
     let Some(record) = record else {
@@ -84,7 +86,7 @@ async fn login(
     if record.operator.disabled {
         return Err(ApiError::unauthorized("this operator is disabled"));
     }
-    state.throttle.succeeded(&body.username);
+    state.throttle.succeeded(user_key, &ip);
     state.store.record_login(record.operator.id).await?;
     let (token, expires_at) = state.jwt.issue(record.operator.id, record.auth_version)?;
     let operator = state.store.operator(record.operator.id).await?;
@@ -156,6 +158,7 @@ pub struct PasswordChange {
 )]
 async fn change_password(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Auth(who, ..): Auth<Read>,
     Json(body): Json<PasswordChange>,
 ) -> ApiResult<axum::Json<LoginResponse>> {
@@ -167,13 +170,22 @@ async fn change_password(
         .store
         .login_record(&operator.username)
         .await?
-        .ok_or_else(|| ApiError::not_found("operator not found"))?;
-    if !verify_password(body.current_password, Some(record.password_hash)).await {
+        .ok_or_else(|| ApiError::unauthorized("this sign-in has ended; sign in again"))?;
+    // Guessing the current password with a stolen sign-in token is throttled like signing in.
+    let ip = peer.ip().to_string();
+    if let Err(wait) = state.throttle.attempt(operator.username.as_str(), &ip) {
+        return Err(ApiError::too_many(
+            "too many wrong passwords; wait before trying again",
+            wait.as_secs() + 1,
+        ));
+    }
+    if !verify_password(body.current_password, Some(record.password_hash)).await? {
         return Err(ApiError::invalid(
             "current_password",
             "is not the password in use",
         ));
     }
+    state.throttle.succeeded(operator.username.as_str(), &ip);
     let hash = hash_password(&body.new_password).await?;
     let operator = state
         .store
