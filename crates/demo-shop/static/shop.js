@@ -39,8 +39,9 @@ function openSlider(name) {
   const wrapper = document.querySelector(`div[data-slider="${name}"]`);
   if (!wrapper) return;
   wrapper.hidden = false;
-  // Slide in on the next frame so the transition runs.
-  requestAnimationFrame(() => requestAnimationFrame(() => wrapper.classList.add("open")));
+  // Read a layout value so the browser applies the unhidden state, then slide in.
+  void wrapper.offsetWidth;
+  wrapper.classList.add("open");
 }
 
 function closeSliders() {
@@ -98,7 +99,7 @@ const actions = {
     await refreshBag();
   },
   async "remove-line"(b) { await call("DELETE", `/api/cart/lines/${b.dataset.product}`); await refreshBag(); },
-  "open-slider"(b) { openSlider(b.dataset.slider); },
+  "open-slider"(b) { openSlider(b.dataset.opens); },
   "close-slider"() { closeSliders(); },
   async "apply-coupon"(b) {
     try {
