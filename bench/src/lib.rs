@@ -40,22 +40,20 @@ impl LoadReport {
 pub type NextPath = Box<dyn FnMut(&[u8]) -> String + Send>;
 
 /// Drives `connections` keep-alive HTTP/1.1 connections against `addr` for `duration` after a
-/// `warmup`, each sending GETs one at a time to the paths its [`NextPath`] (made by
-/// `paths(connection)`) yields.
+/// `warmup`. Each connection gets its headers and its [`NextPath`] from `client(connection)`
+/// and sends GETs one at a time.
 pub async fn load(
     addr: SocketAddr,
     connections: usize,
     warmup: Duration,
     duration: Duration,
-    token: &str,
-    paths: impl Fn(usize) -> NextPath,
+    client: impl Fn(usize) -> (Vec<(&'static str, String)>, NextPath),
 ) -> anyhow::Result<LoadReport> {
     let start = Instant::now() + warmup;
     let end = start + duration;
     let mut tasks = Vec::with_capacity(connections);
     for c in 0..connections {
-        let token = format!("Bearer {token}");
-        let mut next_path = paths(c);
+        let (headers, mut next_path) = client(c);
         tasks.push(tokio::spawn(async move {
             let stream = tokio::net::TcpStream::connect(addr).await?;
             stream.set_nodelay(true)?;
@@ -70,10 +68,11 @@ pub async fn load(
                 if sent >= end {
                     break;
                 }
-                let request = Request::get(next_path(&body))
-                    .header("host", "bench")
-                    .header("authorization", &token)
-                    .body(Empty::<Bytes>::new())?;
+                let mut request = Request::get(next_path(&body)).header("host", "bench");
+                for (name, value) in &headers {
+                    request = request.header(*name, value);
+                }
+                let request = request.body(Empty::<Bytes>::new())?;
                 let response = sender.send_request(request).await?;
                 let ok = response.status() == 200;
                 body = response.into_body().collect().await?.to_bytes();

@@ -107,16 +107,17 @@ async fn main() -> anyhow::Result<()> {
         args.connections,
         Duration::from_secs(2),
         Duration::from_secs(args.seconds),
-        &token,
         |c| {
             let mut i = c;
-            Box::new(move |_| {
+            let headers = vec![("authorization", format!("Bearer {token}"))];
+            let next: cartwright_bench::NextPath = Box::new(move |_| {
                 i += 1;
                 format!(
                     "/api/v1/accounts?per_page={per_page}&page={}",
                     i % pages + 1
                 )
-            })
+            });
+            (headers, next)
         },
     )
     .await?;
@@ -132,13 +133,16 @@ async fn main() -> anyhow::Result<()> {
         args.connections,
         Duration::from_secs(2),
         Duration::from_secs(args.seconds),
-        &token,
         |_| {
             // Each connection walks the whole list, page after page, then starts again.
-            Box::new(move |previous| match next_cursor(previous) {
-                Some(cursor) => format!("/api/v1/accounts?per_page={per_page}&cursor={cursor}"),
-                None => format!("/api/v1/accounts?per_page={per_page}"),
-            })
+            let headers = vec![("authorization", format!("Bearer {token}"))];
+            (
+                headers,
+                Box::new(move |previous: &[u8]| match next_cursor(previous) {
+                    Some(cursor) => format!("/api/v1/accounts?per_page={per_page}&cursor={cursor}"),
+                    None => format!("/api/v1/accounts?per_page={per_page}"),
+                }),
+            )
         },
     )
     .await?;

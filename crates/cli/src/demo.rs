@@ -1,14 +1,38 @@
-//! `cartwright demo`: everything a newcomer needs to see Cartwright working, with one command.
+//! `cartwright demo`: everything a newcomer needs to see Cartwright working, with one command:
+//! the server, the demo shop beside it, and Cartwright seeded with the shop's storefront,
+//! accounts (signed in, cookies and all), products and addresses.
 
 use crate::{Server, Settings, StartError};
+use cartwright_core::account_csv::{AccountRow, ParsedImport};
+use cartwright_core::address::{AddressKind, NewAddress};
+use cartwright_core::catalog::NewProduct;
+use cartwright_core::cookies::CookieJar;
+use cartwright_core::money::Money;
 use cartwright_core::operator::{NewOperator, Role};
-use cartwright_core::values::{Password, Username};
-use cartwright_store::Store;
+use cartwright_core::storefront::{Currency, NewStorefront, StorefrontPatch};
+use cartwright_core::values::{
+    Email, HttpUrl, Password, Phone, Postcode, Slug, Tags, Text, Username,
+};
+use cartwright_demo_shop::{RunningShop, ShopConfig};
+use cartwright_store::{ImportOptions, Store, StoreError};
+use std::net::SocketAddr;
 
 /// The demo admin's sign-in name.
 pub const DEMO_USERNAME: &str = "admin";
 /// The demo admin's password. The demo keeps its data in its own directory.
 pub const DEMO_PASSWORD: &str = "cartwright-demo";
+/// How many of the shop's customers become Cartwright accounts.
+pub const DEMO_ACCOUNTS: usize = 50;
+/// The demo storefront's slug.
+pub const DEMO_STOREFRONT: &str = "demo";
+
+/// The running demo: Cartwright and the shop.
+pub struct Demo {
+    /// Cartwright.
+    pub server: Server,
+    /// The demo shop.
+    pub shop: RunningShop,
+}
 
 /// Creates the demo admin unless an operator exists already. Returns whether it did.
 pub async fn ensure_admin(store: &Store) -> Result<bool, StartError> {
@@ -41,9 +65,205 @@ pub async fn ensure_admin(store: &Store) -> Result<bool, StartError> {
     Ok(true)
 }
 
-/// Starts the server for the demo, with its admin.
-pub async fn start(settings: &Settings) -> Result<Server, StartError> {
+/// Starts the shop on `shop_addr` and Cartwright as `settings` says, then seeds Cartwright from
+/// the shop (or, on a later start, points it at the shop again and refreshes the cookies:
+/// the shop keeps its sessions in memory).
+pub async fn start(settings: &Settings, shop_addr: SocketAddr) -> Result<Demo, StartError> {
+    let mut config = ShopConfig::default();
+    config.marketplace.auto_advance = Some(std::time::Duration::from_secs(90));
+    let shop = cartwright_demo_shop::start(shop_addr, config)
+        .await
+        .map_err(|source| StartError::Io {
+            what: format!("starting the demo shop on {shop_addr}"),
+            source,
+        })?;
     let server = Server::start(settings).await?;
     ensure_admin(&server.store).await?;
-    Ok(server)
+    seed(&server.store, &shop).await?;
+    Ok(Demo { server, shop })
+}
+
+fn demo_error(what: &str, message: String) -> StartError {
+    StartError::Store(StoreError::Corrupt(format!("demo data: {what}: {message}")))
+}
+
+/// Seeds (or refreshes) the demo storefront, accounts, products and addresses.
+pub async fn seed(store: &Store, shop: &RunningShop) -> Result<(), StartError> {
+    let slug = Slug::parse(DEMO_STOREFRONT).map_err(|m| demo_error("slug", m))?;
+    let base_url =
+        HttpUrl::parse(&format!("{}/", shop.url())).map_err(|m| demo_error("shop URL", m))?;
+    let storefront = match store.storefront_by_slug(&slug).await? {
+        Some(existing) => {
+            let patch = StorefrontPatch {
+                base_url: Some(base_url.clone()),
+                ..StorefrontPatch::default()
+            };
+            store.update_storefront(existing.id, &patch).await?
+        }
+        None => {
+            store
+                .create_storefront(&NewStorefront {
+                    slug,
+                    name: Text::parse("Demo Beauty").map_err(|m| demo_error("name", m))?,
+                    profile: Slug::parse("demo").map_err(|m| demo_error("profile", m))?,
+                    base_url: base_url.clone(),
+                    currency: Currency::parse("INR").map_err(|m| demo_error("currency", m))?,
+                })
+                .await?
+        }
+    };
+    let host = storefront.host();
+
+    // Accounts: the shop's first customers, signed in, their session cookies imported.
+    let mut rows = Vec::with_capacity(DEMO_ACCOUNTS);
+    for (i, c) in shop.shop.customers().iter().take(DEMO_ACCOUNTS).enumerate() {
+        let cookie = shop
+            .shop
+            .sign_in(c.id)
+            .ok_or_else(|| demo_error("sign-in", c.email.clone()))?;
+        let jar = CookieJar::parse(&format!("f.session={cookie}"), &host)
+            .map_err(|e| demo_error("cookie", e.to_string()))?;
+        let batch = if i < DEMO_ACCOUNTS / 2 {
+            "batch-a"
+        } else {
+            "batch-b"
+        };
+        rows.push(AccountRow {
+            line: i + 1,
+            label: Some(
+                Text::parse(&format!("demo-{:02}", i + 1)).map_err(|m| demo_error("label", m))?,
+            ),
+            name: Some(
+                Text::parse(&format!("{} {}", c.first_name, c.last_name))
+                    .map_err(|m| demo_error("name", m))?,
+            ),
+            email: Some(Email::parse(&c.email).map_err(|m| demo_error("email", m))?),
+            phone: Some(Phone::parse(&c.phone).map_err(|m| demo_error("phone", m))?),
+            tags: Some(
+                Tags::parse_list(&format!("demo, {batch}")).map_err(|m| demo_error("tags", m))?,
+            ),
+            active: None,
+            cookies: Some(jar),
+        });
+    }
+    let report = store
+        .import_accounts(
+            storefront.id,
+            ParsedImport {
+                rows,
+                ..ParsedImport::default()
+            },
+            ImportOptions::default(),
+        )
+        .await?;
+    if let Some(e) = report.errors.first() {
+        return Err(demo_error(
+            "accounts",
+            format!("line {}: {} {}", e.line, e.field, e.message),
+        ));
+    }
+
+    // Products and addresses only once: the operator may have changed them since.
+    let existing = store
+        .products(
+            &cartwright_store::ProductFilter {
+                storefront_id: Some(storefront.id),
+                ..Default::default()
+            },
+            cartwright_store::PageRequest::number(1, 1)
+                .map_err(|e| demo_error("page", e.to_string()))?,
+        )
+        .await?;
+    if existing.total == 0 {
+        for p in shop.shop.products() {
+            let product = NewProduct {
+                storefront_id: storefront.id,
+                name: Text::parse(&p.name).map_err(|m| demo_error("product", m))?,
+                url: HttpUrl::parse(&format!("{}/p/{}", shop.url(), p.slug))
+                    .map_err(|m| demo_error("product URL", m))?,
+                sku: Some(
+                    Text::parse(&format!("DB-{:04}", p.id)).map_err(|m| demo_error("sku", m))?,
+                ),
+                price: Some(Money::from_minor(p.price).map_err(|m| demo_error("price", m))?),
+                brand: Text::parse(&p.brand).ok(),
+                category: Text::parse(&p.category).ok(),
+                in_stock: p.stock > 0,
+                image_url: None,
+            };
+            store.create_product(&product).await?;
+        }
+    } else {
+        // Same products, new port: point their URLs at the shop as it runs now.
+        for page in 1.. {
+            let request = cartwright_store::PageRequest::number(page, 100)
+                .map_err(|e| demo_error("page", e.to_string()))?;
+            let filter = cartwright_store::ProductFilter {
+                storefront_id: Some(storefront.id),
+                ..Default::default()
+            };
+            let list = store.products(&filter, request).await?;
+            for p in &list.items {
+                let Some(path) = p
+                    .url
+                    .as_str()
+                    .split_once("/p/")
+                    .map(|(_, slug)| slug.to_owned())
+                else {
+                    continue;
+                };
+                if let Ok(url) = HttpUrl::parse(&format!("{}/p/{path}", shop.url()))
+                    && url != p.url
+                {
+                    let patch = cartwright_core::catalog::ProductPatch {
+                        url: Some(url),
+                        ..Default::default()
+                    };
+                    store.update_product(p.id, &patch).await?;
+                }
+            }
+            if list.items.len() < 100 {
+                break;
+            }
+        }
+    }
+    if store.addresses().await?.is_empty() {
+        for (label, name, line1, street, pincode, city, state, default) in [
+            (
+                "Mumbai office",
+                "Asha Rao",
+                "Flat 4, Sea View",
+                "Linking Road, Bandra West",
+                "400050",
+                "Mumbai",
+                "Maharashtra",
+                true,
+            ),
+            (
+                "Bengaluru home",
+                "Dev Iyer",
+                "No. 12, 2nd Cross",
+                "Indiranagar",
+                "560038",
+                "Bengaluru",
+                "Karnataka",
+                false,
+            ),
+        ] {
+            let address = NewAddress {
+                label: Text::parse(label).ok(),
+                full_name: Text::parse(name).map_err(|m| demo_error("address", m))?,
+                line1: Text::parse(line1).map_err(|m| demo_error("address", m))?,
+                street: Text::parse(street).ok(),
+                landmark: None,
+                postcode: Postcode::parse(pincode).map_err(|m| demo_error("address", m))?,
+                city: Text::parse(city).map_err(|m| demo_error("address", m))?,
+                state: Text::parse(state).map_err(|m| demo_error("address", m))?,
+                phone: Phone::parse("9820012345").map_err(|m| demo_error("address", m))?,
+                kind: AddressKind::Home,
+                is_default: default,
+            };
+            store.create_address(&address).await?;
+        }
+    }
+    Ok(())
 }

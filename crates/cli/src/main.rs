@@ -31,15 +31,30 @@ enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
-    /// Run the demo: the server on its own SQLite database in ./cartwright-demo, with a demo
-    /// admin, ready to explore.
+    /// Run the demo: the server on its own SQLite database in ./cartwright-demo and the demo
+    /// shop beside it, with a demo admin and the shop's accounts, products and addresses.
     Demo {
         /// Listen here.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Serve the demo shop here.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        shop_listen: SocketAddr,
         /// Where the demo keeps its data.
         #[arg(long, default_value = "./cartwright-demo")]
         data_dir: PathBuf,
+    },
+    /// Run only the demo shop: a storefront and seller centre to automate against.
+    DemoShop {
+        /// Listen here.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: SocketAddr,
+        /// Seeds the data and the class-name hashes.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// How many customers to create.
+        #[arg(long, default_value_t = 60)]
+        customers: usize,
     },
     /// Apply pending database migrations and exit.
     Migrate,
@@ -113,18 +128,27 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("shutting down");
             server.stop().await.context("stopping the server")?;
         }
-        Command::Demo { listen, data_dir } => {
+        Command::Demo {
+            listen,
+            shop_listen,
+            data_dir,
+        } => {
             settings.listen = listen;
             settings.data_dir = data_dir;
             settings.database_url = None;
-            let server = cartwright::demo::start(&settings).await?;
+            let demo = cartwright::demo::start(&settings, shop_listen).await?;
             eprintln!();
             eprintln!("  Cartwright demo is running.");
-            eprintln!("  API docs:   http://{}/api/docs", server.addr);
+            eprintln!("  API docs:   http://{}/api/docs", demo.server.addr);
             eprintln!(
                 "  Sign in as: {} / {}",
                 cartwright::demo::DEMO_USERNAME,
                 cartwright::demo::DEMO_PASSWORD
+            );
+            eprintln!(
+                "  Demo shop:  {}/  (seller centre: {}/seller/login, seller / seller-demo)",
+                demo.shop.url(),
+                demo.shop.url()
             );
             eprintln!(
                 "  Data:       {} (delete it to start afresh)",
@@ -133,7 +157,28 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("  Stop with Ctrl-C.");
             eprintln!();
             shutdown_signal().await;
-            server.stop().await.context("stopping the server")?;
+            demo.server.stop().await.context("stopping the server")?;
+            demo.shop.stop().await.context("stopping the demo shop")?;
+        }
+        Command::DemoShop {
+            listen,
+            seed,
+            customers,
+        } => {
+            let config = cartwright_demo_shop::ShopConfig {
+                seed,
+                customers,
+                ..Default::default()
+            };
+            let shop = cartwright_demo_shop::start(listen, config)
+                .await
+                .context("starting the demo shop")?;
+            eprintln!(
+                "Demo shop on {}/ (control endpoints under /_control)",
+                shop.url()
+            );
+            shutdown_signal().await;
+            shop.stop().await.context("stopping the demo shop")?;
         }
         Command::Migrate => {
             let key = cartwright::secret_key(&settings)?;

@@ -1,33 +1,152 @@
 use crate::helpers::TestApp;
-use cartwright::demo::{DEMO_PASSWORD, DEMO_USERNAME, ensure_admin};
+use cartwright::demo::{DEMO_ACCOUNTS, DEMO_PASSWORD, DEMO_USERNAME, ensure_admin};
+use cartwright_core::ids::AccountId;
+use serde_json::Value;
+
+async fn login(http: &reqwest::Client, base: &str) -> String {
+    let r = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": DEMO_USERNAME, "password": DEMO_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Every stored account cookie signs in at the shop's rewards API.
+async fn cookies_work(demo: &cartwright::demo::Demo, accounts: &Value) {
+    let http = reqwest::Client::new();
+    for account in accounts["items"].as_array().unwrap().iter().take(5) {
+        let jar = demo
+            .server
+            .store
+            .account_cookies(AccountId(account["id"].as_i64().unwrap()))
+            .await
+            .unwrap()
+            .unwrap();
+        let cookie = &jar.cookies()[0];
+        assert_eq!(cookie.name, "f.session");
+        let r = http
+            .get(format!(
+                "{}/ext/reward-engine/application/api/v1.0/user/account",
+                demo.shop.url()
+            ))
+            .header("cookie", format!("f.session={}", cookie.value))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            200,
+            "the imported cookie of {} signs in",
+            account["email"]
+        );
+    }
+}
 
 #[tokio::test]
-async fn the_demo_admin_is_created_once() {
+async fn the_demo_seeds_cartwright_from_the_shop_and_refreshes_on_restart() {
     let dir = tempfile::tempdir().unwrap();
     let settings = cartwright::Settings {
         data_dir: dir.path().to_path_buf(),
         listen: "127.0.0.1:0".parse().unwrap(),
         ..Default::default()
     };
-    let server = cartwright::demo::start(&settings).await.unwrap();
-    assert!(
-        !ensure_admin(&server.store).await.unwrap(),
-        "an operator exists: nothing to create"
-    );
+    let shop_addr = "127.0.0.1:0".parse().unwrap();
     let http = reqwest::Client::new();
-    let r = http
-        .post(format!("http://{}/api/v1/auth/login", server.addr))
-        .json(&serde_json::json!({"username": DEMO_USERNAME, "password": DEMO_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+
+    let demo = cartwright::demo::start(&settings, shop_addr).await.unwrap();
+    assert!(
+        !ensure_admin(&demo.server.store).await.unwrap(),
+        "the demo admin exists"
+    );
+    let base = format!("http://{}", demo.server.addr);
+    let token = login(&http, &base).await;
+    let get = |path: &str| {
+        let (http, token, url) = (http.clone(), token.clone(), format!("{base}{path}"));
+        async move {
+            http.get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let storefronts = get("/api/v1/storefronts").await;
+    assert_eq!(storefronts[0]["slug"], "demo");
+    assert_eq!(storefronts[0]["base_url"], format!("{}/", demo.shop.url()));
+    let accounts = get("/api/v1/accounts?per_page=100").await;
+    assert_eq!(accounts["total"], DEMO_ACCOUNTS);
+    assert!(
+        accounts["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["session"]["has_cookies"] == true)
+    );
+    assert_eq!(
+        get("/api/v1/accounts?tag=batch-b").await["total"],
+        DEMO_ACCOUNTS / 2
+    );
+    let products = get("/api/v1/products?per_page=100").await;
+    assert_eq!(products["total"], 24);
+    assert!(
+        products["items"][0]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&demo.shop.url())
+    );
+    let addresses = get("/api/v1/addresses").await;
+    assert_eq!(addresses.as_array().unwrap().len(), 2);
+    assert_eq!(addresses[0]["is_default"], true);
+    cookies_work(&demo, &accounts).await;
     assert!(
         dir.path().join("cartwright.db").exists(),
         "the demo runs on SQLite in its data dir"
     );
-    assert!(dir.path().join("secret.key").exists());
-    server.stop().await.unwrap();
+    demo.server.stop().await.unwrap();
+    demo.shop.stop().await.unwrap();
+
+    // A second start: a new shop (new port, new sessions); Cartwright is pointed at it again.
+    let demo = cartwright::demo::start(&settings, shop_addr).await.unwrap();
+    let base = format!("http://{}", demo.server.addr);
+    let token = login(&http, &base).await;
+    let accounts: Value = http
+        .get(format!("{base}/api/v1/accounts?per_page=100"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(accounts["total"], DEMO_ACCOUNTS, "no duplicates");
+    let products: Value = http
+        .get(format!("{base}/api/v1/products?per_page=100"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(products["total"], 24);
+    assert!(
+        products["items"][0]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&demo.shop.url())
+    );
+    cookies_work(&demo, &accounts).await;
+    demo.server.stop().await.unwrap();
+    demo.shop.stop().await.unwrap();
 
     // Existing installs keep their operators.
     let app = TestApp::spawn().await;
