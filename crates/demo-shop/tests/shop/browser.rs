@@ -343,12 +343,27 @@ async fn a_purchase_clicked_through_in_chromium() {
 
     // Saved addresses: Edit, then Delete, then the dialog's Remove.
     goto(&page, &format!("{base}/profile/address")).await;
-    wait_for(&page, "the saved address", "document.querySelectorAll('[data-address]').length === 1").await;
+    wait_for(
+        &page,
+        "the saved address",
+        "document.querySelectorAll('[data-address]').length === 1",
+    )
+    .await;
     click_css(&page, "[aria-label='Edit address']").await;
     click(&page, "button", "Delete").await;
-    wait_for(&page, "the confirmation dialog", "!document.querySelector('[role=dialog][data-confirm]').hidden").await;
+    wait_for(
+        &page,
+        "the confirmation dialog",
+        "!document.querySelector('[role=dialog][data-confirm]').hidden",
+    )
+    .await;
     click(&page, "button", "Remove").await;
-    wait_for(&page, "the address gone", "document.querySelectorAll('[data-address]').length === 0").await;
+    wait_for(
+        &page,
+        "the address gone",
+        "document.querySelectorAll('[data-address]').length === 0",
+    )
+    .await;
 
     // The session cookie was refreshed while browsing; the browser kept the new value.
     let jar = browser
