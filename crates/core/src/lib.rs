@@ -5,12 +5,14 @@
 pub mod account;
 pub mod account_csv;
 pub mod address;
+pub mod batch;
 pub mod catalog;
 pub mod cookies;
 pub mod error;
 pub mod ids;
 pub mod money;
 pub mod operator;
+pub mod order;
 pub mod patch;
 pub mod selection;
 pub mod storefront;

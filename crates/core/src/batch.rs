@@ -1,0 +1,187 @@
+//! A batch: the same cart ordered for many accounts. What an operator submits, checked before
+//! anything runs so that a mistake is refused with the field named, not discovered per order.
+
+use crate::ids::{AddressId, ProductId};
+use crate::money::Money;
+use crate::selection::SelectionRequest;
+use crate::values::Text;
+use crate::Invalid;
+use serde::{Deserialize, Serialize};
+use std::str::FromStr;
+use utoipa::ToSchema;
+
+/// Most lines one cart may have.
+pub const MAX_LINES: usize = 20;
+/// Most units of one product per line.
+pub const MAX_QUANTITY: u32 = 10;
+/// Most orders per account in one batch.
+pub const MAX_REPETITIONS: u32 = 20;
+
+/// One line of the cart every order of the batch builds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CartLine {
+    /// The product.
+    pub product_id: ProductId,
+    /// Units, 1 to 10.
+    pub quantity: u32,
+}
+
+/// Which coupon an order applies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CouponPolicy {
+    /// None.
+    #[default]
+    None,
+    /// The first one the storefront offers and accepts.
+    First,
+    /// The one that lowers the total most.
+    Best,
+    /// The first one offered; the order fails (business) when none applies.
+    Required,
+}
+
+impl CouponPolicy {
+    /// The stored and serialised name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CouponPolicy::None => "none",
+            CouponPolicy::First => "first",
+            CouponPolicy::Best => "best",
+            CouponPolicy::Required => "required",
+        }
+    }
+}
+
+impl FromStr for CouponPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "none" => CouponPolicy::None,
+            "first" => CouponPolicy::First,
+            "best" => CouponPolicy::Best,
+            "required" => CouponPolicy::Required,
+            _ => return Err(format!("unknown coupon policy {s:?}")),
+        })
+    }
+}
+
+/// How an order is paid. Only methods that need no buyer at the keyboard: cash on delivery, or a
+/// method the storefront has saved for the account, chosen by its label. Card numbers and
+/// security codes are never taken, stored or typed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case", tag = "method")]
+pub enum Payment {
+    /// Cash on delivery.
+    #[default]
+    CashOnDelivery,
+    /// A method the storefront already keeps for the account, picked by the label it shows.
+    Saved {
+        /// The label as the storefront shows it (e.g. `UPI ending 4821`).
+        label: Text,
+    },
+}
+
+/// A batch as submitted.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewBatch {
+    /// A name for operators.
+    #[serde(default)]
+    pub name: Option<Text>,
+    /// Which accounts order.
+    pub accounts: SelectionRequest,
+    /// The cart.
+    pub lines: Vec<CartLine>,
+    /// Orders per account, 1 to 20.
+    #[serde(default = "one")]
+    pub repetitions: u32,
+    /// Delivery address; the default address when absent.
+    #[serde(default)]
+    pub address_id: Option<AddressId>,
+    /// Payment method.
+    #[serde(default)]
+    pub payment: Payment,
+    /// Coupon policy.
+    #[serde(default)]
+    pub coupon: CouponPolicy,
+    /// No order is placed whose total is above this.
+    pub max_total: Money,
+    /// Empty the cart before adding the lines.
+    #[serde(default = "yes")]
+    pub clear_cart: bool,
+    /// Delete the account's saved addresses first.
+    #[serde(default)]
+    pub clear_addresses: bool,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl NewBatch {
+    /// Checks the rules that involve more than one value. (The selection, the products and the
+    /// address are checked against the store.)
+    pub fn check(&self) -> Result<(), Invalid> {
+        if self.lines.is_empty() {
+            return Err(Invalid::new("lines", "the cart needs at least one line"));
+        }
+        if self.lines.len() > MAX_LINES {
+            return Err(Invalid::new("lines", format!("at most {MAX_LINES} lines")));
+        }
+        for (i, line) in self.lines.iter().enumerate() {
+            if !(1..=MAX_QUANTITY).contains(&line.quantity) {
+                return Err(Invalid::new(format!("lines[{i}].quantity"), format!("must be 1 to {MAX_QUANTITY}")));
+            }
+            if self.lines[..i].iter().any(|l| l.product_id == line.product_id) {
+                return Err(Invalid::new(format!("lines[{i}].product_id"), "is already in the cart; raise its quantity instead"));
+            }
+        }
+        if !(1..=MAX_REPETITIONS).contains(&self.repetitions) {
+            return Err(Invalid::new("repetitions", format!("must be 1 to {MAX_REPETITIONS}")));
+        }
+        if self.max_total.minor() == 0 {
+            return Err(Invalid::new("max_total", "must be above 0: it is the most an order may cost"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(json: serde_json::Value) -> Result<(), Invalid> {
+        serde_json::from_value::<NewBatch>(json).map_err(|e| Invalid::new("json", e.to_string()))?.check()
+    }
+
+    #[test]
+    fn batches_are_checked_before_anything_runs() {
+        let ok = serde_json::json!({"accounts": {"storefront_id": 1, "range": {"from": 1, "to": 5}},
+            "lines": [{"product_id": 1, "quantity": 2}], "max_total": 1500});
+        assert!(batch(ok.clone()).is_ok());
+        let mut b = ok.clone();
+        b["lines"] = serde_json::json!([]);
+        assert_eq!(batch(b).unwrap_err().field, "lines");
+        let mut b = ok.clone();
+        b["lines"] = serde_json::json!([{"product_id": 1, "quantity": 11}]);
+        assert_eq!(batch(b).unwrap_err().field, "lines[0].quantity");
+        let mut b = ok.clone();
+        b["lines"] = serde_json::json!([{"product_id": 1, "quantity": 1}, {"product_id": 1, "quantity": 1}]);
+        assert_eq!(batch(b).unwrap_err().field, "lines[1].product_id");
+        let mut b = ok.clone();
+        b["repetitions"] = serde_json::json!(0);
+        assert_eq!(batch(b).unwrap_err().field, "repetitions");
+        let mut b = ok.clone();
+        b["max_total"] = serde_json::json!(0);
+        assert_eq!(batch(b).unwrap_err().field, "max_total");
+        let mut b = ok;
+        b["payment"] = serde_json::json!({"method": "card", "number": "4111"});
+        assert!(batch(b).is_err(), "no card payments");
+    }
+}
