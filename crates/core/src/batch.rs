@@ -1,11 +1,11 @@
 //! A batch: the same cart ordered for many accounts. What an operator submits, checked before
 //! anything runs so that a mistake is refused with the field named, not discovered per order.
 
+use crate::Invalid;
 use crate::ids::{AddressId, ProductId};
 use crate::money::Money;
 use crate::selection::SelectionRequest;
 use crate::values::Text;
-use crate::Invalid;
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 use utoipa::ToSchema;
@@ -136,17 +136,32 @@ impl NewBatch {
         }
         for (i, line) in self.lines.iter().enumerate() {
             if !(1..=MAX_QUANTITY).contains(&line.quantity) {
-                return Err(Invalid::new(format!("lines[{i}].quantity"), format!("must be 1 to {MAX_QUANTITY}")));
+                return Err(Invalid::new(
+                    format!("lines[{i}].quantity"),
+                    format!("must be 1 to {MAX_QUANTITY}"),
+                ));
             }
-            if self.lines[..i].iter().any(|l| l.product_id == line.product_id) {
-                return Err(Invalid::new(format!("lines[{i}].product_id"), "is already in the cart; raise its quantity instead"));
+            if self.lines[..i]
+                .iter()
+                .any(|l| l.product_id == line.product_id)
+            {
+                return Err(Invalid::new(
+                    format!("lines[{i}].product_id"),
+                    "is already in the cart; raise its quantity instead",
+                ));
             }
         }
         if !(1..=MAX_REPETITIONS).contains(&self.repetitions) {
-            return Err(Invalid::new("repetitions", format!("must be 1 to {MAX_REPETITIONS}")));
+            return Err(Invalid::new(
+                "repetitions",
+                format!("must be 1 to {MAX_REPETITIONS}"),
+            ));
         }
         if self.max_total.minor() == 0 {
-            return Err(Invalid::new("max_total", "must be above 0: it is the most an order may cost"));
+            return Err(Invalid::new(
+                "max_total",
+                "must be above 0: it is the most an order may cost",
+            ));
         }
         Ok(())
     }
@@ -157,7 +172,9 @@ mod tests {
     use super::*;
 
     fn batch(json: serde_json::Value) -> Result<(), Invalid> {
-        serde_json::from_value::<NewBatch>(json).map_err(|e| Invalid::new("json", e.to_string()))?.check()
+        serde_json::from_value::<NewBatch>(json)
+            .map_err(|e| Invalid::new("json", e.to_string()))?
+            .check()
     }
 
     #[test]
@@ -172,7 +189,8 @@ mod tests {
         b["lines"] = serde_json::json!([{"product_id": 1, "quantity": 11}]);
         assert_eq!(batch(b).unwrap_err().field, "lines[0].quantity");
         let mut b = ok.clone();
-        b["lines"] = serde_json::json!([{"product_id": 1, "quantity": 1}, {"product_id": 1, "quantity": 1}]);
+        b["lines"] =
+            serde_json::json!([{"product_id": 1, "quantity": 1}, {"product_id": 1, "quantity": 1}]);
         assert_eq!(batch(b).unwrap_err().field, "lines[1].product_id");
         let mut b = ok.clone();
         b["repetitions"] = serde_json::json!(0);

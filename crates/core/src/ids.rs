@@ -47,4 +47,12 @@ ids! {
     ProductId,
     /// A shipping address.
     AddressId,
+    /// A durable job.
+    JobId,
+    /// An order batch.
+    BatchId,
+    /// One order of a batch: one account, one repetition.
+    OrderId,
+    /// An event in the run log.
+    EventId,
 }

@@ -44,7 +44,10 @@ impl OrderState {
 
     /// Whether nothing more will happen to the order.
     pub fn is_final(self) -> bool {
-        matches!(self, OrderState::Placed | OrderState::Failed | OrderState::Cancelled | OrderState::Skipped)
+        matches!(
+            self,
+            OrderState::Placed | OrderState::Failed | OrderState::Cancelled | OrderState::Skipped
+        )
     }
 
     /// Whether the order may move to `next`.
@@ -154,10 +157,19 @@ mod tests {
     fn a_click_in_flight_cannot_be_cancelled_or_repeated_blindly() {
         assert!(Running.can_move_to(Placing));
         assert!(!Placing.can_move_to(Cancelled));
-        assert!(!Placing.can_move_to(Running), "a placing order is resolved, not rerun");
-        assert!(Placing.can_move_to(Queued), "only after the history shows it was not placed");
+        assert!(
+            !Placing.can_move_to(Running),
+            "a placing order is resolved, not rerun"
+        );
+        assert!(
+            Placing.can_move_to(Queued),
+            "only after the history shows it was not placed"
+        );
         assert!(!Placed.can_move_to(Queued));
-        assert!(!Queued.can_move_to(Placing), "the click needs a running session");
+        assert!(
+            !Queued.can_move_to(Placing),
+            "the click needs a running session"
+        );
         for s in [Queued, Running, Placing, Placed, Failed, Cancelled, Skipped] {
             assert_eq!(s.as_str().parse::<OrderState>().unwrap(), s);
             assert!(!s.can_move_to(s), "{s} does not move to itself");

@@ -139,7 +139,11 @@ impl Db {
         }
     }
 
-    pub(crate) async fn begin(&self, generations: &Arc<Generations>) -> Result<Tx, StoreError> {
+    pub(crate) async fn begin(
+        &self,
+        generations: &Arc<Generations>,
+        job_signal: &Arc<tokio::sync::Notify>,
+    ) -> Result<Tx, StoreError> {
         let conn = match self {
             Db::Sqlite { write, .. } => TxConn::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
             Db::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
@@ -148,6 +152,8 @@ impl Db {
             conn,
             touched: 0,
             generations: generations.clone(),
+            job_signal: job_signal.clone(),
+            jobs_changed: false,
         })
     }
 
@@ -206,6 +212,8 @@ pub(crate) struct Tx {
     pub(crate) conn: TxConn,
     touched: u32,
     generations: Arc<Generations>,
+    job_signal: Arc<tokio::sync::Notify>,
+    jobs_changed: bool,
 }
 
 pub(crate) enum TxConn {
@@ -219,12 +227,28 @@ impl Tx {
         self.touched |= 1 << topic as u32;
     }
 
+    /// Wakes idle workers once this transaction commits: it enqueued or re-queued jobs.
+    pub(crate) fn notify_jobs(&mut self) {
+        self.jobs_changed = true;
+    }
+
     /// Commits, then bumps the generations of what was touched (after, so that no reader can
-    /// cache the old state under the new generation).
+    /// cache the old state under the new generation) and wakes workers if jobs changed. On
+    /// PostgreSQL workers in other processes are woken by a NOTIFY sent with the commit.
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
         match self.conn {
             TxConn::Sqlite(t) => t.commit().await?,
-            TxConn::Postgres(t) => t.commit().await?,
+            TxConn::Postgres(mut t) => {
+                if self.jobs_changed {
+                    sqlx::query("NOTIFY cartwright_jobs")
+                        .execute(&mut *t)
+                        .await?;
+                }
+                t.commit().await?
+            }
+        }
+        if self.jobs_changed {
+            self.job_signal.notify_waiters();
         }
         for (i, counter) in self.generations.0.iter().enumerate() {
             if self.touched & (1 << i) != 0 {

@@ -8,6 +8,7 @@ mod addresses;
 mod backup;
 pub mod crypto;
 mod db;
+mod jobs;
 mod memo;
 mod operators;
 mod page;
@@ -20,6 +21,7 @@ pub use accounts::{
 pub use backup::BackupSummary;
 pub use crypto::{CryptoError, SecretKey};
 pub use db::{Backend, DbSettings, redact_url};
+pub use jobs::{Job, JobCount, NewJob};
 pub use operators::{LoginRecord, OperatorAuth, TokenAuth};
 pub use page::{Cursor, Page, PageRequest, PageStart};
 pub use products::ProductFilter;
@@ -123,6 +125,7 @@ pub struct Store {
     cookies: Sealer,
     generations: Arc<Generations>,
     memos: Arc<Memos>,
+    job_signal: Arc<tokio::sync::Notify>,
 }
 
 /// Values read on nearly every request, remembered briefly (see [`memo`]).
@@ -144,11 +147,17 @@ impl Store {
             token_auth: Memo::new(Topic::Tokens, generations.clone()),
             account_totals: Memo::new(Topic::Accounts, generations.clone()),
         });
+        let db = Db::connect(settings).await?;
+        let job_signal = Arc::new(tokio::sync::Notify::new());
+        if let Db::Postgres(pool) = &db {
+            listen_for_jobs(pool.clone(), job_signal.clone());
+        }
         Ok(Self {
-            db: Db::connect(settings).await?,
+            db,
             cookies: key.sealer("account-cookies"),
             generations,
             memos,
+            job_signal,
         })
     }
 
@@ -163,7 +172,7 @@ impl Store {
 
     /// Begins a write transaction.
     pub(crate) async fn begin(&self) -> Result<db::Tx, StoreError> {
-        self.db.begin(&self.generations).await
+        self.db.begin(&self.generations, &self.job_signal).await
     }
 
     /// Which backend this store runs on.
@@ -184,4 +193,30 @@ impl Store {
     pub async fn close(&self) {
         self.db.close().await;
     }
+}
+
+/// Wakes this process's workers when any process on the database enqueues a job. The
+/// listener reconnects on its own; missed notifications only delay work until the next poll.
+fn listen_for_jobs(pool: sqlx::PgPool, signal: Arc<tokio::sync::Notify>) {
+    tokio::spawn(async move {
+        loop {
+            let listener = async {
+                let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+                listener.listen("cartwright_jobs").await?;
+                loop {
+                    listener.recv().await?;
+                    signal.notify_waiters();
+                }
+                #[allow(unreachable_code)]
+                Ok::<(), sqlx::Error>(())
+            };
+            if let Err(e) = listener.await {
+                if pool.is_closed() {
+                    return;
+                }
+                tracing::debug!(error = %e, "job listener reconnecting");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    });
 }

@@ -1,0 +1,383 @@
+//! Workers for Cartwright's durable jobs. Kinds of jobs are grouped in lanes that share a
+//! concurrency limit (sign-in tests and orders share the browser; rewards checks use plain
+//! HTTP); within a lane, higher-priority jobs are claimed first. Workers in any number of
+//! processes share one database: claims never overlap, heartbeats keep a job owned, a job whose
+//! worker stops beating is rescued by another, and a graceful shutdown hands unfinished jobs
+//! back.
+
+use cartwright_core::ids::JobId;
+use cartwright_store::{Job, Store};
+use futures::FutureExt;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+
+/// What a handler's future resolves to.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// How a job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Finished.
+    Done,
+    /// Failed in a way another attempt may fix; try again after `after`.
+    Retry {
+        /// Why it failed.
+        error: String,
+        /// How long to wait first.
+        after: Duration,
+    },
+    /// Failed for good.
+    Fail {
+        /// Why.
+        error: String,
+    },
+}
+
+/// Runs jobs of one kind.
+pub trait Handler: Send + Sync + 'static {
+    /// Runs one job.
+    fn run(&self, job: Job) -> BoxFuture<Outcome>;
+}
+
+impl<F, Fut> Handler for F
+where
+    F: Fn(Job) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
+    fn run(&self, job: Job) -> BoxFuture<Outcome> {
+        Box::pin(self(job))
+    }
+}
+
+/// Timing of the workers' housekeeping.
+#[derive(Debug, Clone)]
+pub struct Timing {
+    /// Longest sleep while idle before looking for jobs again (a notification usually wakes
+    /// the worker sooner).
+    pub idle_poll: Duration,
+    /// How often running jobs are marked alive.
+    pub heartbeat: Duration,
+    /// A running job whose worker has not beaten for this long is rescued.
+    pub stale_after: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            idle_poll: Duration::from_secs(1),
+            heartbeat: Duration::from_secs(5),
+            stale_after: Duration::from_secs(30),
+        }
+    }
+}
+
+struct Lane {
+    name: &'static str,
+    permits: Arc<Semaphore>,
+    handlers: HashMap<&'static str, Arc<dyn Handler>>,
+}
+
+/// Workers being assembled.
+pub struct Workers {
+    store: Store,
+    id: String,
+    lanes: Vec<Lane>,
+    timing: Timing,
+}
+
+impl Workers {
+    /// Workers identified as `id` in the jobs they claim (unique per process).
+    pub fn new(store: Store, id: impl Into<String>) -> Self {
+        Self {
+            store,
+            id: id.into(),
+            lanes: Vec::new(),
+            timing: Timing::default(),
+        }
+    }
+
+    /// Changes the housekeeping timing.
+    pub fn timing(mut self, timing: Timing) -> Self {
+        self.timing = timing;
+        self
+    }
+
+    /// Adds a lane of `concurrency` running jobs shared by these kinds.
+    pub fn lane(
+        mut self,
+        name: &'static str,
+        concurrency: usize,
+        handlers: Vec<(&'static str, Arc<dyn Handler>)>,
+    ) -> Self {
+        self.lanes.push(Lane {
+            name,
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            handlers: handlers.into_iter().collect(),
+        });
+        self
+    }
+
+    /// Starts claiming and running jobs.
+    pub fn start(self) -> RunningWorkers {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let running: Arc<Mutex<HashSet<JobId>>> = Arc::default();
+        let (done_tx, done_rx) = mpsc::unbounded_channel::<JobId>();
+        let shared = Arc::new(Shared {
+            store: self.store,
+            id: self.id,
+            timing: self.timing,
+            running,
+            done: done_tx,
+        });
+        let flusher = tokio::spawn(flush_completions(
+            shared.store.clone(),
+            shared.id.clone(),
+            shared.running.clone(),
+            done_rx,
+        ));
+        let housekeeping = tokio::spawn(housekeeping(shared.clone(), stop_rx.clone()));
+        let lanes = self.lanes.into_iter().map(Arc::new).collect::<Vec<_>>();
+        let claiming = tokio::spawn(claim_loop(shared.clone(), lanes.clone(), stop_rx));
+        RunningWorkers {
+            shared,
+            lanes,
+            stop: stop_tx,
+            claiming,
+            housekeeping,
+            flusher,
+        }
+    }
+}
+
+struct Shared {
+    store: Store,
+    id: String,
+    timing: Timing,
+    running: Arc<Mutex<HashSet<JobId>>>,
+    done: mpsc::UnboundedSender<JobId>,
+}
+
+impl Shared {
+    fn running(&self) -> std::sync::MutexGuard<'_, HashSet<JobId>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Workers at work.
+pub struct RunningWorkers {
+    shared: Arc<Shared>,
+    lanes: Vec<Arc<Lane>>,
+    stop: watch::Sender<bool>,
+    claiming: tokio::task::JoinHandle<JoinSet<()>>,
+    housekeeping: tokio::task::JoinHandle<()>,
+    flusher: tokio::task::JoinHandle<()>,
+}
+
+impl RunningWorkers {
+    /// Jobs this process is running now.
+    pub fn running(&self) -> usize {
+        self.shared.running().len()
+    }
+
+    /// Stops claiming, lets running jobs finish for up to `grace`, then hands the unfinished
+    /// ones back to the queue (without counting their attempt) for another worker.
+    pub async fn shutdown(self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let mut tasks = self.claiming.await.unwrap_or_default();
+        let drained =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+            let unfinished: Vec<JobId> = self.shared.running().drain().collect();
+            if let Err(e) = self
+                .shared
+                .store
+                .release_jobs(&self.shared.id, &unfinished)
+                .await
+            {
+                tracing::warn!(error = %e, "could not hand unfinished jobs back; they will be rescued");
+            } else if !unfinished.is_empty() {
+                tracing::info!(
+                    jobs = unfinished.len(),
+                    "handed unfinished jobs back to the queue"
+                );
+            }
+        }
+        drop(tasks);
+        self.housekeeping.abort();
+        let _ = self.housekeeping.await;
+        drop(self.lanes);
+        // The flusher ends once the last sender (inside the shared state) is gone.
+        drop(self.shared);
+        let _ = self.flusher.await;
+    }
+}
+
+async fn claim_loop(
+    shared: Arc<Shared>,
+    lanes: Vec<Arc<Lane>>,
+    mut stop: watch::Receiver<bool>,
+) -> JoinSet<()> {
+    let mut tasks = JoinSet::new();
+    loop {
+        if *stop.borrow() {
+            return tasks;
+        }
+        while tasks.try_join_next().is_some() {}
+        // Register for the wake-up before looking, so an enqueue in between is not missed.
+        let signal = shared.store.job_signal().notified();
+        tokio::pin!(signal);
+        signal.as_mut().enable();
+        let mut claimed_any = false;
+        for lane in &lanes {
+            let free = lane.permits.available_permits();
+            if free == 0 {
+                continue;
+            }
+            let kinds: Vec<&str> = lane.handlers.keys().copied().collect();
+            let jobs = match shared
+                .store
+                .claim_jobs(&shared.id, &kinds, free.min(100) as i64)
+                .await
+            {
+                Ok(jobs) => jobs,
+                Err(e) => {
+                    tracing::warn!(lane = lane.name, error = %e, "claiming jobs failed; retrying shortly");
+                    Vec::new()
+                }
+            };
+            claimed_any |= !jobs.is_empty();
+            for job in jobs {
+                let Ok(permit) = lane.permits.clone().try_acquire_owned() else {
+                    // Cannot happen (claimed no more than free permits); hand it back.
+                    let _ = shared.store.release_jobs(&shared.id, &[job.id]).await;
+                    continue;
+                };
+                let Some(handler) = lane.handlers.get(job.kind.as_str()).cloned() else {
+                    continue;
+                };
+                shared.running().insert(job.id);
+                let shared = shared.clone();
+                tasks.spawn(async move {
+                    let id = job.id;
+                    let outcome = AssertUnwindSafe(handler.run(job))
+                        .catch_unwind()
+                        .await
+                        .unwrap_or_else(|panic| {
+                            let what = panic
+                                .downcast_ref::<&str>()
+                                .map(|s| (*s).to_owned())
+                                .or_else(|| panic.downcast_ref::<String>().cloned())
+                                .unwrap_or_default();
+                            Outcome::Fail {
+                                error: format!("the handler panicked: {what}"),
+                            }
+                        });
+                    finish(&shared, id, outcome).await;
+                    drop(permit);
+                });
+            }
+        }
+        if !claimed_any {
+            tokio::select! {
+                _ = &mut signal => {}
+                _ = tokio::time::sleep(shared.timing.idle_poll) => {}
+                _ = stop.changed() => {}
+                // A finished job frees a permit: look again.
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+    }
+}
+
+async fn finish(shared: &Shared, id: JobId, outcome: Outcome) {
+    let result = match &outcome {
+        Outcome::Done => {
+            // Completions are written in batches by the flusher; it removes the job from the
+            // running set once written, so heartbeats keep covering it until then.
+            let _ = shared.done.send(id);
+            return;
+        }
+        Outcome::Retry { error, after } => {
+            shared
+                .store
+                .retry_job(&shared.id, id, error, *after, false)
+                .await
+        }
+        Outcome::Fail { error } => {
+            shared
+                .store
+                .retry_job(&shared.id, id, error, Duration::ZERO, true)
+                .await
+        }
+    };
+    if let Err(e) = result {
+        tracing::warn!(job = %id, error = %e, "could not record a job's outcome; it will be rescued");
+    }
+    shared.running().remove(&id);
+}
+
+/// Marks finished jobs done in batches. Ends when every sender is gone (the workers stopped).
+async fn flush_completions(
+    store: Store,
+    worker: String,
+    running: Arc<Mutex<HashSet<JobId>>>,
+    mut done: mpsc::UnboundedReceiver<JobId>,
+) {
+    let mut batch = Vec::new();
+    while let Some(first) = done.recv().await {
+        batch.push(first);
+        while batch.len() < 500 {
+            match done.try_recv() {
+                Ok(id) => batch.push(id),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = store.complete_jobs(&worker, &batch).await {
+            tracing::warn!(error = %e, jobs = batch.len(), "could not mark jobs done; they will be rescued and run again");
+        }
+        let mut running = running.lock().unwrap_or_else(|p| p.into_inner());
+        for id in batch.drain(..) {
+            running.remove(&id);
+        }
+    }
+}
+
+async fn housekeeping(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut beat = tokio::time::interval(shared.timing.heartbeat);
+    let mut rescue = tokio::time::interval(shared.timing.stale_after / 2);
+    loop {
+        tokio::select! {
+            _ = beat.tick() => {
+                let ids: Vec<JobId> = shared.running().iter().copied().collect();
+                if let Err(e) = shared.store.heartbeat_jobs(&shared.id, &ids).await {
+                    tracing::warn!(error = %e, "job heartbeat failed");
+                }
+            }
+            _ = rescue.tick() => {
+                match shared.store.rescue_jobs(shared.timing.stale_after).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(jobs = n, "rescued jobs whose worker stopped answering"),
+                    Err(e) => tracing::warn!(error = %e, "rescuing jobs failed"),
+                }
+            }
+            _ = stop.changed() => {
+                // Keep beating while running jobs drain; the owner aborts this task at the end.
+                if *stop.borrow() {
+                    loop {
+                        beat.tick().await;
+                        let ids: Vec<JobId> = shared.running().iter().copied().collect();
+                        let _ = shared.store.heartbeat_jobs(&shared.id, &ids).await;
+                    }
+                }
+            }
+        }
+    }
+}

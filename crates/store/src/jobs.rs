@@ -1,0 +1,331 @@
+//! Durable jobs: rows in `jobs`, enqueued in the same transaction as the rows they concern,
+//! claimed by workers in any process (PostgreSQL `FOR UPDATE SKIP LOCKED`; SQLite's single
+//! writer), kept alive by heartbeats, rescued when a worker stops beating, retried with
+//! backoff, at most one queued or running job per unique key.
+//!
+//! Why not a queue library: apalis 1.0 (the first choice) runs `PRAGMA synchronous = OFF` on the
+//! application's SQLite connections, kills its worker on a payload that does not decode, leaves
+//! a panicked job marked running to be run again, and has no cron; a job here places orders.
+
+use crate::db::{Arg, Sql, Ts, Tx, bind_args, read, write};
+use crate::{Store, StoreError};
+use cartwright_core::ids::JobId;
+use serde::Serialize;
+use time::{Duration, OffsetDateTime};
+use utoipa::ToSchema;
+
+/// A job to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// What it is (`order`, `rewards_check`, …): selects the handler.
+    pub kind: &'static str,
+    /// The handler's input.
+    pub payload: serde_json::Value,
+    /// Higher runs first.
+    pub priority: i64,
+    /// Attempts before it fails for good.
+    pub max_attempts: i64,
+    /// Not before this time (now when absent).
+    pub run_at: Option<OffsetDateTime>,
+    /// At most one queued or running job per key; a second is not enqueued.
+    pub unique_key: Option<String>,
+}
+
+impl NewJob {
+    /// A job of `kind` with defaults: priority 0, five attempts, now, not unique.
+    pub fn new(kind: &'static str, payload: serde_json::Value) -> Self {
+        Self {
+            kind,
+            payload,
+            priority: 0,
+            max_attempts: 5,
+            run_at: None,
+            unique_key: None,
+        }
+    }
+}
+
+/// A claimed job.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Identifier.
+    pub id: JobId,
+    /// Kind.
+    pub kind: String,
+    /// Input.
+    pub payload: serde_json::Value,
+    /// This attempt's number, from 1.
+    pub attempt: i64,
+    /// Attempts allowed.
+    pub max_attempts: i64,
+}
+
+/// How many jobs are in each state, per kind.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct JobCount {
+    /// Kind.
+    pub kind: String,
+    /// State.
+    pub state: String,
+    /// How many.
+    pub count: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    id: i64,
+    kind: String,
+    payload: String,
+    attempts: i64,
+    max_attempts: i64,
+}
+
+impl Store {
+    /// Enqueues a job inside `tx`; it becomes visible when `tx` commits. Returns `None` when a
+    /// queued or running job already holds its unique key.
+    pub(crate) async fn enqueue_in(
+        &self,
+        tx: &mut Tx,
+        job: &NewJob,
+    ) -> Result<Option<JobId>, StoreError> {
+        let now = Ts::now();
+        let payload = job.payload.to_string();
+        let run_at = job.run_at.map_or(now, Ts::from);
+        let id: Option<i64> = write!(tx, |c| {
+            sqlx::query_scalar(
+                "INSERT INTO jobs (kind, payload, priority, max_attempts, run_at, unique_key, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING id",
+            )
+            .bind(job.kind)
+            .bind(payload)
+            .bind(job.priority)
+            .bind(job.max_attempts)
+            .bind(run_at)
+            .bind(job.unique_key.as_deref())
+            .bind(now)
+            .fetch_optional(c)
+            .await
+        })?;
+        tx.notify_jobs();
+        Ok(id.map(JobId))
+    }
+
+    /// Enqueues a job on its own.
+    pub async fn enqueue(&self, job: &NewJob) -> Result<Option<JobId>, StoreError> {
+        let mut tx = self.begin().await?;
+        let id = self.enqueue_in(&mut tx, job).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Signalled when a job may have been enqueued or re-queued (by this process, or by any
+    /// process on PostgreSQL): idle workers wait on it instead of polling hard.
+    pub fn job_signal(&self) -> &tokio::sync::Notify {
+        &self.job_signal
+    }
+
+    /// Claims up to `limit` due jobs of the given kinds for `worker`, highest priority first.
+    pub async fn claim_jobs(
+        &self,
+        worker: &str,
+        kinds: &[&str],
+        limit: i64,
+    ) -> Result<Vec<Job>, StoreError> {
+        if kinds.is_empty() || limit <= 0 {
+            return Ok(Vec::new());
+        }
+        let now = Ts::now();
+        let mut sql = Sql::new("UPDATE jobs SET state = 'running', worker = ");
+        sql.arg(Arg::Text(worker.to_owned()))
+            .push(", heartbeat_at = ")
+            .arg(Arg::Ts(now.0))
+            .push(", attempts = attempts + 1 WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND run_at <= ")
+            .arg(Arg::Ts(now.0))
+            .push(" AND kind IN (");
+        for (i, kind) in kinds.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.arg(Arg::Text((*kind).to_owned()));
+        }
+        sql.push(") ORDER BY priority DESC, run_at, id LIMIT ")
+            .arg(Arg::Int(limit));
+        // PostgreSQL: claimers in other processes skip what this one locked.
+        if self.backend() == crate::Backend::Postgres {
+            sql.push(" FOR UPDATE SKIP LOCKED");
+        }
+        sql.push(") RETURNING id, kind, payload, attempts, max_attempts");
+        let mut tx = self.begin().await?;
+        let rows: Vec<JobRow> = write!(&mut tx, |c| {
+            bind_args!(
+                sqlx::query_as(sqlx::AssertSqlSafe(sql.text.clone())),
+                &sql.args
+            )
+            .fetch_all(c)
+            .await
+        })?;
+        tx.commit().await?;
+        let mut jobs: Vec<Job> = rows
+            .into_iter()
+            .map(|r| Job {
+                id: JobId(r.id),
+                kind: r.kind,
+                payload: serde_json::from_str(&r.payload).unwrap_or(serde_json::Value::Null),
+                attempt: r.attempts,
+                max_attempts: r.max_attempts,
+            })
+            .collect();
+        jobs.sort_by_key(|j| j.id);
+        Ok(jobs)
+    }
+
+    /// Records that `worker` is still running these jobs.
+    pub async fn heartbeat_jobs(&self, worker: &str, ids: &[JobId]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut sql = Sql::new("UPDATE jobs SET heartbeat_at = ");
+        sql.arg(Arg::Ts(Ts::now().0))
+            .push(" WHERE state = 'running' AND worker = ")
+            .arg(Arg::Text(worker.to_owned()));
+        in_ids(&mut sql, ids);
+        self.execute(sql).await.map(drop)
+    }
+
+    /// Marks jobs done. Only the worker holding them can: a job rescued from a worker thought
+    /// dead is not closed by that worker's late answer.
+    pub async fn complete_jobs(&self, worker: &str, ids: &[JobId]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut sql = Sql::new("UPDATE jobs SET state = 'done', finished_at = ");
+        sql.arg(Arg::Ts(Ts::now().0))
+            .push(" WHERE state = 'running' AND worker = ")
+            .arg(Arg::Text(worker.to_owned()));
+        in_ids(&mut sql, ids);
+        self.execute(sql).await.map(drop)
+    }
+
+    /// A failed attempt: queued again after `delay` while attempts remain, failed for good
+    /// otherwise (or when `give_up`).
+    pub async fn retry_job(
+        &self,
+        worker: &str,
+        id: JobId,
+        error: &str,
+        delay: std::time::Duration,
+        give_up: bool,
+    ) -> Result<(), StoreError> {
+        let now = Ts::now();
+        let run_at = Ts(now.0 + Duration::try_from(delay).unwrap_or(Duration::HOUR));
+        let mut tx = self.begin().await?;
+        write!(&mut tx, |c| {
+            sqlx::query(
+                "UPDATE jobs SET state = CASE WHEN $4 OR attempts >= max_attempts THEN 'failed' ELSE 'queued' END, \
+                 run_at = $5, last_error = $3, worker = NULL, heartbeat_at = NULL, \
+                 finished_at = CASE WHEN $4 OR attempts >= max_attempts THEN $6 ELSE NULL END \
+                 WHERE id = $1 AND state = 'running' AND worker = $2",
+            )
+            .bind(id.get())
+            .bind(worker)
+            .bind(truncate(error))
+            .bind(give_up)
+            .bind(run_at)
+            .bind(now)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        tx.notify_jobs();
+        tx.commit().await
+    }
+
+    /// Puts jobs a worker holds back in the queue without counting the attempt: a graceful
+    /// shutdown handing work to others.
+    pub async fn release_jobs(&self, worker: &str, ids: &[JobId]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut sql = Sql::new(
+            "UPDATE jobs SET state = 'queued', worker = NULL, heartbeat_at = NULL, attempts = attempts - 1 \
+             WHERE state = 'running' AND worker = ",
+        );
+        sql.arg(Arg::Text(worker.to_owned()));
+        in_ids(&mut sql, ids);
+        self.execute(sql).await.map(drop)
+    }
+
+    /// Re-queues running jobs whose worker has not beaten for `stale_after` (it crashed or was
+    /// killed); a job out of attempts fails instead. Returns how many were rescued.
+    pub async fn rescue_jobs(&self, stale_after: std::time::Duration) -> Result<u64, StoreError> {
+        let now = Ts::now();
+        let cutoff = Ts(now.0 - Duration::try_from(stale_after).unwrap_or(Duration::MINUTE));
+        let mut tx = self.begin().await?;
+        let n = write!(&mut tx, |c| {
+            sqlx::query(
+                "UPDATE jobs SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END, \
+                 last_error = 'its worker stopped answering', worker = NULL, heartbeat_at = NULL, \
+                 finished_at = CASE WHEN attempts >= max_attempts THEN $2 ELSE NULL END \
+                 WHERE state = 'running' AND heartbeat_at < $1",
+            )
+            .bind(cutoff)
+            .bind(now)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        if n > 0 {
+            tx.notify_jobs();
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Job counts per kind and state, for metrics and the dashboard.
+    pub async fn job_counts(&self) -> Result<Vec<JobCount>, StoreError> {
+        let rows: Vec<(String, String, i64)> = read!(&self.db, |c| {
+            sqlx::query_as(
+                "SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state ORDER BY kind, state",
+            )
+            .fetch_all(c)
+            .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(kind, state, count)| JobCount { kind, state, count })
+            .collect())
+    }
+
+    async fn execute(&self, sql: Sql) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        let n = write!(&mut tx, |c| {
+            bind_args!(
+                sqlx::query(sqlx::AssertSqlSafe(sql.text.clone())),
+                &sql.args
+            )
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        tx.commit().await?;
+        Ok(n)
+    }
+}
+
+fn in_ids(sql: &mut Sql, ids: &[JobId]) {
+    sql.push(" AND id IN (");
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.arg(Arg::Int(id.get()));
+    }
+    sql.push(")");
+}
+
+fn truncate(error: &str) -> &str {
+    match error.char_indices().nth(2000) {
+        Some((i, _)) => &error[..i],
+        None => error,
+    }
+}
