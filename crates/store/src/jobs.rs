@@ -110,6 +110,30 @@ impl Store {
         Ok(id.map(JobId))
     }
 
+    /// Enqueues many jobs in one transaction; returns how many were enqueued (unique keys
+    /// already live are skipped).
+    pub async fn enqueue_many(&self, jobs: &[NewJob]) -> Result<usize, StoreError> {
+        let mut tx = self.begin().await?;
+        let mut n = 0;
+        for job in jobs {
+            n += usize::from(self.enqueue_in(&mut tx, job).await?.is_some());
+        }
+        tx.commit().await?;
+        self.analyze_jobs_after(n).await;
+        Ok(n)
+    }
+
+    /// After a bulk enqueue, refreshes PostgreSQL's statistics of the jobs table: planned on
+    /// stale statistics, the claim sorts every queued job instead of reading the claim index.
+    pub(crate) async fn analyze_jobs_after(&self, enqueued: usize) {
+        if enqueued >= 1_000
+            && let crate::db::Db::Postgres(pool) = &self.db
+            && let Err(e) = sqlx::query("ANALYZE jobs").execute(pool).await
+        {
+            tracing::debug!(error = %e, "could not analyze the jobs table");
+        }
+    }
+
     /// Enqueues a job on its own.
     pub async fn enqueue(&self, job: &NewJob) -> Result<Option<JobId>, StoreError> {
         let mut tx = self.begin().await?;

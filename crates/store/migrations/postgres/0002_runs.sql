@@ -19,7 +19,9 @@ CREATE TABLE jobs (
     created_at   TIMESTAMPTZ    NOT NULL,
     finished_at  TIMESTAMPTZ
 );
-CREATE INDEX jobs_claim_idx ON jobs (state, priority DESC, run_at, id);
+-- Only queued jobs, in claim order: the claim reads this index and nothing else.
+CREATE INDEX jobs_claim_idx ON jobs (priority DESC, run_at, id) WHERE state = 'queued';
+CREATE INDEX jobs_running_idx ON jobs (heartbeat_at) WHERE state = 'running';
 CREATE UNIQUE INDEX jobs_unique_key_key ON jobs (unique_key) WHERE state IN ('queued', 'running');
 
 CREATE TABLE batches (
@@ -81,3 +83,7 @@ CREATE TABLE events (
 );
 CREATE INDEX events_batch_idx ON events (batch_id, id);
 CREATE INDEX events_order_idx ON events (order_id, id);
+
+-- Jobs and events churn: keep their planner statistics fresh.
+ALTER TABLE jobs SET (autovacuum_analyze_scale_factor = 0.02, autovacuum_vacuum_scale_factor = 0.05);
+ALTER TABLE events SET (autovacuum_analyze_scale_factor = 0.05);

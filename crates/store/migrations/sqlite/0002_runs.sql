@@ -19,7 +19,9 @@ CREATE TABLE jobs (
     created_at   TEXT    NOT NULL,
     finished_at  TEXT
 );
-CREATE INDEX jobs_claim_idx ON jobs (state, priority DESC, run_at, id);
+-- Only queued jobs, in claim order: the claim reads this index and nothing else.
+CREATE INDEX jobs_claim_idx ON jobs (priority DESC, run_at, id) WHERE state = 'queued';
+CREATE INDEX jobs_running_idx ON jobs (heartbeat_at) WHERE state = 'running';
 CREATE UNIQUE INDEX jobs_unique_key_key ON jobs (unique_key) WHERE state IN ('queued', 'running');
 
 CREATE TABLE batches (
