@@ -1,0 +1,728 @@
+//! Reading and checking a profile file. Every problem is collected and reported with the
+//! file, line, place (phase and step) and field, so one `cartwright profile check` shows all.
+
+use super::{
+    Action, Condition, Coupons, ErrorTexts, Extract, Pacing, Phase, Profile, Rewards, Role, Rounds, Selector, Site,
+    Step, Target, Template,
+};
+use cartwright_core::order::ErrorClass;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::{Spanned, Table, Value};
+
+/// One problem in a profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileError {
+    /// The file.
+    pub file: PathBuf,
+    /// Line, from 1, when known.
+    pub line: Option<usize>,
+    /// Where in the profile (`phase add_item, step 2`).
+    pub place: String,
+    /// The field (`click`, `timeout`).
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ProfileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        write!(f, ": {}", self.place)?;
+        if let Some(field) = &self.field {
+            write!(f, ", field `{field}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Every problem found in a profile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ProfileErrors(pub Vec<ProfileError>);
+
+impl fmt::Display for ProfileErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads and checks the profile at `path`.
+pub fn load_file(path: &Path) -> Result<Profile, ProfileErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ProfileErrors(vec![ProfileError {
+            file: path.to_owned(),
+            line: None,
+            place: "file".into(),
+            field: None,
+            message: format!("cannot be read: {e}"),
+        }])
+    })?;
+    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    parse(&text, path, &name)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    site: Spanned<Table>,
+    rewards: Option<Spanned<Table>>,
+    #[serde(default)]
+    selectors: BTreeMap<String, Spanned<Value>>,
+    coupons: Option<Spanned<Table>>,
+    errors: Option<Spanned<Table>>,
+    #[serde(default)]
+    phases: BTreeMap<String, Spanned<Vec<Spanned<Value>>>>,
+}
+
+struct Checker<'a> {
+    file: &'a Path,
+    text: &'a str,
+    errors: Vec<ProfileError>,
+    selector_names: Vec<String>,
+    selectors: BTreeMap<String, Target>,
+}
+
+impl Checker<'_> {
+    fn line_of(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+    }
+
+    fn fail(&mut self, line: Option<usize>, place: &str, field: Option<&str>, message: impl Into<String>) {
+        self.errors.push(ProfileError {
+            file: self.file.to_owned(),
+            line,
+            place: place.to_owned(),
+            field: field.map(str::to_owned),
+            message: message.into(),
+        });
+    }
+}
+
+/// Parses profile text. `path` and `name` are used in messages and as the profile's name.
+pub fn parse(text: &str, path: &Path, name: &str) -> Result<Profile, ProfileErrors> {
+    let mut c = Checker { file: path, text, errors: Vec::new(), selector_names: Vec::new(), selectors: BTreeMap::new() };
+    let raw: Raw = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let line = e.span().map(|s| c.line_of(s.start));
+            c.fail(line, "file", None, e.message().to_owned());
+            return Err(ProfileErrors(c.errors));
+        }
+    };
+    c.selector_names = raw.selectors.keys().cloned().collect();
+
+    let site_line = c.line_of(raw.site.span().start);
+    let site = site(&mut c, raw.site.get_ref(), site_line);
+    let rewards = raw.rewards.as_ref().map(|r| {
+        let line = c.line_of(r.span().start);
+        rewards(&mut c, r.get_ref(), line)
+    });
+    for (name, value) in &raw.selectors {
+        let line = c.line_of(value.span().start);
+        let place = format!("selector {name}");
+        if !name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
+            c.fail(Some(line), &place, None, "selector names are letters, digits and _");
+        }
+        if let Some(mut t) = target_value(&mut c, value.get_ref(), line, &place, "selector", false) {
+            t.name = Some(name.clone());
+            c.selectors.insert(name.clone(), t);
+        }
+    }
+    let selectors = c.selectors.clone();
+    let errors = raw.errors.as_ref().map(|e| {
+        let line = c.line_of(e.span().start);
+        error_texts(&mut c, e.get_ref(), line)
+    });
+    let coupons = raw.coupons.as_ref().map(|t| {
+        let line = c.line_of(t.span().start);
+        coupons(&mut c, t.get_ref(), line)
+    });
+    let mut phases = BTreeMap::new();
+    for (name, steps) in &raw.phases {
+        let line = c.line_of(steps.span().start);
+        let Some(phase) = Phase::parse(name) else {
+            let known: Vec<_> = Phase::ALL.iter().map(|p| p.as_str()).collect();
+            c.fail(Some(line), &format!("phase {name}"), None, format!("is not a phase; phases are {}", known.join(", ")));
+            continue;
+        };
+        let mut list = Vec::new();
+        for (i, step) in steps.get_ref().iter().enumerate() {
+            let line = c.line_of(step.span().start);
+            let place = format!("phase {name}, step {}", i + 1);
+            if let Some(s) = step_value(&mut c, step.get_ref(), line, &place) {
+                list.push(s);
+            }
+        }
+        phases.insert(phase, list);
+    }
+    let profile = Profile {
+        name: name.to_owned(),
+        source: path.to_owned(),
+        site: site.unwrap_or_else(placeholder_site),
+        rewards: rewards.flatten(),
+        selectors,
+        coupons: coupons.flatten(),
+        errors: errors.unwrap_or_default(),
+        phases,
+    };
+    check_meaning(&mut c, &profile);
+    if c.errors.is_empty() { Ok(profile) } else { Err(ProfileErrors(c.errors)) }
+}
+
+fn placeholder_site() -> Site {
+    Site {
+        name: String::new(),
+        base_url: None,
+        rate_limit: 1.0,
+        page_timeout: Duration::from_secs(1),
+        step_timeout: Duration::from_secs(1),
+        confirm_timeout: Duration::from_secs(1),
+        session_cookie: None,
+        pacing: Pacing::default(),
+    }
+}
+
+/// Checks the phases mean what the engine needs them to mean.
+fn check_meaning(c: &mut Checker<'_>, p: &Profile) {
+    for required in [Phase::CheckLogin, Phase::AddItem, Phase::ReadTotal, Phase::Place, Phase::Confirm, Phase::FindInHistory] {
+        if !p.phases.contains_key(&required) {
+            let why = match required {
+                Phase::FindInHistory => "an order whose confirmation was lost is settled from the history, never by clicking again",
+                Phase::ReadTotal => "the cap is checked on the total before the order is placed",
+                _ => "every order needs it",
+            };
+            c.fail(None, &format!("phase {}", required.as_str()), None, format!("is required: {why}"));
+        }
+    }
+    let extracts = |phase: Phase, var: &str, all: bool| {
+        fn walk<'s>(steps: &'s [Step], out: &mut Vec<&'s Extract>) {
+            for s in steps {
+                match &s.action {
+                    Action::Extract(e) => out.push(e),
+                    Action::Repeat { steps, .. } => walk(steps, out),
+                    _ => {}
+                }
+            }
+        }
+        let mut found = Vec::new();
+        walk(p.phase(phase), &mut found);
+        found.iter().any(|e| e.into == var && e.all == all)
+    };
+    // A phase whose steps did not load is reported already; do not add its consequences.
+    if !c.errors.is_empty() {
+        return;
+    }
+    for (phase, var, all, what) in [
+        (Phase::ReadTotal, "total", false, "an `extract` into `total` with `number = true`"),
+        (Phase::Confirm, "order_number", false, "an `extract` into `order_number`"),
+        (Phase::FindInHistory, "history", true, "an `extract` into `history` with `all = true`"),
+    ] {
+        if !p.phase(phase).is_empty() && !extracts(phase, var, all) {
+            c.fail(None, &format!("phase {}", phase.as_str()), None, format!("needs {what}"));
+        }
+    }
+}
+
+fn text_of(v: &Value) -> Option<&str> {
+    v.as_str()
+}
+
+fn duration(c: &mut Checker<'_>, v: &Value, line: usize, place: &str, field: &str) -> Option<Duration> {
+    match v.as_str().map(humantime::parse_duration) {
+        Some(Ok(d)) => Some(d),
+        _ => {
+            c.fail(Some(line), place, Some(field), "must be a duration like \"500ms\", \"8s\" or \"1m\"");
+            None
+        }
+    }
+}
+
+fn unknown_keys(c: &mut Checker<'_>, t: &Table, known: &[&str], line: usize, place: &str) {
+    for key in t.keys() {
+        if !known.contains(&key.as_str()) {
+            c.fail(Some(line), place, Some(key), format!("is not a known key here; known keys: {}", known.join(", ")));
+        }
+    }
+}
+
+fn site(c: &mut Checker<'_>, t: &Table, line: usize) -> Option<Site> {
+    let place = "[site]";
+    unknown_keys(c, t, &["name", "base_url", "rate_limit", "page_timeout", "step_timeout", "confirm_timeout", "session_cookie", "pacing"], line, place);
+    let name = t.get("name").and_then(text_of).map(str::to_owned).unwrap_or_default();
+    let base_url = match t.get("base_url") {
+        None => None,
+        Some(v) => match v.as_str().map(url::Url::parse) {
+            Some(Ok(u)) if matches!(u.scheme(), "http" | "https") => Some(u.to_string()),
+            _ => {
+                c.fail(Some(line), place, Some("base_url"), "must be an http:// or https:// URL");
+                None
+            }
+        },
+    };
+    let rate_limit = match t.get("rate_limit") {
+        None => 5.0,
+        Some(v) => match v.as_float().or_else(|| v.as_integer().map(|i| i as f64)) {
+            Some(r) if r > 0.0 && r <= 1000.0 => r,
+            _ => {
+                c.fail(Some(line), place, Some("rate_limit"), "must be requests per second, above 0 and at most 1000");
+                1.0
+            }
+        },
+    };
+    let mut timeout = |key: &str, default: u64| match t.get(key) {
+        None => Some(Duration::from_secs(default)),
+        Some(v) => duration(c, v, line, place, key),
+    };
+    let page_timeout = timeout("page_timeout", 20)?;
+    let step_timeout = timeout("step_timeout", 10)?;
+    let confirm_timeout = timeout("confirm_timeout", 30)?;
+    let mut pacing = Pacing::default();
+    if let Some(p) = t.get("pacing") {
+        match p.as_table() {
+            Some(p) => {
+                unknown_keys(c, p, &["click", "input"], line, "[site.pacing]");
+                if let Some(v) = p.get("click") {
+                    pacing.click = duration(c, v, line, "[site.pacing]", "click").unwrap_or_default();
+                }
+                if let Some(v) = p.get("input") {
+                    pacing.input = duration(c, v, line, "[site.pacing]", "input").unwrap_or_default();
+                }
+            }
+            None => c.fail(Some(line), place, Some("pacing"), "must be a table like { click = \"300ms\" }"),
+        }
+    }
+    Some(Site {
+        name,
+        base_url,
+        rate_limit,
+        page_timeout,
+        step_timeout,
+        confirm_timeout,
+        session_cookie: t.get("session_cookie").and_then(text_of).map(str::to_owned),
+        pacing,
+    })
+}
+
+fn rewards(c: &mut Checker<'_>, t: &Table, line: usize) -> Option<Rewards> {
+    let place = "[rewards]";
+    unknown_keys(c, t, &["path", "points", "tier", "success", "warm_up"], line, place);
+    let pointer = |c: &mut Checker<'_>, key: &str| -> Option<String> {
+        let v = t.get(key)?;
+        match v.as_str() {
+            Some(p) if p.is_empty() || p.starts_with('/') => Some(p.to_owned()),
+            _ => {
+                c.fail(Some(line), place, Some(key), "must be a JSON pointer like \"/pointSummary/available\"");
+                None
+            }
+        }
+    };
+    let Some(path) = t.get("path").and_then(text_of).map(str::to_owned) else {
+        c.fail(Some(line), place, Some("path"), "is required: the endpoint's path");
+        return None;
+    };
+    let Some(points) = pointer(c, "points") else {
+        if t.get("points").is_none() {
+            c.fail(Some(line), place, Some("points"), "is required: a JSON pointer to the points");
+        }
+        return None;
+    };
+    Some(Rewards {
+        path,
+        points,
+        tier: pointer(c, "tier"),
+        success: pointer(c, "success"),
+        warm_up: t.get("warm_up").and_then(Value::as_bool).unwrap_or(false),
+    })
+}
+
+fn error_texts(c: &mut Checker<'_>, t: &Table, line: usize) -> ErrorTexts {
+    unknown_keys(c, t, &["business", "session_expired"], line, "[errors]");
+    let mut list = |key: &str| -> Vec<String> {
+        match t.get(key) {
+            None => Vec::new(),
+            Some(Value::Array(a)) if a.iter().all(Value::is_str) => {
+                a.iter().filter_map(|v| v.as_str().map(|s| s.to_lowercase())).collect()
+            }
+            Some(_) => {
+                c.fail(Some(line), "[errors]", Some(key), "must be a list of texts");
+                Vec::new()
+            }
+        }
+    };
+    ErrorTexts { business: list("business"), session_expired: list("session_expired") }
+}
+
+fn coupons(c: &mut Checker<'_>, t: &Table, line: usize) -> Option<Coupons> {
+    let place = "[coupons]";
+    unknown_keys(c, t, &["open", "option", "applied", "remove"], line, place);
+    let steps = |c: &mut Checker<'_>, key: &str| -> Vec<Step> {
+        match t.get(key) {
+            None => Vec::new(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| step_value(c, s, line, &format!("[coupons] {key}, step {}", i + 1)))
+                .collect(),
+            Some(_) => {
+                c.fail(Some(line), place, Some(key), "must be a list of steps");
+                Vec::new()
+            }
+        }
+    };
+    let open = steps(c, "open");
+    let applied = steps(c, "applied");
+    let remove = steps(c, "remove");
+    let Some(option) = t.get("option") else {
+        c.fail(Some(line), place, Some("option"), "is required: the selector of each enabled Apply button");
+        return None;
+    };
+    let option = target_value(c, option, line, place, "option", true)?;
+    Some(Coupons { open, option, applied, remove })
+}
+
+const ACTIONS: &[&str] = &["goto", "click", "fill", "select", "press", "wait_for", "extract", "assert", "repeat", "pause"];
+const STEP_OPTIONS: &[&str] = &["optional", "timeout", "note"];
+
+fn step_value(c: &mut Checker<'_>, v: &Value, line: usize, place: &str) -> Option<Step> {
+    let Some(t) = v.as_table() else {
+        c.fail(Some(line), place, None, "a step is a table like { click = \"add_to_bag\" }");
+        return None;
+    };
+    let actions: Vec<&String> = t.keys().filter(|k| ACTIONS.contains(&k.as_str())).collect();
+    for key in t.keys() {
+        if !ACTIONS.contains(&key.as_str()) && !STEP_OPTIONS.contains(&key.as_str()) {
+            let hint = closest(key, ACTIONS.iter().chain(STEP_OPTIONS).copied());
+            c.fail(Some(line), place, Some(key), format!("is not an action or step option{hint}"));
+        }
+    }
+    let action_key = match actions.as_slice() {
+        [one] => one.as_str(),
+        [] => {
+            c.fail(Some(line), place, None, format!("has no action; one of {}", ACTIONS.join(", ")));
+            return None;
+        }
+        many => {
+            let names: Vec<&str> = many.iter().map(|s| s.as_str()).collect();
+            c.fail(Some(line), place, None, format!("has several actions ({}); one per step", names.join(", ")));
+            return None;
+        }
+    };
+    let value = &t[action_key];
+    let optional = match t.get("optional") {
+        None => false,
+        Some(Value::Boolean(b)) => *b,
+        Some(_) => {
+            c.fail(Some(line), place, Some("optional"), "must be true or false");
+            false
+        }
+    };
+    let timeout = t.get("timeout").and_then(|v| duration(c, v, line, place, "timeout"));
+    let action = action(c, action_key, value, line, place)?;
+    Some(Step { line, action, optional, timeout })
+}
+
+fn template(c: &mut Checker<'_>, v: &Value, line: usize, place: &str, field: &str) -> Option<Template> {
+    let Some(s) = v.as_str() else {
+        c.fail(Some(line), place, Some(field), "must be a string");
+        return None;
+    };
+    match Template::parse(s) {
+        Ok(t) => Some(t),
+        Err(m) => {
+            c.fail(Some(line), place, Some(field), m);
+            None
+        }
+    }
+}
+
+fn action(c: &mut Checker<'_>, key: &str, v: &Value, line: usize, place: &str) -> Option<Action> {
+    let table = |c: &mut Checker<'_>, known: &[&str]| -> Option<Table> {
+        match v.as_table() {
+            Some(t) => {
+                unknown_keys(c, t, known, line, &format!("{place}, {key}"));
+                Some(t.clone())
+            }
+            None => {
+                c.fail(Some(line), place, Some(key), format!("must be a table with {}", known.join(", ")));
+                None
+            }
+        }
+    };
+    Some(match key {
+        "goto" => Action::Goto(template(c, v, line, place, "goto")?),
+        "click" => Action::Click(target_value(c, v, line, place, "click", true)?),
+        "press" => Action::Press(v.as_str().map(str::to_owned).or_else(|| {
+            c.fail(Some(line), place, Some("press"), "must be a key name like \"Enter\"");
+            None
+        })?),
+        "pause" => Action::Pause(duration(c, v, line, place, "pause")?),
+        "fill" | "select" => {
+            let t = table(c, &["target", "value"])?;
+            let target = match t.get("target") {
+                Some(tv) => target_value(c, tv, line, place, &format!("{key}.target"), true)?,
+                None => {
+                    c.fail(Some(line), place, Some(&format!("{key}.target")), "is required");
+                    return None;
+                }
+            };
+            let Some(value) = t.get("value") else {
+                c.fail(Some(line), place, Some(&format!("{key}.value")), "is required");
+                return None;
+            };
+            let value = template(c, value, line, place, &format!("{key}.value"))?;
+            if key == "fill" { Action::Fill { target, value } } else { Action::Select { target, value } }
+        }
+        "wait_for" => Action::WaitFor(condition(c, v, line, place, "wait_for")?),
+        "assert" => {
+            let t = table(c, &["present", "absent", "text", "url", "filled", "any", "fail", "message"])?;
+            let fail = match t.get("fail").and_then(Value::as_str) {
+                None => ErrorClass::Profile,
+                Some(s) => match s.parse::<ErrorClass>() {
+                    Ok(class) if class != ErrorClass::Unresolved => class,
+                    _ => {
+                        c.fail(Some(line), place, Some("assert.fail"), "must be transient, session_expired, business, profile or fatal");
+                        ErrorClass::Profile
+                    }
+                },
+            };
+            let message = t.get("message").and_then(Value::as_str).unwrap_or("a check failed").to_owned();
+            let mut cond = t.clone();
+            cond.remove("fail");
+            cond.remove("message");
+            Action::Assert { condition: condition(c, &Value::Table(cond), line, place, "assert")?, fail, message }
+        }
+        "extract" => {
+            let t = table(c, &["target", "into", "number", "all", "pattern", "attribute"])?;
+            let target = match t.get("target") {
+                Some(tv) => target_value(c, tv, line, place, "extract.target", true)?,
+                None => {
+                    c.fail(Some(line), place, Some("extract.target"), "is required");
+                    return None;
+                }
+            };
+            let into = match t.get("into").and_then(Value::as_str) {
+                Some(s) if !s.is_empty() && s.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') => s.to_owned(),
+                _ => {
+                    c.fail(Some(line), place, Some("extract.into"), "must name a variable (letters, digits, _)");
+                    return None;
+                }
+            };
+            let pattern = match t.get("pattern").and_then(Value::as_str).map(regex::Regex::new) {
+                None => None,
+                Some(Ok(r)) => Some(r),
+                Some(Err(e)) => {
+                    c.fail(Some(line), place, Some("extract.pattern"), format!("is not a valid regular expression: {e}"));
+                    None
+                }
+            };
+            Action::Extract(Extract {
+                target,
+                into,
+                number: t.get("number").and_then(Value::as_bool).unwrap_or(false),
+                all: t.get("all").and_then(Value::as_bool).unwrap_or(false),
+                pattern,
+                attribute: t.get("attribute").and_then(Value::as_str).map(str::to_owned),
+            })
+        }
+        "repeat" => {
+            let t = table(c, &["while_present", "times", "steps", "max"])?;
+            let rounds = match (t.get("while_present"), t.get("times")) {
+                (Some(tv), None) => Rounds::WhilePresent(target_value(c, tv, line, place, "repeat.while_present", true)?),
+                (None, Some(times)) => Rounds::Times(template(c, times, line, place, "repeat.times")?),
+                _ => {
+                    c.fail(Some(line), place, Some("repeat"), "needs exactly one of while_present or times");
+                    return None;
+                }
+            };
+            let steps = match t.get("steps") {
+                Some(Value::Array(a)) if !a.is_empty() => a
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, s)| step_value(c, s, line, &format!("{place}, repeat step {}", i + 1)))
+                    .collect(),
+                _ => {
+                    c.fail(Some(line), place, Some("repeat.steps"), "must be a non-empty list of steps");
+                    return None;
+                }
+            };
+            let max = match t.get("max") {
+                None => 50,
+                Some(v) => match v.as_integer() {
+                    Some(n @ 1..=1000) => n as u32,
+                    _ => {
+                        c.fail(Some(line), place, Some("repeat.max"), "must be 1 to 1000");
+                        50
+                    }
+                },
+            };
+            Action::Repeat { rounds, steps, max }
+        }
+        _ => return None,
+    })
+}
+
+fn condition(c: &mut Checker<'_>, v: &Value, line: usize, place: &str, field: &str) -> Option<Condition> {
+    let Some(t) = v.as_table() else {
+        c.fail(Some(line), place, Some(field), "must be a table with one of present, absent, text, url, filled, any");
+        return None;
+    };
+    let keys: Vec<&String> = t.keys().collect();
+    if keys.len() != 1 {
+        c.fail(Some(line), place, Some(field), "needs exactly one of present, absent, text, url, filled, any");
+        return None;
+    }
+    let (key, value) = (keys[0].as_str(), &t[keys[0]]);
+    let sub = format!("{field}.{key}");
+    Some(match key {
+        "present" => Condition::Present(target_value(c, value, line, place, &sub, true)?),
+        "absent" => Condition::Absent(target_value(c, value, line, place, &sub, true)?),
+        "text" => Condition::Text(template(c, value, line, place, &sub)?),
+        "url" => Condition::Url(template(c, value, line, place, &sub)?),
+        "filled" => Condition::Filled(target_value(c, value, line, place, &sub, true)?),
+        "any" => match value.as_array() {
+            Some(list) if !list.is_empty() => {
+                let targets: Vec<Target> = list.iter().filter_map(|v| target_value(c, v, line, place, &sub, true)).collect();
+                if targets.len() != list.len() {
+                    return None;
+                }
+                Condition::Any(targets)
+            }
+            _ => {
+                c.fail(Some(line), place, Some(&sub), "must be a non-empty list of selectors");
+                return None;
+            }
+        },
+        other => {
+            c.fail(Some(line), place, Some(&format!("{field}.{other}")), "is not a condition; use present, absent, text, url, filled or any");
+            return None;
+        }
+    })
+}
+
+/// A target: a selector name, an inline selector table, or a list of either (alternatives).
+fn target_value(c: &mut Checker<'_>, v: &Value, line: usize, place: &str, field: &str, names_allowed: bool) -> Option<Target> {
+    let mut alternatives = Vec::new();
+    let items: Vec<&Value> = match v {
+        Value::Array(a) if !a.is_empty() => a.iter().collect(),
+        Value::Array(_) => {
+            c.fail(Some(line), place, Some(field), "lists no selector");
+            return None;
+        }
+        one => vec![one],
+    };
+    let mut name = None;
+    for item in items {
+        match item {
+            Value::String(n) if names_allowed => match c.selectors.get(n) {
+                Some(t) => {
+                    alternatives.extend(t.alternatives.iter().cloned());
+                    name.get_or_insert_with(|| n.clone());
+                }
+                // Named but unusable: its own problem is reported already.
+                None if c.selector_names.contains(n) => return None,
+                None => {
+                    let hint = closest(n, c.selector_names.iter().map(String::as_str));
+                    c.fail(Some(line), place, Some(field), format!("no selector is named {n:?}{hint}"));
+                    return None;
+                }
+            },
+            Value::String(_) => {
+                c.fail(Some(line), place, Some(field), "a named selector cannot refer to another; write the selector out");
+                return None;
+            }
+            Value::Table(t) => alternatives.push(selector_table(c, t, line, place, field)?),
+            _ => {
+                c.fail(Some(line), place, Some(field), "must be a selector name or a table like { css = \"…\" }");
+                return None;
+            }
+        }
+    }
+    Some(Target { name, alternatives })
+}
+
+fn selector_table(c: &mut Checker<'_>, t: &Table, line: usize, place: &str, field: &str) -> Option<Selector> {
+    let sub = format!("{place}, {field}");
+    unknown_keys(c, t, &["css", "xpath", "text", "role", "contains", "aria", "within"], line, &sub);
+    let within = match t.get("within") {
+        None => None,
+        Some(w) => Some(Box::new(target_value(c, w, line, place, &format!("{field}.within"), true)?)),
+    };
+    let contains = t.get("contains").and_then(Value::as_bool);
+    let kinds = ["css", "xpath", "text", "aria"].iter().filter(|k| t.contains_key(**k)).count();
+    if kinds != 1 {
+        c.fail(Some(line), place, Some(field), "a selector has exactly one of css, xpath, text, aria");
+        return None;
+    }
+    if let Some(css) = t.get("css").and_then(Value::as_str) {
+        return Some(Selector::Css { css: css.to_owned(), within });
+    }
+    if let Some(xpath) = t.get("xpath").and_then(Value::as_str) {
+        return Some(Selector::XPath { xpath: xpath.to_owned() });
+    }
+    if let Some(text) = t.get("text").and_then(Value::as_str) {
+        let text = match Template::parse(text) {
+            Ok(t) => t,
+            Err(m) => {
+                c.fail(Some(line), place, Some(&format!("{field}.text")), m);
+                return None;
+            }
+        };
+        let role = match t.get("role").and_then(Value::as_str) {
+            None => None,
+            Some("button") => Some(Role::Button),
+            Some("link") => Some(Role::Link),
+            Some("field") => Some(Role::Field),
+            Some(other) => {
+                c.fail(Some(line), place, Some(&format!("{field}.role")), format!("{other:?} is not a role; use button, link or field"));
+                return None;
+            }
+        };
+        return Some(Selector::Text { text, role, contains: contains.unwrap_or(false), within });
+    }
+    if let Some(label) = t.get("aria").and_then(Value::as_str) {
+        let label = match Template::parse(label) {
+            Ok(t) => t,
+            Err(m) => {
+                c.fail(Some(line), place, Some(&format!("{field}.aria")), m);
+                return None;
+            }
+        };
+        return Some(Selector::Aria { label, contains: contains.unwrap_or(true), within });
+    }
+    c.fail(Some(line), place, Some(field), "the selector's value must be a string");
+    None
+}
+
+/// ", did you mean X?" for the candidate closest to `word`, when one is close.
+fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> String {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut cur = vec![i + 1];
+            for (j, cb) in b.iter().enumerate() {
+                cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    }
+    candidates
+        .map(|c| (distance(word, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 4))
+        .min()
+        .map(|(_, c)| format!(" (did you mean {c}?)"))
+        .unwrap_or_default()
+}

@@ -1,0 +1,430 @@
+//! Storefront profiles: one TOML file per site describing its pages as named selectors and its
+//! flows as typed steps in named phases. Adding a storefront means writing a profile, not code.
+//! A profile is checked completely when it loads; every problem is reported with the file,
+//! the line, the phase and step, and the field.
+
+mod load;
+pub mod template;
+
+pub use load::{ProfileError, ProfileErrors, load_file, parse};
+pub use template::Template;
+
+use cartwright_core::order::ErrorClass;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A loaded, checked profile.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// The profile's name: its file name without `.toml`.
+    pub name: String,
+    /// Where it was read from.
+    pub source: PathBuf,
+    /// The site and its limits.
+    pub site: Site,
+    /// The rewards endpoint, when the site has one.
+    pub rewards: Option<Rewards>,
+    /// Named selectors.
+    pub selectors: BTreeMap<String, Target>,
+    /// How coupons are offered and applied, when the site has them.
+    pub coupons: Option<Coupons>,
+    /// Texts that, found on the page after a step fails, say why.
+    pub errors: ErrorTexts,
+    /// The flows.
+    pub phases: BTreeMap<Phase, Vec<Step>>,
+}
+
+/// The site.
+#[derive(Debug, Clone)]
+pub struct Site {
+    /// Display name.
+    pub name: String,
+    /// Default base URL; a storefront's own base URL wins.
+    pub base_url: Option<String>,
+    /// Requests per second to the site's domain, from every browser context and HTTP client
+    /// together.
+    pub rate_limit: f64,
+    /// Longest wait for a page to load.
+    pub page_timeout: Duration,
+    /// Longest wait for a step's element or condition.
+    pub step_timeout: Duration,
+    /// Longest wait for the order confirmation after the final click.
+    pub confirm_timeout: Duration,
+    /// The session cookie's name, for logging which cookie signs in.
+    pub session_cookie: Option<String>,
+    /// Optional pauses after actions, when a site wants humane pacing.
+    pub pacing: Pacing,
+}
+
+/// Pauses after actions; none by default.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pacing {
+    /// After a click.
+    pub click: Duration,
+    /// After typing into a field.
+    pub input: Duration,
+}
+
+/// The rewards endpoint: plain HTTP with the account's cookies.
+#[derive(Debug, Clone)]
+pub struct Rewards {
+    /// Path (or absolute URL) of the endpoint.
+    pub path: String,
+    /// JSON pointer to the available points.
+    pub points: String,
+    /// JSON pointer to the tier name.
+    pub tier: Option<String>,
+    /// JSON pointer to a flag that must be `true`.
+    pub success: Option<String>,
+    /// Load the home page first, as a browser would, so the site can refresh its cookies.
+    pub warm_up: bool,
+}
+
+/// Coupons: how the offers are opened, which buttons apply one, what confirms it, how one
+/// is taken off (to try another when looking for the best).
+#[derive(Debug, Clone)]
+pub struct Coupons {
+    /// Steps that show the offers.
+    pub open: Vec<Step>,
+    /// Each enabled "Apply" button, in page order.
+    pub option: Target,
+    /// Steps after clicking an option.
+    pub applied: Vec<Step>,
+    /// Steps that take the applied coupon off.
+    pub remove: Vec<Step>,
+}
+
+/// Texts that classify a failure.
+#[derive(Debug, Clone, Default)]
+pub struct ErrorTexts {
+    /// The storefront refused for a business reason ("out of stock").
+    pub business: Vec<String>,
+    /// The storefront signed the account out ("please log in").
+    pub session_expired: Vec<String>,
+}
+
+/// The named phases a flow is made of. Their meaning is enforced by the engine: the cap is
+/// checked after `read_total` and before `place`; `place` runs only once the order is marked
+/// as placing; `find_in_history` settles an order whose confirmation was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Phase {
+    /// Show that the account is signed in (fails with `session_expired` otherwise).
+    CheckLogin,
+    /// Delete the account's saved addresses.
+    ClearAddresses,
+    /// Empty the cart.
+    ClearCart,
+    /// Add one cart line (`line.*`): run once per line.
+    AddItem,
+    /// Read the cart's total into `total` (and optionally `mrp`, `discount`).
+    ReadTotal,
+    /// Enter the delivery address (`address.*`).
+    SetAddress,
+    /// Choose the payment method (`payment.*`).
+    ChoosePayment,
+    /// The final click.
+    Place,
+    /// Read the new order's number into `order_number`.
+    Confirm,
+    /// Read every order number in the account's history into `history`.
+    FindInHistory,
+    /// Read the profile into `email`, `phone`, `first_name`, `last_name`.
+    ReadProfile,
+}
+
+impl Phase {
+    /// Every phase, in flow order.
+    pub const ALL: [Phase; 11] = [
+        Phase::CheckLogin,
+        Phase::ClearAddresses,
+        Phase::ClearCart,
+        Phase::AddItem,
+        Phase::ReadTotal,
+        Phase::SetAddress,
+        Phase::ChoosePayment,
+        Phase::Place,
+        Phase::Confirm,
+        Phase::FindInHistory,
+        Phase::ReadProfile,
+    ];
+
+    /// The name used in profiles and events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::CheckLogin => "check_login",
+            Phase::ClearAddresses => "clear_addresses",
+            Phase::ClearCart => "clear_cart",
+            Phase::AddItem => "add_item",
+            Phase::ReadTotal => "read_total",
+            Phase::SetAddress => "set_address",
+            Phase::ChoosePayment => "choose_payment",
+            Phase::Place => "place",
+            Phase::Confirm => "confirm",
+            Phase::FindInHistory => "find_in_history",
+            Phase::ReadProfile => "read_profile",
+        }
+    }
+
+    /// Parses a phase name.
+    pub fn parse(s: &str) -> Option<Phase> {
+        Phase::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// One step of a phase.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Line in the profile, for messages.
+    pub line: usize,
+    /// What it does.
+    pub action: Action,
+    /// A failure is logged and the flow goes on.
+    pub optional: bool,
+    /// Overrides the site's step timeout.
+    pub timeout: Option<Duration>,
+}
+
+/// What a step does.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Open a URL (absolute, or a path on the site).
+    Goto(Template),
+    /// Click the first visible, enabled match.
+    Click(Target),
+    /// Type a value into a field (replacing what it holds).
+    Fill {
+        /// The field.
+        target: Target,
+        /// What to type.
+        value: Template,
+    },
+    /// Choose an option of a `<select>` by its text or value.
+    Select {
+        /// The select.
+        target: Target,
+        /// The option.
+        value: Template,
+    },
+    /// Press a key (`Enter`, `Tab`, `Escape`).
+    Press(String),
+    /// Wait for a condition.
+    WaitFor(Condition),
+    /// Read text (or a number, or every match) into a variable.
+    Extract(Extract),
+    /// Check a condition; fail with `fail` and `message` when it does not hold.
+    Assert {
+        /// What must hold.
+        condition: Condition,
+        /// How the failure is classed.
+        fail: ErrorClass,
+        /// What the failure says.
+        message: String,
+    },
+    /// Repeat `steps` a number of times, or while an element is on the page (each round
+    /// must make one fewer match, so a page that does not change fails rather than loops).
+    Repeat {
+        /// How many rounds.
+        rounds: Rounds,
+        /// The body.
+        steps: Vec<Step>,
+        /// A bound on the rounds.
+        max: u32,
+    },
+    /// A fixed pause, for sites that want pacing. Conditions are awaited, never slept on.
+    Pause(Duration),
+}
+
+/// How many rounds a `repeat` makes.
+#[derive(Debug, Clone)]
+pub enum Rounds {
+    /// While this is on the page.
+    WhilePresent(Target),
+    /// This many (a template such as `{{line.quantity}}`).
+    Times(Template),
+}
+
+/// A condition on the page.
+#[derive(Debug, Clone)]
+pub enum Condition {
+    /// The element is on the page and visible.
+    Present(Target),
+    /// The element is gone or hidden.
+    Absent(Target),
+    /// The page's text contains this (case- and whitespace-insensitive).
+    Text(Template),
+    /// The URL contains this.
+    Url(Template),
+    /// The field holds a value (a field the page fills by itself, like a city from a PIN code).
+    Filled(Target),
+    /// Any of these elements is present.
+    Any(Vec<Target>),
+}
+
+/// What `extract` reads.
+#[derive(Debug, Clone)]
+pub struct Extract {
+    /// The element(s).
+    pub target: Target,
+    /// The variable it goes into.
+    pub into: String,
+    /// Read a number (`₹1,299.50` → 1299.50) rather than text.
+    pub number: bool,
+    /// Read every match into a list rather than the first.
+    pub all: bool,
+    /// Keep only this regular expression's first group (or whole match).
+    pub pattern: Option<regex::Regex>,
+    /// Read this attribute rather than the text.
+    pub attribute: Option<String>,
+}
+
+/// Alternatives tried in order until one matches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    /// The selector's name in the profile, when it was named: for events and messages.
+    pub name: Option<String>,
+    /// The ways to find it.
+    pub alternatives: Vec<Selector>,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.name, self.alternatives.first()) {
+            (Some(name), _) => f.write_str(name),
+            (None, Some(Selector::Css { css, .. })) => write!(f, "{css}"),
+            (None, Some(Selector::XPath { xpath })) => write!(f, "{xpath}"),
+            (None, Some(Selector::Text { text, .. })) => write!(f, "{text:?}"),
+            (None, Some(Selector::Aria { label, .. })) => write!(f, "[aria {label:?}]"),
+            (None, None) => f.write_str("(nothing)"),
+        }
+    }
+}
+
+/// One way to find an element.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Selector {
+    /// A CSS selector.
+    Css {
+        /// The selector.
+        css: String,
+        /// Only inside this.
+        within: Option<Box<Target>>,
+    },
+    /// An XPath expression.
+    XPath {
+        /// The expression.
+        xpath: String,
+    },
+    /// An element whose text matches, optionally of a role (`button`, `link`, `field`).
+    Text {
+        /// The text, compared case- and whitespace-insensitively; may hold `{{…}}`.
+        text: Template,
+        /// `button`, `link`, `field` or any element.
+        role: Option<Role>,
+        /// Whole text (default) or containing it.
+        contains: bool,
+        /// Only inside this.
+        within: Option<Box<Target>>,
+    },
+    /// An element whose `aria-label` (or label text, for fields) matches.
+    Aria {
+        /// The label, compared case- and whitespace-insensitively; may hold `{{…}}`.
+        label: Template,
+        /// Whole label or containing it (the default).
+        contains: bool,
+        /// Only inside this.
+        within: Option<Box<Target>>,
+    },
+}
+
+/// Element roles a text selector may require.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `<button>`, `[role=button]`, `input[type=submit|button]`.
+    Button,
+    /// `<a href>`, `[role=link]`.
+    Link,
+    /// Inputs, selects, text areas: matched by their label.
+    Field,
+}
+
+impl Profile {
+    /// The steps of a phase (empty when the profile has none).
+    pub fn phase(&self, phase: Phase) -> &[Step] {
+        self.phases.get(&phase).map_or(&[], Vec::as_slice)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn profiles_dir() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../profiles")
+    }
+
+    #[test]
+    fn the_shipped_profiles_load() {
+        for name in ["demo", "tira"] {
+            let p = load_file(&profiles_dir().join(format!("{name}.toml"))).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(p.name, name);
+            for phase in [Phase::CheckLogin, Phase::AddItem, Phase::ReadTotal, Phase::Place, Phase::Confirm, Phase::FindInHistory] {
+                assert!(!p.phase(phase).is_empty(), "{name}: {}", phase.as_str());
+            }
+            assert!(p.rewards.is_some() && p.coupons.is_some());
+        }
+        let demo = load_file(&profiles_dir().join("demo.toml")).unwrap();
+        assert_eq!(demo.selectors["add_to_bag"].alternatives.len(), 2);
+        assert!(matches!(&demo.phase(Phase::CheckLogin)[2].action, Action::Assert { fail: ErrorClass::SessionExpired, .. }));
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        match parse(text, Path::new("x.toml"), "x") {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    const MINIMAL: &str = r#"
+[site]
+name = "X"
+[selectors]
+buy = { text = "Buy", role = "button" }
+[phases]
+check_login = [{ goto = "/" }]
+add_item = [{ goto = "{{line.url}}" }]
+read_total = [{ extract = { target = "buy", into = "total", number = true } }]
+place = [{ click = "buy" }]
+confirm = [{ extract = { target = "buy", into = "order_number" } }]
+find_in_history = [{ extract = { target = "buy", into = "history", all = true } }]
+"#;
+
+    #[test]
+    fn problems_name_the_file_line_place_and_field() {
+        assert!(errors(MINIMAL).is_empty(), "{:?}", errors(MINIMAL));
+        let typo = MINIMAL.replace(r#"place = [{ click = "buy" }]"#, r#"place = [{ click = "bye" }]"#);
+        let e = errors(&typo);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("x.toml:10: phase place, step 1, field `click`: no selector is named \"bye\" (did you mean buy?)"), "{}", e[0]);
+
+        let bad = MINIMAL
+            .replace(r#"check_login = [{ goto = "/" }]"#, r#"check_login = [{ goto = "/", timeout = "soon" }, { clik = "buy" }, { goto = "{{nope.x}}" }]"#)
+            .replace("[site]\n", "[site]\nrate_limit = -1\n");
+        let e = errors(&bad).join("\n");
+        for expected in [
+            "x.toml:2: [site], field `rate_limit`",
+            "phase check_login, step 1, field `timeout`: must be a duration",
+            "phase check_login, step 2, field `clik`: is not an action or step option (did you mean click?)",
+            "phase check_login, step 3, field `goto`: {{nope.x}} is unknown",
+        ] {
+            assert!(e.contains(expected), "missing {expected:?} in\n{e}");
+        }
+        let no_history = MINIMAL.replace(r#"find_in_history = [{ extract = { target = "buy", into = "history", all = true } }]"#, "");
+        assert!(errors(&no_history)[0].contains("phase find_in_history: is required"));
+        let no_total = MINIMAL.replace(r#"into = "total""#, r#"into = "sum""#);
+        assert!(errors(&no_total)[0].contains("needs an `extract` into `total`"));
+        assert!(errors("[site\n")[0].starts_with("x.toml:1: file:"));
+        assert!(errors(&MINIMAL.replace("[phases]", "[phases]\nplce = []"))[0].contains("phase plce: is not a phase"));
+    }
+}
