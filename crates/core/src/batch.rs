@@ -84,7 +84,7 @@ pub enum Payment {
 }
 
 /// A batch as submitted.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewBatch {
     /// A name for operators.
@@ -114,6 +114,117 @@ pub struct NewBatch {
     /// Delete the account's saved addresses first.
     #[serde(default)]
     pub clear_addresses: bool,
+}
+
+/// Where a batch stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchState {
+    /// Its orders are being run.
+    Running,
+    /// Held by the engine (the browser cannot start): queued orders wait for a resume.
+    Paused,
+    /// Stopped by an operator: queued orders were cancelled; a resume queues them again.
+    Stopped,
+    /// Every order reached a final state.
+    Finished,
+}
+
+impl BatchState {
+    /// The stored and serialised name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BatchState::Running => "running",
+            BatchState::Paused => "paused",
+            BatchState::Stopped => "stopped",
+            BatchState::Finished => "finished",
+        }
+    }
+}
+
+impl FromStr for BatchState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "running" => BatchState::Running,
+            "paused" => BatchState::Paused,
+            "stopped" => BatchState::Stopped,
+            "finished" => BatchState::Finished,
+            _ => return Err(format!("unknown batch state {s:?}")),
+        })
+    }
+}
+
+/// How many of a batch's orders are in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OrderCounts {
+    /// Waiting for a worker.
+    pub queued: i64,
+    /// Being driven.
+    pub running: i64,
+    /// The final click is out.
+    pub placing: i64,
+    /// Placed.
+    pub placed: i64,
+    /// Failed.
+    pub failed: i64,
+    /// Cancelled by a stop.
+    pub cancelled: i64,
+    /// Not attempted.
+    pub skipped: i64,
+    /// All of them.
+    pub total: i64,
+}
+
+/// A batch as stored.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Batch {
+    /// Identifier.
+    pub id: crate::ids::BatchId,
+    /// Operator's name for it.
+    pub name: Option<String>,
+    /// The storefront its accounts belong to.
+    pub storefront_id: crate::ids::StorefrontId,
+    /// What was submitted.
+    pub spec: NewBatch,
+    /// Where it stands.
+    pub state: BatchState,
+    /// Why the engine paused it.
+    pub pause_reason: Option<String>,
+    /// Who started it.
+    pub created_by: Option<crate::ids::OperatorId>,
+    /// Its orders by state.
+    pub counts: OrderCounts,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+    /// When it last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: time::OffsetDateTime,
+    /// When its last order ended.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<time::OffsetDateTime>,
+}
+
+/// A batch's figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BatchStats {
+    /// Orders by state.
+    pub counts: OrderCounts,
+    /// Failed orders by error class.
+    pub failed_by_class: std::collections::BTreeMap<String, i64>,
+    /// Sum of the placed orders' totals, in minor units.
+    pub placed_total_minor: i64,
+    /// Sum of their discounts, in minor units.
+    pub discount_minor: i64,
+    /// Time from start to end of finished orders, in milliseconds: median.
+    pub duration_p50_ms: Option<i64>,
+    /// 95th percentile.
+    pub duration_p95_ms: Option<i64>,
+    /// Mean.
+    pub duration_mean_ms: Option<i64>,
+    /// Placed orders per minute from the first start to the last end.
+    pub placed_per_minute: Option<f64>,
 }
 
 fn one() -> u32 {

@@ -148,6 +148,157 @@ impl FromStr for ErrorClass {
     }
 }
 
+/// An order of a batch, as stored.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Order {
+    /// Identifier.
+    pub id: crate::ids::OrderId,
+    /// Its batch.
+    pub batch_id: crate::ids::BatchId,
+    /// The account it is placed from.
+    pub account_id: crate::ids::AccountId,
+    /// The account's label, email or phone, for display.
+    pub account: Option<String>,
+    /// Which of the account's orders in the batch (from 1).
+    pub repetition: u32,
+    /// Where it stands.
+    pub state: OrderState,
+    /// Runs so far.
+    pub attempts: u32,
+    /// Why it failed.
+    pub error_class: Option<ErrorClass>,
+    /// What went wrong, or what was retried.
+    pub error_message: Option<String>,
+    /// Cart value before discounts, in minor units.
+    pub subtotal_minor: Option<i64>,
+    /// Discount, in minor units.
+    pub discount_minor: Option<i64>,
+    /// What the order costs, in minor units.
+    pub total_minor: Option<i64>,
+    /// The coupon applied.
+    pub coupon: Option<String>,
+    /// The storefront's order number.
+    pub order_number: Option<String>,
+    /// Milliseconds per phase.
+    pub timings: std::collections::BTreeMap<String, u64>,
+    /// A screenshot of the failure was kept.
+    pub has_screenshot: bool,
+    /// The page's HTML at the failure was kept.
+    pub has_snapshot: bool,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+    /// When it last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: time::OffsetDateTime,
+    /// When its last run started.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub started_at: Option<time::OffsetDateTime>,
+    /// When the final click went out.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub placing_at: Option<time::OffsetDateTime>,
+    /// When it ended.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<time::OffsetDateTime>,
+}
+
+/// A cart's figures as read from the storefront, in minor units.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Totals {
+    /// Before discounts (the MRP sum when the site shows it).
+    pub subtotal_minor: Option<i64>,
+    /// Discount.
+    pub discount_minor: Option<i64>,
+    /// What will be paid.
+    pub total_minor: i64,
+}
+
+/// How loud an event is.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Each step.
+    Debug,
+    /// Progress: phases, results.
+    Info,
+    /// Something went wrong but the run goes on.
+    Warn,
+    /// The run failed.
+    Error,
+}
+
+impl Level {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        }
+    }
+}
+
+impl FromStr for Level {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "debug" => Level::Debug,
+            "info" => Level::Info,
+            "warn" => Level::Warn,
+            "error" => Level::Error,
+            _ => return Err(format!("unknown level {s:?}: debug, info, warn or error")),
+        })
+    }
+}
+
+/// One line of a run's log: a step, a phase, a result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Event {
+    /// Identifier, increasing.
+    pub id: crate::ids::EventId,
+    /// The batch.
+    pub batch_id: Option<crate::ids::BatchId>,
+    /// The order.
+    pub order_id: Option<crate::ids::OrderId>,
+    /// The account.
+    pub account_id: Option<crate::ids::AccountId>,
+    /// The phase (`add_item`).
+    pub phase: Option<String>,
+    /// The step (`2.1`).
+    pub step: Option<String>,
+    /// How loud.
+    pub level: Level,
+    /// What happened.
+    pub message: String,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: time::OffsetDateTime,
+}
+
+/// An event before it is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// The batch.
+    pub batch_id: Option<crate::ids::BatchId>,
+    /// The order.
+    pub order_id: Option<crate::ids::OrderId>,
+    /// The account.
+    pub account_id: Option<crate::ids::AccountId>,
+    /// The phase.
+    pub phase: Option<String>,
+    /// The step.
+    pub step: Option<String>,
+    /// How loud.
+    pub level: Level,
+    /// What happened.
+    pub message: String,
+    /// When.
+    pub at: time::OffsetDateTime,
+}
+
 #[cfg(test)]
 mod tests {
     use super::OrderState::*;

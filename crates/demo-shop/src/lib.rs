@@ -159,6 +159,11 @@ impl Shop {
         Some(lock(&self.sessions).issue(customer))
     }
 
+    /// Whether a session cookie value is the newest one of its session (not replaced).
+    pub fn session_is_current(&self, value: &str) -> bool {
+        lock(&self.sessions).is_current(value)
+    }
+
     /// The seeded customers: id, first and last name, email, phone.
     pub fn customers(&self) -> Vec<model::Customer> {
         lock(&self.data).customers.clone()

@@ -135,6 +135,18 @@ impl Sessions {
         }
     }
 
+    /// Whether `value` signs someone in and has not been replaced by a newer value: what a
+    /// client that keeps refreshed cookies holds.
+    pub fn is_current(&self, value: &str) -> bool {
+        match self.visit(Some(value)) {
+            Visit::Customer { sid, .. } => self
+                .by_id
+                .get(&sid)
+                .is_some_and(|s| s.replaced_at.is_none()),
+            _ => false,
+        }
+    }
+
     /// Counts a response served on `sid`; every `rotate_every`th returns a new cookie value
     /// that replaces it.
     pub fn served(&mut self, sid: &str) -> Option<String> {

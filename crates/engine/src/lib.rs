@@ -1,4 +1,13 @@
 //! Cartwright's automation engine: storefront profiles, the browser pool, the flow runner,
-//! order batches with their at-most-once rule, rewards checks, and the event stream.
+//! order runs with their at-most-once rule, sign-in tests, and the event stream.
 
+pub mod browser;
+mod engine;
+pub mod events;
+pub mod flow;
 pub mod profile;
+pub mod ratelimit;
+mod run;
+
+pub use engine::{Engine, EngineConfig, SESSION_CHECK_JOB};
+pub use events::{EventBus, EventFilter};

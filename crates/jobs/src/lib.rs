@@ -37,6 +37,14 @@ pub enum Outcome {
         /// Why.
         error: String,
     },
+    /// Could not start yet (what it needs is busy): queued again after `after` without
+    /// counting an attempt.
+    Defer {
+        /// Why it waits.
+        reason: String,
+        /// How long.
+        after: Duration,
+    },
 }
 
 /// Runs jobs of one kind.
@@ -222,6 +230,21 @@ impl RunningWorkers {
     }
 }
 
+impl RunningWorkers {
+    /// Stops everything at once without handing jobs back or writing anything, as if the
+    /// process had died: its running jobs stay claimed until another worker rescues them
+    /// after `stale_after`. For crash drills.
+    pub async fn abandon(self) {
+        let _ = self.stop.send(true);
+        self.housekeeping.abort();
+        self.flusher.abort();
+        if let Ok(mut tasks) = self.claiming.await {
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
+    }
+}
+
 async fn claim_loop(
     shared: Arc<Shared>,
     lanes: Vec<Arc<Lane>>,
@@ -320,6 +343,9 @@ async fn finish(shared: &Shared, id: JobId, outcome: Outcome) {
                 .store
                 .retry_job(&shared.id, id, error, Duration::ZERO, true)
                 .await
+        }
+        Outcome::Defer { reason, after } => {
+            shared.store.defer_job(&shared.id, id, reason, *after).await
         }
     };
     if let Err(e) = result {

@@ -373,7 +373,7 @@ fn filter_sql(f: &AccountFilter, sql: &mut Sql) {
     sql.text_search(f.text.as_deref(), &["label", "name", "email", "phone"]);
 }
 
-fn sealed_jar(store: &Store, jar: &CookieJar) -> Result<(Vec<u8>, String), StoreError> {
+pub(crate) fn sealed_jar(store: &Store, jar: &CookieJar) -> Result<(Vec<u8>, String), StoreError> {
     let plain = serde_json::to_vec(jar).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let info =
         serde_json::to_string(&jar.info()).map_err(|e| StoreError::Corrupt(e.to_string()))?;

@@ -340,7 +340,46 @@ impl Db {
     }
 }
 
+impl Db {
+    /// Runs dynamic SQL on the read pool and decodes every row.
+    pub(crate) async fn rows<R: AnyRow>(&self, sql: &Sql) -> Result<Vec<R>, StoreError> {
+        Ok(read!(self, |c| {
+            bind_args!(
+                sqlx::query_as(sqlx::AssertSqlSafe(sql.text.clone())),
+                &sql.args
+            )
+            .fetch_all(c)
+            .await
+        })?)
+    }
+
+    /// Runs dynamic SQL that yields one integer (a count).
+    pub(crate) async fn int(&self, sql: &Sql) -> Result<i64, StoreError> {
+        Ok(read!(self, |c| {
+            bind_args!(
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.text.clone())),
+                &sql.args
+            )
+            .fetch_one(c)
+            .await
+        })?)
+    }
+}
+
 impl Tx {
+    /// Runs dynamic SQL inside this transaction and returns the integers of its first column
+    /// (the ids an `INSERT … RETURNING id` wrote).
+    pub(crate) async fn ints(&mut self, sql: &Sql) -> Result<Vec<i64>, StoreError> {
+        Ok(write!(self, |c| {
+            bind_args!(
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.text.clone())),
+                &sql.args
+            )
+            .fetch_all(c)
+            .await
+        })?)
+    }
+
     /// Serialises this transaction against every other that asks for the same `key`, until
     /// it ends: for rules spanning rows that row locks cannot guard (one default address, at
     /// least one admin). SQLite's write transactions are exclusive already.

@@ -264,6 +264,34 @@ impl Store {
         tx.commit().await
     }
 
+    /// Puts a job back in the queue for `delay` without counting the attempt: what it needs
+    /// is busy (another order of the same account is running).
+    pub async fn defer_job(
+        &self,
+        worker: &str,
+        id: JobId,
+        reason: &str,
+        delay: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        let run_at = Ts(Ts::now().0 + Duration::try_from(delay).unwrap_or(Duration::MINUTE));
+        let mut tx = self.begin().await?;
+        write!(&mut tx, |c| {
+            sqlx::query(
+                "UPDATE jobs SET state = 'queued', run_at = $3, last_error = $4, worker = NULL, \
+                 heartbeat_at = NULL, attempts = attempts - 1 WHERE id = $1 AND state = 'running' AND worker = $2",
+            )
+            .bind(id.get())
+            .bind(worker)
+            .bind(run_at)
+            .bind(truncate(reason))
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        tx.notify_jobs();
+        tx.commit().await
+    }
+
     /// Puts jobs a worker holds back in the queue without counting the attempt: a graceful
     /// shutdown handing work to others.
     pub async fn release_jobs(&self, worker: &str, ids: &[JobId]) -> Result<(), StoreError> {

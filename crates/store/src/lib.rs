@@ -13,6 +13,7 @@ mod memo;
 mod operators;
 mod page;
 mod products;
+mod runs;
 mod storefronts;
 
 pub use accounts::{
@@ -25,6 +26,7 @@ pub use jobs::{Job, JobCount, NewJob};
 pub use operators::{LoginRecord, OperatorAuth, TokenAuth};
 pub use page::{Cursor, Page, PageRequest, PageStart};
 pub use products::ProductFilter;
+pub use runs::{EventQuery, Finish, ORDER_JOB, OrderFilter, OrderStart, OrderTicket, RunRecord};
 
 use cartwright_core::Invalid;
 use cartwright_core::ids::OperatorId;

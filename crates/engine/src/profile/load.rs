@@ -2,8 +2,8 @@
 //! file, line, place (phase and step) and field, so one `cartwright profile check` shows all.
 
 use super::{
-    Action, Condition, Coupons, ErrorTexts, Extract, Pacing, Phase, Profile, Rewards, Role, Rounds, Selector, Site,
-    Step, Target, Template,
+    Action, Condition, Coupons, ErrorTexts, Extract, Pacing, Phase, Profile, Rewards, Role, Rounds,
+    Selector, Site, Step, Target, Template,
 };
 use cartwright_core::order::ErrorClass;
 use serde::Deserialize;
@@ -69,7 +69,10 @@ pub fn load_file(path: &Path) -> Result<Profile, ProfileErrors> {
             message: format!("cannot be read: {e}"),
         }])
     })?;
-    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     parse(&text, path, &name)
 }
 
@@ -96,10 +99,20 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn line_of(&self, offset: usize) -> usize {
-        self.text[..offset.min(self.text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+        self.text[..offset.min(self.text.len())]
+            .bytes()
+            .filter(|b| *b == b'\n')
+            .count()
+            + 1
     }
 
-    fn fail(&mut self, line: Option<usize>, place: &str, field: Option<&str>, message: impl Into<String>) {
+    fn fail(
+        &mut self,
+        line: Option<usize>,
+        place: &str,
+        field: Option<&str>,
+        message: impl Into<String>,
+    ) {
         self.errors.push(ProfileError {
             file: self.file.to_owned(),
             line,
@@ -112,7 +125,13 @@ impl Checker<'_> {
 
 /// Parses profile text. `path` and `name` are used in messages and as the profile's name.
 pub fn parse(text: &str, path: &Path, name: &str) -> Result<Profile, ProfileErrors> {
-    let mut c = Checker { file: path, text, errors: Vec::new(), selector_names: Vec::new(), selectors: BTreeMap::new() };
+    let mut c = Checker {
+        file: path,
+        text,
+        errors: Vec::new(),
+        selector_names: Vec::new(),
+        selectors: BTreeMap::new(),
+    };
     let raw: Raw = match toml::from_str(text) {
         Ok(raw) => raw,
         Err(e) => {
@@ -132,10 +151,19 @@ pub fn parse(text: &str, path: &Path, name: &str) -> Result<Profile, ProfileErro
     for (name, value) in &raw.selectors {
         let line = c.line_of(value.span().start);
         let place = format!("selector {name}");
-        if !name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
-            c.fail(Some(line), &place, None, "selector names are letters, digits and _");
+        if !name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+        {
+            c.fail(
+                Some(line),
+                &place,
+                None,
+                "selector names are letters, digits and _",
+            );
         }
-        if let Some(mut t) = target_value(&mut c, value.get_ref(), line, &place, "selector", false) {
+        if let Some(mut t) = target_value(&mut c, value.get_ref(), line, &place, "selector", false)
+        {
             t.name = Some(name.clone());
             c.selectors.insert(name.clone(), t);
         }
@@ -154,7 +182,12 @@ pub fn parse(text: &str, path: &Path, name: &str) -> Result<Profile, ProfileErro
         let line = c.line_of(steps.span().start);
         let Some(phase) = Phase::parse(name) else {
             let known: Vec<_> = Phase::ALL.iter().map(|p| p.as_str()).collect();
-            c.fail(Some(line), &format!("phase {name}"), None, format!("is not a phase; phases are {}", known.join(", ")));
+            c.fail(
+                Some(line),
+                &format!("phase {name}"),
+                None,
+                format!("is not a phase; phases are {}", known.join(", ")),
+            );
             continue;
         };
         let mut list = Vec::new();
@@ -178,7 +211,11 @@ pub fn parse(text: &str, path: &Path, name: &str) -> Result<Profile, ProfileErro
         phases,
     };
     check_meaning(&mut c, &profile);
-    if c.errors.is_empty() { Ok(profile) } else { Err(ProfileErrors(c.errors)) }
+    if c.errors.is_empty() {
+        Ok(profile)
+    } else {
+        Err(ProfileErrors(c.errors))
+    }
 }
 
 fn placeholder_site() -> Site {
@@ -196,14 +233,28 @@ fn placeholder_site() -> Site {
 
 /// Checks the phases mean what the engine needs them to mean.
 fn check_meaning(c: &mut Checker<'_>, p: &Profile) {
-    for required in [Phase::CheckLogin, Phase::AddItem, Phase::ReadTotal, Phase::Place, Phase::Confirm, Phase::FindInHistory] {
+    for required in [
+        Phase::CheckLogin,
+        Phase::AddItem,
+        Phase::ReadTotal,
+        Phase::Place,
+        Phase::Confirm,
+        Phase::FindInHistory,
+    ] {
         if !p.phases.contains_key(&required) {
             let why = match required {
-                Phase::FindInHistory => "an order whose confirmation was lost is settled from the history, never by clicking again",
+                Phase::FindInHistory => {
+                    "an order whose confirmation was lost is settled from the history, never by clicking again"
+                }
                 Phase::ReadTotal => "the cap is checked on the total before the order is placed",
                 _ => "every order needs it",
             };
-            c.fail(None, &format!("phase {}", required.as_str()), None, format!("is required: {why}"));
+            c.fail(
+                None,
+                &format!("phase {}", required.as_str()),
+                None,
+                format!("is required: {why}"),
+            );
         }
     }
     let extracts = |phase: Phase, var: &str, all: bool| {
@@ -225,12 +276,32 @@ fn check_meaning(c: &mut Checker<'_>, p: &Profile) {
         return;
     }
     for (phase, var, all, what) in [
-        (Phase::ReadTotal, "total", false, "an `extract` into `total` with `number = true`"),
-        (Phase::Confirm, "order_number", false, "an `extract` into `order_number`"),
-        (Phase::FindInHistory, "history", true, "an `extract` into `history` with `all = true`"),
+        (
+            Phase::ReadTotal,
+            "total",
+            false,
+            "an `extract` into `total` with `number = true`",
+        ),
+        (
+            Phase::Confirm,
+            "order_number",
+            false,
+            "an `extract` into `order_number`",
+        ),
+        (
+            Phase::FindInHistory,
+            "history",
+            true,
+            "an `extract` into `history` with `all = true`",
+        ),
     ] {
         if !p.phase(phase).is_empty() && !extracts(phase, var, all) {
-            c.fail(None, &format!("phase {}", phase.as_str()), None, format!("needs {what}"));
+            c.fail(
+                None,
+                &format!("phase {}", phase.as_str()),
+                None,
+                format!("needs {what}"),
+            );
         }
     }
 }
@@ -239,11 +310,22 @@ fn text_of(v: &Value) -> Option<&str> {
     v.as_str()
 }
 
-fn duration(c: &mut Checker<'_>, v: &Value, line: usize, place: &str, field: &str) -> Option<Duration> {
+fn duration(
+    c: &mut Checker<'_>,
+    v: &Value,
+    line: usize,
+    place: &str,
+    field: &str,
+) -> Option<Duration> {
     match v.as_str().map(humantime::parse_duration) {
         Some(Ok(d)) => Some(d),
         _ => {
-            c.fail(Some(line), place, Some(field), "must be a duration like \"500ms\", \"8s\" or \"1m\"");
+            c.fail(
+                Some(line),
+                place,
+                Some(field),
+                "must be a duration like \"500ms\", \"8s\" or \"1m\"",
+            );
             None
         }
     }
@@ -252,21 +334,50 @@ fn duration(c: &mut Checker<'_>, v: &Value, line: usize, place: &str, field: &st
 fn unknown_keys(c: &mut Checker<'_>, t: &Table, known: &[&str], line: usize, place: &str) {
     for key in t.keys() {
         if !known.contains(&key.as_str()) {
-            c.fail(Some(line), place, Some(key), format!("is not a known key here; known keys: {}", known.join(", ")));
+            c.fail(
+                Some(line),
+                place,
+                Some(key),
+                format!("is not a known key here; known keys: {}", known.join(", ")),
+            );
         }
     }
 }
 
 fn site(c: &mut Checker<'_>, t: &Table, line: usize) -> Option<Site> {
     let place = "[site]";
-    unknown_keys(c, t, &["name", "base_url", "rate_limit", "page_timeout", "step_timeout", "confirm_timeout", "session_cookie", "pacing"], line, place);
-    let name = t.get("name").and_then(text_of).map(str::to_owned).unwrap_or_default();
+    unknown_keys(
+        c,
+        t,
+        &[
+            "name",
+            "base_url",
+            "rate_limit",
+            "page_timeout",
+            "step_timeout",
+            "confirm_timeout",
+            "session_cookie",
+            "pacing",
+        ],
+        line,
+        place,
+    );
+    let name = t
+        .get("name")
+        .and_then(text_of)
+        .map(str::to_owned)
+        .unwrap_or_default();
     let base_url = match t.get("base_url") {
         None => None,
         Some(v) => match v.as_str().map(url::Url::parse) {
             Some(Ok(u)) if matches!(u.scheme(), "http" | "https") => Some(u.to_string()),
             _ => {
-                c.fail(Some(line), place, Some("base_url"), "must be an http:// or https:// URL");
+                c.fail(
+                    Some(line),
+                    place,
+                    Some("base_url"),
+                    "must be an http:// or https:// URL",
+                );
                 None
             }
         },
@@ -276,7 +387,12 @@ fn site(c: &mut Checker<'_>, t: &Table, line: usize) -> Option<Site> {
         Some(v) => match v.as_float().or_else(|| v.as_integer().map(|i| i as f64)) {
             Some(r) if r > 0.0 && r <= 1000.0 => r,
             _ => {
-                c.fail(Some(line), place, Some("rate_limit"), "must be requests per second, above 0 and at most 1000");
+                c.fail(
+                    Some(line),
+                    place,
+                    Some("rate_limit"),
+                    "must be requests per second, above 0 and at most 1000",
+                );
                 1.0
             }
         },
@@ -294,13 +410,20 @@ fn site(c: &mut Checker<'_>, t: &Table, line: usize) -> Option<Site> {
             Some(p) => {
                 unknown_keys(c, p, &["click", "input"], line, "[site.pacing]");
                 if let Some(v) = p.get("click") {
-                    pacing.click = duration(c, v, line, "[site.pacing]", "click").unwrap_or_default();
+                    pacing.click =
+                        duration(c, v, line, "[site.pacing]", "click").unwrap_or_default();
                 }
                 if let Some(v) = p.get("input") {
-                    pacing.input = duration(c, v, line, "[site.pacing]", "input").unwrap_or_default();
+                    pacing.input =
+                        duration(c, v, line, "[site.pacing]", "input").unwrap_or_default();
                 }
             }
-            None => c.fail(Some(line), place, Some("pacing"), "must be a table like { click = \"300ms\" }"),
+            None => c.fail(
+                Some(line),
+                place,
+                Some("pacing"),
+                "must be a table like { click = \"300ms\" }",
+            ),
         }
     }
     Some(Site {
@@ -317,24 +440,45 @@ fn site(c: &mut Checker<'_>, t: &Table, line: usize) -> Option<Site> {
 
 fn rewards(c: &mut Checker<'_>, t: &Table, line: usize) -> Option<Rewards> {
     let place = "[rewards]";
-    unknown_keys(c, t, &["path", "points", "tier", "success", "warm_up"], line, place);
+    unknown_keys(
+        c,
+        t,
+        &["path", "points", "tier", "success", "warm_up"],
+        line,
+        place,
+    );
     let pointer = |c: &mut Checker<'_>, key: &str| -> Option<String> {
         let v = t.get(key)?;
         match v.as_str() {
             Some(p) if p.is_empty() || p.starts_with('/') => Some(p.to_owned()),
             _ => {
-                c.fail(Some(line), place, Some(key), "must be a JSON pointer like \"/pointSummary/available\"");
+                c.fail(
+                    Some(line),
+                    place,
+                    Some(key),
+                    "must be a JSON pointer like \"/pointSummary/available\"",
+                );
                 None
             }
         }
     };
     let Some(path) = t.get("path").and_then(text_of).map(str::to_owned) else {
-        c.fail(Some(line), place, Some("path"), "is required: the endpoint's path");
+        c.fail(
+            Some(line),
+            place,
+            Some("path"),
+            "is required: the endpoint's path",
+        );
         return None;
     };
     let Some(points) = pointer(c, "points") else {
         if t.get("points").is_none() {
-            c.fail(Some(line), place, Some("points"), "is required: a JSON pointer to the points");
+            c.fail(
+                Some(line),
+                place,
+                Some("points"),
+                "is required: a JSON pointer to the points",
+            );
         }
         return None;
     };
@@ -352,16 +496,20 @@ fn error_texts(c: &mut Checker<'_>, t: &Table, line: usize) -> ErrorTexts {
     let mut list = |key: &str| -> Vec<String> {
         match t.get(key) {
             None => Vec::new(),
-            Some(Value::Array(a)) if a.iter().all(Value::is_str) => {
-                a.iter().filter_map(|v| v.as_str().map(|s| s.to_lowercase())).collect()
-            }
+            Some(Value::Array(a)) if a.iter().all(Value::is_str) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(|s| s.to_lowercase()))
+                .collect(),
             Some(_) => {
                 c.fail(Some(line), "[errors]", Some(key), "must be a list of texts");
                 Vec::new()
             }
         }
     };
-    ErrorTexts { business: list("business"), session_expired: list("session_expired") }
+    ErrorTexts {
+        business: list("business"),
+        session_expired: list("session_expired"),
+    }
 }
 
 fn coupons(c: &mut Checker<'_>, t: &Table, line: usize) -> Option<Coupons> {
@@ -373,7 +521,9 @@ fn coupons(c: &mut Checker<'_>, t: &Table, line: usize) -> Option<Coupons> {
             Some(Value::Array(a)) => a
                 .iter()
                 .enumerate()
-                .filter_map(|(i, s)| step_value(c, s, line, &format!("[coupons] {key}, step {}", i + 1)))
+                .filter_map(|(i, s)| {
+                    step_value(c, s, line, &format!("[coupons] {key}, step {}", i + 1))
+                })
                 .collect(),
             Some(_) => {
                 c.fail(Some(line), place, Some(key), "must be a list of steps");
@@ -385,37 +535,69 @@ fn coupons(c: &mut Checker<'_>, t: &Table, line: usize) -> Option<Coupons> {
     let applied = steps(c, "applied");
     let remove = steps(c, "remove");
     let Some(option) = t.get("option") else {
-        c.fail(Some(line), place, Some("option"), "is required: the selector of each enabled Apply button");
+        c.fail(
+            Some(line),
+            place,
+            Some("option"),
+            "is required: the selector of each enabled Apply button",
+        );
         return None;
     };
     let option = target_value(c, option, line, place, "option", true)?;
-    Some(Coupons { open, option, applied, remove })
+    Some(Coupons {
+        open,
+        option,
+        applied,
+        remove,
+    })
 }
 
-const ACTIONS: &[&str] = &["goto", "click", "fill", "select", "press", "wait_for", "extract", "assert", "repeat", "pause"];
+const ACTIONS: &[&str] = &[
+    "goto", "click", "fill", "select", "press", "wait_for", "extract", "assert", "repeat", "pause",
+];
 const STEP_OPTIONS: &[&str] = &["optional", "timeout", "note"];
 
 fn step_value(c: &mut Checker<'_>, v: &Value, line: usize, place: &str) -> Option<Step> {
     let Some(t) = v.as_table() else {
-        c.fail(Some(line), place, None, "a step is a table like { click = \"add_to_bag\" }");
+        c.fail(
+            Some(line),
+            place,
+            None,
+            "a step is a table like { click = \"add_to_bag\" }",
+        );
         return None;
     };
     let actions: Vec<&String> = t.keys().filter(|k| ACTIONS.contains(&k.as_str())).collect();
     for key in t.keys() {
         if !ACTIONS.contains(&key.as_str()) && !STEP_OPTIONS.contains(&key.as_str()) {
             let hint = closest(key, ACTIONS.iter().chain(STEP_OPTIONS).copied());
-            c.fail(Some(line), place, Some(key), format!("is not an action or step option{hint}"));
+            c.fail(
+                Some(line),
+                place,
+                Some(key),
+                format!("is not an action or step option{hint}"),
+            );
         }
     }
     let action_key = match actions.as_slice() {
         [one] => one.as_str(),
         [] => {
-            c.fail(Some(line), place, None, format!("has no action; one of {}", ACTIONS.join(", ")));
+            c.fail(
+                Some(line),
+                place,
+                None,
+                format!("has no action; one of {}", ACTIONS.join(", ")),
+            );
             return None;
         }
         many => {
             let names: Vec<&str> = many.iter().map(|s| s.as_str()).collect();
-            c.fail(Some(line), place, None, format!("has several actions ({}); one per step", names.join(", ")));
+            c.fail(
+                Some(line),
+                place,
+                None,
+                format!("has several actions ({}); one per step", names.join(", ")),
+            );
             return None;
         }
     };
@@ -428,12 +610,25 @@ fn step_value(c: &mut Checker<'_>, v: &Value, line: usize, place: &str) -> Optio
             false
         }
     };
-    let timeout = t.get("timeout").and_then(|v| duration(c, v, line, place, "timeout"));
+    let timeout = t
+        .get("timeout")
+        .and_then(|v| duration(c, v, line, place, "timeout"));
     let action = action(c, action_key, value, line, place)?;
-    Some(Step { line, action, optional, timeout })
+    Some(Step {
+        line,
+        action,
+        optional,
+        timeout,
+    })
 }
 
-fn template(c: &mut Checker<'_>, v: &Value, line: usize, place: &str, field: &str) -> Option<Template> {
+fn template(
+    c: &mut Checker<'_>,
+    v: &Value,
+    line: usize,
+    place: &str,
+    field: &str,
+) -> Option<Template> {
     let Some(s) = v.as_str() else {
         c.fail(Some(line), place, Some(field), "must be a string");
         return None;
@@ -455,7 +650,12 @@ fn action(c: &mut Checker<'_>, key: &str, v: &Value, line: usize, place: &str) -
                 Some(t.clone())
             }
             None => {
-                c.fail(Some(line), place, Some(key), format!("must be a table with {}", known.join(", ")));
+                c.fail(
+                    Some(line),
+                    place,
+                    Some(key),
+                    format!("must be a table with {}", known.join(", ")),
+                );
                 None
             }
         }
@@ -464,7 +664,12 @@ fn action(c: &mut Checker<'_>, key: &str, v: &Value, line: usize, place: &str) -
         "goto" => Action::Goto(template(c, v, line, place, "goto")?),
         "click" => Action::Click(target_value(c, v, line, place, "click", true)?),
         "press" => Action::Press(v.as_str().map(str::to_owned).or_else(|| {
-            c.fail(Some(line), place, Some("press"), "must be a key name like \"Enter\"");
+            c.fail(
+                Some(line),
+                place,
+                Some("press"),
+                "must be a key name like \"Enter\"",
+            );
             None
         })?),
         "pause" => Action::Pause(duration(c, v, line, place, "pause")?),
@@ -473,38 +678,73 @@ fn action(c: &mut Checker<'_>, key: &str, v: &Value, line: usize, place: &str) -
             let target = match t.get("target") {
                 Some(tv) => target_value(c, tv, line, place, &format!("{key}.target"), true)?,
                 None => {
-                    c.fail(Some(line), place, Some(&format!("{key}.target")), "is required");
+                    c.fail(
+                        Some(line),
+                        place,
+                        Some(&format!("{key}.target")),
+                        "is required",
+                    );
                     return None;
                 }
             };
             let Some(value) = t.get("value") else {
-                c.fail(Some(line), place, Some(&format!("{key}.value")), "is required");
+                c.fail(
+                    Some(line),
+                    place,
+                    Some(&format!("{key}.value")),
+                    "is required",
+                );
                 return None;
             };
             let value = template(c, value, line, place, &format!("{key}.value"))?;
-            if key == "fill" { Action::Fill { target, value } } else { Action::Select { target, value } }
+            if key == "fill" {
+                Action::Fill { target, value }
+            } else {
+                Action::Select { target, value }
+            }
         }
         "wait_for" => Action::WaitFor(condition(c, v, line, place, "wait_for")?),
         "assert" => {
-            let t = table(c, &["present", "absent", "text", "url", "filled", "any", "fail", "message"])?;
+            let t = table(
+                c,
+                &[
+                    "present", "absent", "text", "url", "filled", "any", "fail", "message",
+                ],
+            )?;
             let fail = match t.get("fail").and_then(Value::as_str) {
                 None => ErrorClass::Profile,
                 Some(s) => match s.parse::<ErrorClass>() {
                     Ok(class) if class != ErrorClass::Unresolved => class,
                     _ => {
-                        c.fail(Some(line), place, Some("assert.fail"), "must be transient, session_expired, business, profile or fatal");
+                        c.fail(
+                            Some(line),
+                            place,
+                            Some("assert.fail"),
+                            "must be transient, session_expired, business, profile or fatal",
+                        );
                         ErrorClass::Profile
                     }
                 },
             };
-            let message = t.get("message").and_then(Value::as_str).unwrap_or("a check failed").to_owned();
+            let message = t
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("a check failed")
+                .to_owned();
             let mut cond = t.clone();
             cond.remove("fail");
             cond.remove("message");
-            Action::Assert { condition: condition(c, &Value::Table(cond), line, place, "assert")?, fail, message }
+            Action::Assert {
+                condition: condition(c, &Value::Table(cond), line, place, "assert")?,
+                fail,
+                message,
+            }
         }
         "extract" => {
-            let t = table(c, &["target", "into", "number", "all", "pattern", "attribute"])?;
+            let t = table(
+                c,
+                &["target", "into", "number", "all", "pattern", "attribute"],
+            )?;
             let target = match t.get("target") {
                 Some(tv) => target_value(c, tv, line, place, "extract.target", true)?,
                 None => {
@@ -513,17 +753,36 @@ fn action(c: &mut Checker<'_>, key: &str, v: &Value, line: usize, place: &str) -
                 }
             };
             let into = match t.get("into").and_then(Value::as_str) {
-                Some(s) if !s.is_empty() && s.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') => s.to_owned(),
+                Some(s)
+                    if !s.is_empty()
+                        && s.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') =>
+                {
+                    s.to_owned()
+                }
                 _ => {
-                    c.fail(Some(line), place, Some("extract.into"), "must name a variable (letters, digits, _)");
+                    c.fail(
+                        Some(line),
+                        place,
+                        Some("extract.into"),
+                        "must name a variable (letters, digits, _)",
+                    );
                     return None;
                 }
             };
-            let pattern = match t.get("pattern").and_then(Value::as_str).map(regex::Regex::new) {
+            let pattern = match t
+                .get("pattern")
+                .and_then(Value::as_str)
+                .map(regex::Regex::new)
+            {
                 None => None,
                 Some(Ok(r)) => Some(r),
                 Some(Err(e)) => {
-                    c.fail(Some(line), place, Some("extract.pattern"), format!("is not a valid regular expression: {e}"));
+                    c.fail(
+                        Some(line),
+                        place,
+                        Some("extract.pattern"),
+                        format!("is not a valid regular expression: {e}"),
+                    );
                     None
                 }
             };
@@ -533,16 +792,33 @@ fn action(c: &mut Checker<'_>, key: &str, v: &Value, line: usize, place: &str) -
                 number: t.get("number").and_then(Value::as_bool).unwrap_or(false),
                 all: t.get("all").and_then(Value::as_bool).unwrap_or(false),
                 pattern,
-                attribute: t.get("attribute").and_then(Value::as_str).map(str::to_owned),
+                attribute: t
+                    .get("attribute")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
             })
         }
         "repeat" => {
             let t = table(c, &["while_present", "times", "steps", "max"])?;
             let rounds = match (t.get("while_present"), t.get("times")) {
-                (Some(tv), None) => Rounds::WhilePresent(target_value(c, tv, line, place, "repeat.while_present", true)?),
-                (None, Some(times)) => Rounds::Times(template(c, times, line, place, "repeat.times")?),
+                (Some(tv), None) => Rounds::WhilePresent(target_value(
+                    c,
+                    tv,
+                    line,
+                    place,
+                    "repeat.while_present",
+                    true,
+                )?),
+                (None, Some(times)) => {
+                    Rounds::Times(template(c, times, line, place, "repeat.times")?)
+                }
                 _ => {
-                    c.fail(Some(line), place, Some("repeat"), "needs exactly one of while_present or times");
+                    c.fail(
+                        Some(line),
+                        place,
+                        Some("repeat"),
+                        "needs exactly one of while_present or times",
+                    );
                     return None;
                 }
             };
@@ -550,10 +826,17 @@ fn action(c: &mut Checker<'_>, key: &str, v: &Value, line: usize, place: &str) -
                 Some(Value::Array(a)) if !a.is_empty() => a
                     .iter()
                     .enumerate()
-                    .filter_map(|(i, s)| step_value(c, s, line, &format!("{place}, repeat step {}", i + 1)))
+                    .filter_map(|(i, s)| {
+                        step_value(c, s, line, &format!("{place}, repeat step {}", i + 1))
+                    })
                     .collect(),
                 _ => {
-                    c.fail(Some(line), place, Some("repeat.steps"), "must be a non-empty list of steps");
+                    c.fail(
+                        Some(line),
+                        place,
+                        Some("repeat.steps"),
+                        "must be a non-empty list of steps",
+                    );
                     return None;
                 }
             };
@@ -573,14 +856,30 @@ fn action(c: &mut Checker<'_>, key: &str, v: &Value, line: usize, place: &str) -
     })
 }
 
-fn condition(c: &mut Checker<'_>, v: &Value, line: usize, place: &str, field: &str) -> Option<Condition> {
+fn condition(
+    c: &mut Checker<'_>,
+    v: &Value,
+    line: usize,
+    place: &str,
+    field: &str,
+) -> Option<Condition> {
     let Some(t) = v.as_table() else {
-        c.fail(Some(line), place, Some(field), "must be a table with one of present, absent, text, url, filled, any");
+        c.fail(
+            Some(line),
+            place,
+            Some(field),
+            "must be a table with one of present, absent, text, url, filled, any",
+        );
         return None;
     };
     let keys: Vec<&String> = t.keys().collect();
     if keys.len() != 1 {
-        c.fail(Some(line), place, Some(field), "needs exactly one of present, absent, text, url, filled, any");
+        c.fail(
+            Some(line),
+            place,
+            Some(field),
+            "needs exactly one of present, absent, text, url, filled, any",
+        );
         return None;
     }
     let (key, value) = (keys[0].as_str(), &t[keys[0]]);
@@ -593,26 +892,46 @@ fn condition(c: &mut Checker<'_>, v: &Value, line: usize, place: &str, field: &s
         "filled" => Condition::Filled(target_value(c, value, line, place, &sub, true)?),
         "any" => match value.as_array() {
             Some(list) if !list.is_empty() => {
-                let targets: Vec<Target> = list.iter().filter_map(|v| target_value(c, v, line, place, &sub, true)).collect();
+                let targets: Vec<Target> = list
+                    .iter()
+                    .filter_map(|v| target_value(c, v, line, place, &sub, true))
+                    .collect();
                 if targets.len() != list.len() {
                     return None;
                 }
                 Condition::Any(targets)
             }
             _ => {
-                c.fail(Some(line), place, Some(&sub), "must be a non-empty list of selectors");
+                c.fail(
+                    Some(line),
+                    place,
+                    Some(&sub),
+                    "must be a non-empty list of selectors",
+                );
                 return None;
             }
         },
         other => {
-            c.fail(Some(line), place, Some(&format!("{field}.{other}")), "is not a condition; use present, absent, text, url, filled or any");
+            c.fail(
+                Some(line),
+                place,
+                Some(&format!("{field}.{other}")),
+                "is not a condition; use present, absent, text, url, filled or any",
+            );
             return None;
         }
     })
 }
 
 /// A target: a selector name, an inline selector table, or a list of either (alternatives).
-fn target_value(c: &mut Checker<'_>, v: &Value, line: usize, place: &str, field: &str, names_allowed: bool) -> Option<Target> {
+fn target_value(
+    c: &mut Checker<'_>,
+    v: &Value,
+    line: usize,
+    place: &str,
+    field: &str,
+    names_allowed: bool,
+) -> Option<Target> {
     let mut alternatives = Vec::new();
     let items: Vec<&Value> = match v {
         Value::Array(a) if !a.is_empty() => a.iter().collect(),
@@ -634,17 +953,32 @@ fn target_value(c: &mut Checker<'_>, v: &Value, line: usize, place: &str, field:
                 None if c.selector_names.contains(n) => return None,
                 None => {
                     let hint = closest(n, c.selector_names.iter().map(String::as_str));
-                    c.fail(Some(line), place, Some(field), format!("no selector is named {n:?}{hint}"));
+                    c.fail(
+                        Some(line),
+                        place,
+                        Some(field),
+                        format!("no selector is named {n:?}{hint}"),
+                    );
                     return None;
                 }
             },
             Value::String(_) => {
-                c.fail(Some(line), place, Some(field), "a named selector cannot refer to another; write the selector out");
+                c.fail(
+                    Some(line),
+                    place,
+                    Some(field),
+                    "a named selector cannot refer to another; write the selector out",
+                );
                 return None;
             }
             Value::Table(t) => alternatives.push(selector_table(c, t, line, place, field)?),
             _ => {
-                c.fail(Some(line), place, Some(field), "must be a selector name or a table like { css = \"…\" }");
+                c.fail(
+                    Some(line),
+                    place,
+                    Some(field),
+                    "must be a selector name or a table like { css = \"…\" }",
+                );
                 return None;
             }
         }
@@ -652,24 +986,56 @@ fn target_value(c: &mut Checker<'_>, v: &Value, line: usize, place: &str, field:
     Some(Target { name, alternatives })
 }
 
-fn selector_table(c: &mut Checker<'_>, t: &Table, line: usize, place: &str, field: &str) -> Option<Selector> {
+fn selector_table(
+    c: &mut Checker<'_>,
+    t: &Table,
+    line: usize,
+    place: &str,
+    field: &str,
+) -> Option<Selector> {
     let sub = format!("{place}, {field}");
-    unknown_keys(c, t, &["css", "xpath", "text", "role", "contains", "aria", "within"], line, &sub);
+    unknown_keys(
+        c,
+        t,
+        &["css", "xpath", "text", "role", "contains", "aria", "within"],
+        line,
+        &sub,
+    );
     let within = match t.get("within") {
         None => None,
-        Some(w) => Some(Box::new(target_value(c, w, line, place, &format!("{field}.within"), true)?)),
+        Some(w) => Some(Box::new(target_value(
+            c,
+            w,
+            line,
+            place,
+            &format!("{field}.within"),
+            true,
+        )?)),
     };
     let contains = t.get("contains").and_then(Value::as_bool);
-    let kinds = ["css", "xpath", "text", "aria"].iter().filter(|k| t.contains_key(**k)).count();
+    let kinds = ["css", "xpath", "text", "aria"]
+        .iter()
+        .filter(|k| t.contains_key(**k))
+        .count();
     if kinds != 1 {
-        c.fail(Some(line), place, Some(field), "a selector has exactly one of css, xpath, text, aria");
+        c.fail(
+            Some(line),
+            place,
+            Some(field),
+            "a selector has exactly one of css, xpath, text, aria",
+        );
         return None;
     }
     if let Some(css) = t.get("css").and_then(Value::as_str) {
-        return Some(Selector::Css { css: css.to_owned(), within });
+        return Some(Selector::Css {
+            css: css.to_owned(),
+            within,
+        });
     }
     if let Some(xpath) = t.get("xpath").and_then(Value::as_str) {
-        return Some(Selector::XPath { xpath: xpath.to_owned() });
+        return Some(Selector::XPath {
+            xpath: xpath.to_owned(),
+        });
     }
     if let Some(text) = t.get("text").and_then(Value::as_str) {
         let text = match Template::parse(text) {
@@ -685,11 +1051,21 @@ fn selector_table(c: &mut Checker<'_>, t: &Table, line: usize, place: &str, fiel
             Some("link") => Some(Role::Link),
             Some("field") => Some(Role::Field),
             Some(other) => {
-                c.fail(Some(line), place, Some(&format!("{field}.role")), format!("{other:?} is not a role; use button, link or field"));
+                c.fail(
+                    Some(line),
+                    place,
+                    Some(&format!("{field}.role")),
+                    format!("{other:?} is not a role; use button, link or field"),
+                );
                 return None;
             }
         };
-        return Some(Selector::Text { text, role, contains: contains.unwrap_or(false), within });
+        return Some(Selector::Text {
+            text,
+            role,
+            contains: contains.unwrap_or(false),
+            within,
+        });
     }
     if let Some(label) = t.get("aria").and_then(Value::as_str) {
         let label = match Template::parse(label) {
@@ -699,9 +1075,18 @@ fn selector_table(c: &mut Checker<'_>, t: &Table, line: usize, place: &str, fiel
                 return None;
             }
         };
-        return Some(Selector::Aria { label, contains: contains.unwrap_or(true), within });
+        return Some(Selector::Aria {
+            label,
+            contains: contains.unwrap_or(true),
+            within,
+        });
     }
-    c.fail(Some(line), place, Some(field), "the selector's value must be a string");
+    c.fail(
+        Some(line),
+        place,
+        Some(field),
+        "the selector's value must be a string",
+    );
     None
 }
 
@@ -713,7 +1098,11 @@ fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> String 
         for (i, ca) in a.chars().enumerate() {
             let mut cur = vec![i + 1];
             for (j, cb) in b.iter().enumerate() {
-                cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+                cur.push(
+                    (prev[j] + usize::from(ca != *cb))
+                        .min(prev[j + 1] + 1)
+                        .min(cur[j] + 1),
+                );
             }
             prev = cur;
         }

@@ -4,6 +4,7 @@
 //! the line, the phase and step, and the field.
 
 mod load;
+pub mod registry;
 pub mod template;
 
 pub use load::{ProfileError, ProfileErrors, load_file, parse};
@@ -367,16 +368,30 @@ mod tests {
     #[test]
     fn the_shipped_profiles_load() {
         for name in ["demo", "tira"] {
-            let p = load_file(&profiles_dir().join(format!("{name}.toml"))).unwrap_or_else(|e| panic!("{e}"));
+            let p = load_file(&profiles_dir().join(format!("{name}.toml")))
+                .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(p.name, name);
-            for phase in [Phase::CheckLogin, Phase::AddItem, Phase::ReadTotal, Phase::Place, Phase::Confirm, Phase::FindInHistory] {
+            for phase in [
+                Phase::CheckLogin,
+                Phase::AddItem,
+                Phase::ReadTotal,
+                Phase::Place,
+                Phase::Confirm,
+                Phase::FindInHistory,
+            ] {
                 assert!(!p.phase(phase).is_empty(), "{name}: {}", phase.as_str());
             }
             assert!(p.rewards.is_some() && p.coupons.is_some());
         }
         let demo = load_file(&profiles_dir().join("demo.toml")).unwrap();
         assert_eq!(demo.selectors["add_to_bag"].alternatives.len(), 2);
-        assert!(matches!(&demo.phase(Phase::CheckLogin)[2].action, Action::Assert { fail: ErrorClass::SessionExpired, .. }));
+        assert!(matches!(
+            &demo.phase(Phase::CheckLogin)[2].action,
+            Action::Assert {
+                fail: ErrorClass::SessionExpired,
+                ..
+            }
+        ));
     }
 
     fn errors(text: &str) -> Vec<String> {
@@ -403,7 +418,10 @@ find_in_history = [{ extract = { target = "buy", into = "history", all = true } 
     #[test]
     fn problems_name_the_file_line_place_and_field() {
         assert!(errors(MINIMAL).is_empty(), "{:?}", errors(MINIMAL));
-        let typo = MINIMAL.replace(r#"place = [{ click = "buy" }]"#, r#"place = [{ click = "bye" }]"#);
+        let typo = MINIMAL.replace(
+            r#"place = [{ click = "buy" }]"#,
+            r#"place = [{ click = "bye" }]"#,
+        );
         let e = errors(&typo);
         assert_eq!(e.len(), 1, "{e:?}");
         assert!(e[0].starts_with("x.toml:10: phase place, step 1, field `click`: no selector is named \"bye\" (did you mean buy?)"), "{}", e[0]);
@@ -420,11 +438,17 @@ find_in_history = [{ extract = { target = "buy", into = "history", all = true } 
         ] {
             assert!(e.contains(expected), "missing {expected:?} in\n{e}");
         }
-        let no_history = MINIMAL.replace(r#"find_in_history = [{ extract = { target = "buy", into = "history", all = true } }]"#, "");
+        let no_history = MINIMAL.replace(
+            r#"find_in_history = [{ extract = { target = "buy", into = "history", all = true } }]"#,
+            "",
+        );
         assert!(errors(&no_history)[0].contains("phase find_in_history: is required"));
         let no_total = MINIMAL.replace(r#"into = "total""#, r#"into = "sum""#);
         assert!(errors(&no_total)[0].contains("needs an `extract` into `total`"));
         assert!(errors("[site\n")[0].starts_with("x.toml:1: file:"));
-        assert!(errors(&MINIMAL.replace("[phases]", "[phases]\nplce = []"))[0].contains("phase plce: is not a phase"));
+        assert!(
+            errors(&MINIMAL.replace("[phases]", "[phases]\nplce = []"))[0]
+                .contains("phase plce: is not a phase")
+        );
     }
 }

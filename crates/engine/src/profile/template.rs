@@ -29,14 +29,25 @@ impl Template {
                 parts.push(Part::Text(rest[..start].to_owned()));
             }
             let after = &rest[start + 2..];
-            let end = after.find("}}").ok_or_else(|| format!("{s:?} has an unclosed {{{{"))?;
+            let end = after
+                .find("}}")
+                .ok_or_else(|| format!("{s:?} has an unclosed {{{{"))?;
             let name = after[..end].trim();
             let path: Vec<String> = name.split('.').map(str::to_owned).collect();
-            if name.is_empty() || path.iter().any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')) {
-                return Err(format!("{{{{{name}}}}} is not a variable name like line.url"));
+            if name.is_empty()
+                || path.iter().any(|p| {
+                    p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                })
+            {
+                return Err(format!(
+                    "{{{{{name}}}}} is not a variable name like line.url"
+                ));
             }
             if !ROOTS.contains(&path[0].as_str()) {
-                return Err(format!("{{{{{name}}}}} is unknown: variables start with {}", ROOTS.join(", ")));
+                return Err(format!(
+                    "{{{{{name}}}}} is unknown: variables start with {}",
+                    ROOTS.join(", ")
+                ));
             }
             parts.push(Part::Var(path));
             rest = &after[end + 2..];
@@ -57,14 +68,23 @@ impl Template {
                 Part::Var(path) => {
                     let mut v = context;
                     for key in path {
-                        v = v.get(key).ok_or_else(|| format!("{{{{{}}}}} has no value in this run", path.join(".")))?;
+                        v = v.get(key).ok_or_else(|| {
+                            format!("{{{{{}}}}} has no value in this run", path.join("."))
+                        })?;
                     }
                     match v {
                         Value::String(s) => out.push_str(s),
                         Value::Number(n) => out.push_str(&n.to_string()),
                         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-                        Value::Null => return Err(format!("{{{{{}}}}} is empty in this run", path.join("."))),
-                        _ => return Err(format!("{{{{{}}}}} is not a single value", path.join("."))),
+                        Value::Null => {
+                            return Err(format!("{{{{{}}}}} is empty in this run", path.join(".")));
+                        }
+                        _ => {
+                            return Err(format!(
+                                "{{{{{}}}}} is not a single value",
+                                path.join(".")
+                            ));
+                        }
                     }
                 }
             }
@@ -99,11 +119,21 @@ mod tests {
         let t = Template::parse("{{base_url}}/p/{{line.slug}}?q={{line.quantity}}").unwrap();
         let ctx = serde_json::json!({"base_url": "http://s", "line": {"slug": "x", "quantity": 2}});
         assert_eq!(t.render(&ctx).unwrap(), "http://s/p/x?q=2");
-        assert!(Template::parse("{{nope.x}}").unwrap_err().contains("unknown"));
+        assert!(
+            Template::parse("{{nope.x}}")
+                .unwrap_err()
+                .contains("unknown")
+        );
         assert!(Template::parse("{{line.url").is_err());
         assert!(Template::parse("{{ }}").is_err());
-        let missing = Template::parse("{{address.postcode}}").unwrap().render(&ctx).unwrap_err();
+        let missing = Template::parse("{{address.postcode}}")
+            .unwrap()
+            .render(&ctx)
+            .unwrap_err();
         assert!(missing.contains("address.postcode"));
-        assert_eq!(t.to_string(), "{{base_url}}/p/{{line.slug}}?q={{line.quantity}}");
+        assert_eq!(
+            t.to_string(),
+            "{{base_url}}/p/{{line.slug}}?q={{line.quantity}}"
+        );
     }
 }

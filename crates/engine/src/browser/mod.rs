@@ -1,0 +1,231 @@
+//! The browser pool: one Chromium per process, one isolated browser context per run (its own
+//! cookie jar, cache and storage), recycled after a number of contexts or when it crashes.
+
+mod session;
+
+pub use session::{Found, NetworkError, Session, SessionOptions};
+
+use crate::ratelimit::RateLimiter;
+use chromiumoxide::browser::{Browser, BrowserConfig};
+use futures::StreamExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// Why a browser could not be used.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BrowserError {
+    /// No Chromium where it was looked for.
+    #[error(
+        "Chromium was not found at {0}: install Debian's `chromium` package (apt-get install chromium) or set chromium_path"
+    )]
+    Missing(String),
+    /// Chromium did not start.
+    #[error("Chromium did not start: {0}")]
+    Launch(String),
+    /// Chromium stopped or a DevTools call failed or timed out.
+    #[error("{0}")]
+    Cdp(String),
+}
+
+/// How browsers are started and recycled.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// The Chromium executable; the usual places are tried when absent.
+    pub executable: Option<PathBuf>,
+    /// Start a fresh browser after this many contexts.
+    pub recycle_after: usize,
+    /// How long Chromium may take to start.
+    pub launch_timeout: Duration,
+    /// Window size of every page.
+    pub window: (u32, u32),
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            executable: None,
+            recycle_after: 200,
+            launch_timeout: Duration::from_secs(60),
+            window: (1280, 900),
+        }
+    }
+}
+
+/// One running Chromium.
+pub(crate) struct Live {
+    pub(crate) browser: Browser,
+    alive: Arc<AtomicBool>,
+    served: AtomicUsize,
+    handler: tokio::task::JoinHandle<()>,
+    _profile: tempfile::TempDir,
+}
+
+impl Live {
+    fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire) && !self.handler.is_finished()
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        // chromiumoxide kills the process when the Browser is dropped; stop listening to it.
+        self.handler.abort();
+    }
+}
+
+/// The pool.
+pub struct BrowserPool {
+    config: PoolConfig,
+    current: tokio::sync::Mutex<Option<Arc<Live>>>,
+    launches: AtomicUsize,
+    limiter: Arc<RateLimiter>,
+    contexts: Arc<AtomicUsize>,
+}
+
+impl BrowserPool {
+    /// A pool that starts Chromium on first use. Requests from its pages go through `limiter`.
+    pub fn new(config: PoolConfig, limiter: Arc<RateLimiter>) -> Self {
+        Self {
+            config,
+            current: tokio::sync::Mutex::new(None),
+            launches: AtomicUsize::new(0),
+            limiter,
+            contexts: Arc::default(),
+        }
+    }
+
+    /// How many times Chromium was started.
+    pub fn launches(&self) -> usize {
+        self.launches.load(Ordering::Relaxed)
+    }
+
+    /// Contexts open now.
+    pub fn open_contexts(&self) -> usize {
+        self.contexts.load(Ordering::Relaxed)
+    }
+
+    /// The executable that will be started.
+    pub fn executable(&self) -> Result<PathBuf, BrowserError> {
+        if let Some(path) = &self.config.executable {
+            return if path.exists() {
+                Ok(path.clone())
+            } else {
+                Err(BrowserError::Missing(path.display().to_string()))
+            };
+        }
+        [
+            "/usr/bin/chromium",
+            "/usr/bin/chromium-browser",
+            "/usr/bin/google-chrome",
+            "/usr/bin/google-chrome-stable",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .ok_or_else(|| BrowserError::Missing("/usr/bin/chromium".into()))
+    }
+
+    async fn launch(&self) -> Result<Arc<Live>, BrowserError> {
+        let executable = self.executable()?;
+        let profile = tempfile::Builder::new()
+            .prefix("cartwright-chromium-")
+            .tempdir()
+            .map_err(|e| BrowserError::Launch(format!("creating a profile directory: {e}")))?;
+        let (w, h) = self.config.window;
+        let config = BrowserConfig::builder()
+            .chrome_executable(executable)
+            .new_headless_mode()
+            .no_sandbox()
+            // chromiumoxide adds the leading dashes itself.
+            .args([
+                "disable-gpu",
+                "no-first-run",
+                "disable-background-networking",
+                "disable-component-update",
+                "disable-sync",
+            ])
+            .user_data_dir(profile.path())
+            .window_size(w, h)
+            .viewport(None)
+            .launch_timeout(self.config.launch_timeout)
+            .request_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(BrowserError::Launch)?;
+        let (browser, mut handler) = Browser::launch(config)
+            .await
+            .map_err(|e| BrowserError::Launch(e.to_string()))?;
+        let alive = Arc::new(AtomicBool::new(true));
+        let flag = alive.clone();
+        let handler = tokio::spawn(async move {
+            while let Some(event) = handler.next().await {
+                if let Err(e) = event {
+                    tracing::warn!(error = %e, "the browser connection ended");
+                    break;
+                }
+            }
+            flag.store(false, Ordering::Release);
+        });
+        self.launches.fetch_add(1, Ordering::Relaxed);
+        tracing::info!("started Chromium");
+        Ok(Arc::new(Live {
+            browser,
+            alive,
+            served: AtomicUsize::new(0),
+            handler,
+            _profile: profile,
+        }))
+    }
+
+    /// The browser new contexts go to: the current one, or a new one when there is none, it
+    /// has served its share of contexts, or it died. A replaced browser closes once its last
+    /// context is gone.
+    async fn live(&self) -> Result<Arc<Live>, BrowserError> {
+        let mut current = self.current.lock().await;
+        if let Some(live) = current.as_ref()
+            && live.is_alive()
+            && live.served.load(Ordering::Relaxed) < self.config.recycle_after
+        {
+            return Ok(live.clone());
+        }
+        if current.as_ref().is_some_and(|l| !l.is_alive()) {
+            tracing::warn!("Chromium stopped; starting a new one");
+        }
+        let live = self.launch().await?;
+        *current = Some(live.clone());
+        Ok(live)
+    }
+
+    /// Opens an isolated context with one page, the given cookies loaded.
+    pub async fn session(&self, options: SessionOptions) -> Result<Session, BrowserError> {
+        let live = self.live().await?;
+        live.served.fetch_add(1, Ordering::Relaxed);
+        Session::open(live, options, self.limiter.clone(), self.contexts.clone()).await
+    }
+
+    /// Closes the current browser (contexts still open keep theirs until they close).
+    pub async fn shutdown(&self) {
+        let live = self.current.lock().await.take();
+        if let Some(live) = live
+            && let Ok(mut live) = Arc::try_unwrap(live)
+        {
+            let _ = tokio::time::timeout(Duration::from_secs(5), live.browser.close()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), live.browser.wait()).await;
+        }
+    }
+}
+
+/// How many browser contexts this machine's memory allows at about 100 MB each, keeping
+/// 512 MB for everything else; `None` when the memory cannot be read.
+pub fn memory_cap() -> Option<usize> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemAvailable:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(((kb / 1024).saturating_sub(512) / 100).max(1) as usize)
+}

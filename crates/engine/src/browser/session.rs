@@ -1,0 +1,687 @@
+//! One run's browser session: an isolated context and its page, with every request to the
+//! site paced by the shared rate limiter, the site's answers watched (5xx, 429), and the
+//! primitives the flow runner uses: navigate, find, click, type, read, wait for the network to
+//! settle, cookies, screenshots.
+
+use super::{BrowserError, Live};
+use crate::ratelimit::RateLimiter;
+use cartwright_core::cookies::{Cookie, SameSite};
+use chromiumoxide::Page;
+use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
+use chromiumoxide::cdp::browser_protocol::fetch::{
+    self, EventRequestPaused, RequestPattern, RequestStage,
+};
+use chromiumoxide::cdp::browser_protocol::input::InsertTextParams;
+use chromiumoxide::cdp::browser_protocol::network::{
+    self, CookieParam, CookieSameSite, EventLoadingFailed, EventLoadingFinished,
+    EventRequestWillBeSent, EventResponseReceived, ResourceType, TimeSinceEpoch,
+};
+use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
+use chromiumoxide::cdp::browser_protocol::storage;
+use chromiumoxide::cdp::browser_protocol::target::{
+    CreateBrowserContextParams, CreateTargetParams,
+};
+use chromiumoxide::page::ScreenshotParams;
+use futures::StreamExt;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::{Instant, sleep, timeout};
+
+const FIND_JS: &str = include_str!("find.js");
+/// How long the network must be quiet before an action counts as settled.
+const QUIET: Duration = Duration::from_millis(60);
+/// Longest wait for a script on the page: a page in the middle of a navigation may not answer.
+const EVAL: Duration = Duration::from_secs(10);
+/// How often a condition is looked at again while waiting for it.
+const POLL: Duration = Duration::from_millis(40);
+
+/// What a session needs to know.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// Cookies to load before the first request.
+    pub cookies: Vec<Cookie>,
+    /// A proxy for this context only (`http://host:port`).
+    pub proxy: Option<String>,
+    /// Longest wait for a DevTools call.
+    pub call_timeout: Duration,
+}
+
+/// Why a navigation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NetworkError {
+    /// The site answered with an error status.
+    #[error("{url} answered {status}")]
+    Status {
+        /// The status.
+        status: u16,
+        /// The URL.
+        url: String,
+    },
+    /// The site asked us to slow down.
+    #[error("{url} answered 429 (too many requests); waiting {wait:?}")]
+    TooMany {
+        /// The URL.
+        url: String,
+        /// How long it asked us to wait.
+        wait: Duration,
+    },
+    /// The page did not load in time or the connection failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// What `find` saw.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Found {
+    /// How many elements matched the first alternative that matched.
+    pub count: usize,
+    /// The element marked for input, when asked to mark.
+    #[serde(rename = "ref")]
+    pub mark: Option<String>,
+    /// The values read.
+    pub values: Vec<String>,
+}
+
+#[derive(Default)]
+struct Net {
+    /// Requests sent and not yet answered: id → (URL, when sent).
+    in_flight: HashMap<String, (String, Instant)>,
+    last_document: Option<(u16, String, Option<u64>)>,
+    /// The latest 4xx and 5xx answers to pages and scripts' requests: (status, URL, when).
+    http_errors: Vec<(u16, String, Instant)>,
+}
+
+/// A live session. Close it with [`Session::close`]; dropping it closes it in the background.
+pub struct Session {
+    live: Arc<Live>,
+    context: Option<BrowserContextId>,
+    page: Page,
+    net: Arc<Mutex<Net>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    contexts: Arc<AtomicUsize>,
+    call_timeout: Duration,
+}
+
+fn cdp(e: impl std::fmt::Display) -> BrowserError {
+    BrowserError::Cdp(e.to_string())
+}
+
+async fn within<T, E: std::fmt::Display>(
+    limit: Duration,
+    what: &str,
+    fut: impl Future<Output = Result<T, E>>,
+) -> Result<T, BrowserError> {
+    match timeout(limit, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(BrowserError::Cdp(format!("{what}: {e}"))),
+        Err(_) => Err(BrowserError::Cdp(format!(
+            "{what}: no answer from the browser within {limit:?}"
+        ))),
+    }
+}
+
+fn host_of(url: &str) -> Option<String> {
+    url::Url::parse(url).ok()?.host_str().map(str::to_owned)
+}
+
+fn retry_after(headers: &network::Headers) -> Option<u64> {
+    let map = headers.inner().as_object()?;
+    map.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+        .and_then(|(_, v)| {
+            v.as_str()
+                .and_then(|s| s.trim().parse().ok())
+                .or_else(|| v.as_u64())
+        })
+}
+
+fn to_param(c: &Cookie) -> CookieParam {
+    let mut p = CookieParam::new(c.name.clone(), c.value.clone());
+    if c.domain.starts_with('.') {
+        p.domain = Some(c.domain.clone());
+    } else {
+        // No leading dot: a host-only cookie, which CDP sets through a URL.
+        let scheme = if c.secure { "https" } else { "http" };
+        p.url = Some(format!("{scheme}://{}{}", c.domain, c.path));
+    }
+    p.path = Some(c.path.clone());
+    p.secure = Some(c.secure);
+    p.http_only = Some(c.http_only);
+    p.same_site = Some(match c.same_site {
+        SameSite::Strict => CookieSameSite::Strict,
+        SameSite::Lax => CookieSameSite::Lax,
+        SameSite::None => CookieSameSite::None,
+    });
+    p.expires = c.expires.map(|s| TimeSinceEpoch::new(s as f64));
+    p
+}
+
+fn from_cdp(c: &network::Cookie) -> Cookie {
+    Cookie {
+        name: c.name.clone(),
+        value: c.value.clone(),
+        domain: c.domain.clone(),
+        path: c.path.clone(),
+        expires: (!c.session && c.expires > 0.0).then_some(c.expires as i64),
+        http_only: c.http_only,
+        secure: c.secure,
+        same_site: match c.same_site {
+            Some(CookieSameSite::Strict) => SameSite::Strict,
+            Some(CookieSameSite::None) => SameSite::None,
+            _ => SameSite::Lax,
+        },
+    }
+}
+
+impl Session {
+    pub(super) async fn open(
+        live: Arc<Live>,
+        options: SessionOptions,
+        limiter: Arc<RateLimiter>,
+        contexts: Arc<AtomicUsize>,
+    ) -> Result<Session, BrowserError> {
+        let t = options.call_timeout;
+        let mut params = CreateBrowserContextParams::builder().dispose_on_detach(true);
+        if let Some(proxy) = &options.proxy {
+            params = params.proxy_server(proxy.clone());
+        }
+        let context = within(
+            t,
+            "creating a browser context",
+            live.browser.create_browser_context(params.build()),
+        )
+        .await?;
+        contexts.fetch_add(1, Ordering::Relaxed);
+        let mut session = Session {
+            live: live.clone(),
+            context: Some(context.clone()),
+            page: within(
+                t,
+                "opening a page",
+                live.browser.new_page(CreateTargetParams {
+                    browser_context_id: Some(context.clone()),
+                    ..CreateTargetParams::new("about:blank")
+                }),
+            )
+            .await?,
+            net: Arc::default(),
+            tasks: Vec::new(),
+            contexts,
+            call_timeout: t,
+        };
+        if !options.cookies.is_empty() {
+            let cookies = options.cookies.iter().map(to_param).collect();
+            within(
+                t,
+                "loading cookies",
+                live.browser.execute(storage::SetCookiesParams {
+                    cookies,
+                    browser_context_id: Some(context),
+                }),
+            )
+            .await?;
+        }
+        session.watch_network(limiter).await?;
+        Ok(session)
+    }
+
+    /// Pauses every request until the rate limiter lets it go, and keeps track of requests in
+    /// flight and of the documents' answers.
+    async fn watch_network(&mut self, limiter: Arc<RateLimiter>) -> Result<(), BrowserError> {
+        let t = self.call_timeout;
+        let mut paused = within(
+            t,
+            "listening to requests",
+            self.page.event_listener::<EventRequestPaused>(),
+        )
+        .await?;
+        let mut sent = within(
+            t,
+            "listening to requests",
+            self.page.event_listener::<EventRequestWillBeSent>(),
+        )
+        .await?;
+        let mut finished = within(
+            t,
+            "listening to requests",
+            self.page.event_listener::<EventLoadingFinished>(),
+        )
+        .await?;
+        let mut failed = within(
+            t,
+            "listening to requests",
+            self.page.event_listener::<EventLoadingFailed>(),
+        )
+        .await?;
+        let mut responses = within(
+            t,
+            "listening to responses",
+            self.page.event_listener::<EventResponseReceived>(),
+        )
+        .await?;
+        let pattern = RequestPattern {
+            url_pattern: Some("*".into()),
+            resource_type: None,
+            request_stage: Some(RequestStage::Request),
+        };
+        within(
+            t,
+            "intercepting requests",
+            self.page.execute(fetch::EnableParams {
+                patterns: Some(vec![pattern]),
+                handle_auth_requests: None,
+            }),
+        )
+        .await?;
+
+        let page = self.page.clone();
+        let gate = limiter.clone();
+        self.tasks.push(tokio::spawn(async move {
+            while let Some(event) = paused.next().await {
+                let (page, gate) = (page.clone(), gate.clone());
+                tokio::spawn(async move {
+                    if let Some(host) = host_of(&event.request.url) {
+                        gate.acquire(&host).await;
+                    }
+                    let _ = page
+                        .execute(fetch::ContinueRequestParams::new(event.request_id.clone()))
+                        .await;
+                });
+            }
+        }));
+        let net = self.net.clone();
+        self.tasks.push(tokio::spawn(async move {
+            let lock = || net.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                tokio::select! {
+                    Some(e) = sent.next() => {
+                        // Page loads are awaited by the steps that follow; settling waits
+                        // for what scripts send.
+                        if e.r#type != Some(ResourceType::Document) {
+                            lock().in_flight.insert(e.request_id.inner().clone(), (e.request.url.clone(), Instant::now()));
+                        }
+                    }
+                    Some(e) = finished.next() => {
+                        lock().in_flight.remove(e.request_id.inner());
+                    }
+                    Some(e) = failed.next() => {
+                        lock().in_flight.remove(e.request_id.inner());
+                    }
+                    Some(e) = responses.next() => {
+                        let status = u16::try_from(e.response.status).unwrap_or(0);
+                        let wait = retry_after(&e.response.headers);
+                        if status == 429 && let Some(host) = host_of(&e.response.url) {
+                            limiter.pause(&host, Duration::from_secs(wait.unwrap_or(1).clamp(1, 600)));
+                        }
+                        let mut net = lock();
+                        if e.r#type == ResourceType::Document {
+                            net.last_document = Some((status, e.response.url.clone(), wait));
+                        }
+                        if (status >= 500 || (400..500).contains(&status) && status != 429)
+                            && matches!(e.r#type, ResourceType::Document | ResourceType::Xhr | ResourceType::Fetch)
+                        {
+                            if net.http_errors.len() >= 16 {
+                                net.http_errors.remove(0);
+                            }
+                            net.http_errors.push((status, e.response.url.clone(), Instant::now()));
+                        }
+                    }
+                    else => break,
+                }
+            }
+        }));
+        Ok(())
+    }
+
+    /// Opens `url` and waits for it to load; a 5xx, a 429 (the limiter then pauses the host)
+    /// or any other error status is an error.
+    pub async fn goto(&self, url: &str, limit: Duration) -> Result<(), NetworkError> {
+        self.net
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .last_document = None;
+        match timeout(limit, self.page.goto(url)).await {
+            Err(_) => {
+                return Err(NetworkError::Failed(format!(
+                    "{url} did not load within {limit:?}"
+                )));
+            }
+            Ok(Err(e)) => return Err(NetworkError::Failed(format!("{url} did not load: {e}"))),
+            Ok(Ok(_)) => {}
+        }
+        let last = self
+            .net
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .last_document
+            .clone();
+        match last {
+            Some((429, url, wait)) => Err(NetworkError::TooMany {
+                url,
+                wait: Duration::from_secs(wait.unwrap_or(1).max(1)),
+            }),
+            Some((status, url, _)) if status >= 400 => Err(NetworkError::Status { status, url }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs the element finder with `spec` (see `find.js`).
+    pub async fn find(&self, spec: &serde_json::Value) -> Result<Found, BrowserError> {
+        let js = format!("({FIND_JS})({spec})");
+        let result = within(
+            self.call_timeout.min(EVAL),
+            "finding an element",
+            self.page.evaluate_expression(js),
+        )
+        .await?;
+        result.into_value::<Found>().map_err(cdp)
+    }
+
+    /// Evaluates a JavaScript expression that yields a boolean.
+    pub async fn check(&self, js: &str) -> Result<bool, BrowserError> {
+        let result = within(
+            self.call_timeout.min(EVAL),
+            "checking the page",
+            self.page.evaluate_expression(js),
+        )
+        .await?;
+        Ok(result.into_value::<bool>().unwrap_or(false))
+    }
+
+    /// Evaluates a JavaScript expression that yields a string.
+    pub async fn text(&self, js: &str) -> Result<String, BrowserError> {
+        let result = within(
+            self.call_timeout.min(EVAL),
+            "reading the page",
+            self.page.evaluate_expression(js),
+        )
+        .await?;
+        Ok(result.into_value::<String>().unwrap_or_default())
+    }
+
+    /// The page's URL.
+    pub async fn url(&self) -> String {
+        self.text("location.href").await.unwrap_or_default()
+    }
+
+    /// Clicks the element `spec` finds once it is clickable: visible, enabled, standing still
+    /// and not covered. Returns false when `limit` passes first.
+    pub async fn click(
+        &self,
+        spec: &serde_json::Value,
+        limit: Duration,
+    ) -> Result<bool, BrowserError> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let found = self.find(spec).await?;
+            if let Some(mark) = found.mark
+                && self.click_marked(&mark).await?
+            {
+                return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            sleep(POLL).await;
+        }
+    }
+
+    async fn click_marked(&self, mark: &str) -> Result<bool, BrowserError> {
+        let t = self.call_timeout;
+        let Ok(element) = within(
+            t,
+            "finding the element",
+            self.page.find_element(format!("[data-cw-ref='{mark}']")),
+        )
+        .await
+        else {
+            return Ok(false);
+        };
+        if within(t, "scrolling", element.scroll_into_view())
+            .await
+            .is_err()
+        {
+            return Ok(false);
+        }
+        let Ok(first) = within(t, "measuring", element.bounding_box()).await else {
+            return Ok(false);
+        };
+        sleep(Duration::from_millis(30)).await;
+        let Ok(second) = within(t, "measuring", element.bounding_box()).await else {
+            return Ok(false);
+        };
+        if (first.x - second.x).abs() > 0.5
+            || (first.y - second.y).abs() > 0.5
+            || second.width <= 0.0
+        {
+            return Ok(false); // still moving (a drawer sliding in)
+        }
+        let hit = within(
+            t,
+            "checking what is on top",
+            element.call_js_fn(
+                "function() { const r = this.getBoundingClientRect(); \
+                 const top = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2); \
+                 return !!top && (top === this || this.contains(top)); }",
+                false,
+            ),
+        )
+        .await?
+        .result
+        .value
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+        if !hit {
+            return Ok(false); // covered by an overlay or a toast
+        }
+        within(t, "clicking", element.click()).await?;
+        Ok(true)
+    }
+
+    /// Replaces the value of the field `spec` finds with `value`, typed as text input.
+    pub async fn fill(
+        &self,
+        spec: &serde_json::Value,
+        value: &str,
+        limit: Duration,
+    ) -> Result<bool, BrowserError> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let found = self.find(spec).await?;
+            if let Some(mark) = found.mark {
+                let t = self.call_timeout;
+                if let Ok(element) = within(
+                    t,
+                    "finding the field",
+                    self.page.find_element(format!("[data-cw-ref='{mark}']")),
+                )
+                .await
+                {
+                    within(t, "focusing", element.focus()).await?;
+                    within(
+                        t,
+                        "clearing",
+                        element.call_js_fn(
+                            "function() { if (this.select) this.select(); this.value = ''; \
+                             this.dispatchEvent(new Event('input', { bubbles: true })); }",
+                            false,
+                        ),
+                    )
+                    .await?;
+                    if !value.is_empty() {
+                        within(t, "typing", self.page.execute(InsertTextParams::new(value)))
+                            .await?;
+                    }
+                    return Ok(true);
+                }
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            sleep(POLL).await;
+        }
+    }
+
+    /// Chooses the option of the `<select>` `spec` finds whose text or value is `value`.
+    pub async fn select(
+        &self,
+        spec: &serde_json::Value,
+        value: &str,
+        limit: Duration,
+    ) -> Result<bool, BrowserError> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let found = self.find(spec).await?;
+            if let Some(mark) = found.mark {
+                let js = format!(
+                    "(() => {{ const s = document.querySelector(\"[data-cw-ref='{mark}']\"); const want = {v}.trim().toLowerCase(); \
+                     const o = [...s.options].find(o => o.value.toLowerCase() === want || o.text.trim().toLowerCase() === want); \
+                     if (!o) return false; s.value = o.value; \
+                     s.dispatchEvent(new Event('input', {{ bubbles: true }})); s.dispatchEvent(new Event('change', {{ bubbles: true }})); return true; }})()",
+                    v = serde_json::Value::String(value.to_owned())
+                );
+                if self.check(&js).await? {
+                    return Ok(true);
+                }
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            sleep(POLL).await;
+        }
+    }
+
+    /// Presses a key on whatever has focus.
+    pub async fn press(&self, key: &str) -> Result<(), BrowserError> {
+        let t = self.call_timeout;
+        let element = match within(t, "finding the focus", self.page.find_element(":focus")).await {
+            Ok(e) => e,
+            Err(_) => within(t, "finding the page", self.page.find_element("body")).await?,
+        };
+        within(t, "pressing a key", element.press_key(key)).await?;
+        Ok(())
+    }
+
+    /// Waits until no request sent since `since` has been in flight for a moment, or `limit`
+    /// passes: how a click that sends a request is known to have been answered. Requests
+    /// older than the action (a long poll, a beacon) do not hold it up.
+    pub async fn settle(&self, since: Instant, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let mut quiet_since: Option<Instant> = None;
+        while Instant::now() < deadline {
+            let busy = self
+                .net
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .in_flight
+                .values()
+                .any(|(_, sent)| *sent >= since);
+            match (busy, quiet_since) {
+                (true, _) => quiet_since = None,
+                (false, None) => quiet_since = Some(Instant::now()),
+                (false, Some(at)) if at.elapsed() >= QUIET => return,
+                (false, Some(_)) => {}
+            }
+            sleep(Duration::from_millis(15)).await;
+        }
+        let pending: Vec<String> = self
+            .net
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .in_flight
+            .values()
+            .filter(|(_, sent)| *sent >= since)
+            .map(|(url, _)| url.clone())
+            .collect();
+        tracing::debug!(?pending, "the network did not settle within {limit:?}");
+    }
+
+    /// The first error (4xx or 5xx, not 429) the site answered a page or a script's request
+    /// with since `since`: a step waiting for the result of an action that failed there can
+    /// stop waiting.
+    pub fn error_since(&self, since: Instant) -> Option<(u16, String)> {
+        let net = self.net.lock().unwrap_or_else(|p| p.into_inner());
+        net.http_errors
+            .iter()
+            .find(|(_, _, at)| *at >= since)
+            .map(|(s, u, _)| (*s, u.clone()))
+    }
+
+    /// Every cookie of this context, as the site left them (refreshed values included).
+    pub async fn cookies(&self) -> Result<Vec<Cookie>, BrowserError> {
+        let result = within(
+            self.call_timeout,
+            "reading cookies",
+            self.live.browser.execute(storage::GetCookiesParams {
+                browser_context_id: self.context.clone(),
+            }),
+        )
+        .await?;
+        Ok(result.result.cookies.iter().map(from_cdp).collect())
+    }
+
+    /// A PNG of the whole page.
+    pub async fn screenshot(&self) -> Result<Vec<u8>, BrowserError> {
+        let params = ScreenshotParams::builder()
+            .format(CaptureScreenshotFormat::Png)
+            .full_page(true)
+            .build();
+        within(
+            self.call_timeout,
+            "taking a screenshot",
+            self.page.screenshot(params),
+        )
+        .await
+    }
+
+    /// The page's HTML.
+    pub async fn html(&self) -> Result<String, BrowserError> {
+        within(
+            self.call_timeout,
+            "reading the page's HTML",
+            self.page.content(),
+        )
+        .await
+    }
+
+    /// Closes the context and its page.
+    pub async fn close(mut self) {
+        self.dispose().await;
+    }
+
+    async fn dispose(&mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        if let Some(context) = self.context.take() {
+            let _ = timeout(
+                self.call_timeout,
+                self.live.browser.dispose_browser_context(context),
+            )
+            .await;
+            self.contexts.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        if let Some(context) = self.context.take() {
+            let (live, contexts) = (self.live.clone(), self.contexts.clone());
+            tokio::spawn(async move {
+                let _ = timeout(
+                    Duration::from_secs(10),
+                    live.browser.dispose_browser_context(context),
+                )
+                .await;
+                contexts.fetch_sub(1, Ordering::Relaxed);
+            });
+        }
+    }
+}

@@ -1,0 +1,858 @@
+//! The flow runner: runs a profile's steps in a browser session, logging every step, waiting
+//! for conditions rather than sleeping, and classing every failure (transient, session
+//! expired, business, profile) from what the page and the network said.
+
+use crate::browser::{BrowserError, NetworkError, Session};
+use crate::profile::{Action, Condition, Extract, Phase, Profile, Rounds, Selector, Step, Target};
+use cartwright_core::order::ErrorClass;
+pub use cartwright_core::order::Level;
+use serde_json::{Map, Value, json};
+use std::time::Duration;
+use tokio::time::{Instant, sleep};
+
+/// How often a condition is looked at again.
+const POLL: Duration = Duration::from_millis(40);
+/// Longest wait for the network to go quiet after a click.
+const SETTLE: Duration = Duration::from_secs(3);
+
+/// Where the runner reports each step.
+pub trait StepLog: Send + Sync {
+    /// One line of the run's log.
+    fn log(&self, phase: Option<Phase>, step: Option<&str>, level: Level, message: &str);
+}
+
+/// Why a run did not finish.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FlowError {
+    /// A step failed.
+    #[error("{0}")]
+    Failed(Failure),
+    /// The operator stopped the batch.
+    #[error("stopped by the operator")]
+    Stopped,
+}
+
+/// A failed step, classed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{phase}{step}: {message}", phase = phase.map_or("", Phase::as_str), step = step.as_deref().map(|s| format!(", step {s}")).unwrap_or_default())]
+pub struct Failure {
+    /// What kind of failure: decides retries.
+    pub class: ErrorClass,
+    /// Where.
+    pub phase: Option<Phase>,
+    /// Which step (its number and what it does).
+    pub step: Option<String>,
+    /// What happened.
+    pub message: String,
+    /// The site asked us to wait this long.
+    pub retry_after: Option<Duration>,
+}
+
+impl Failure {
+    /// A failure outside any step.
+    pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
+        Self {
+            class,
+            phase: None,
+            step: None,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+}
+
+impl From<BrowserError> for Failure {
+    fn from(e: BrowserError) -> Self {
+        let class = match e {
+            BrowserError::Missing(_) | BrowserError::Launch(_) => ErrorClass::Fatal,
+            BrowserError::Cdp(_) => ErrorClass::Transient,
+        };
+        Failure::new(class, e.to_string())
+    }
+}
+
+impl From<Failure> for FlowError {
+    fn from(f: Failure) -> Self {
+        FlowError::Failed(f)
+    }
+}
+
+/// What failed inside a step, before it is placed in its phase.
+enum StepError {
+    Class(ErrorClass, String, Option<Duration>),
+    /// Nothing matched in time: a profile problem unless the page says otherwise.
+    NotFound(String),
+    Stopped,
+}
+
+impl From<BrowserError> for StepError {
+    fn from(e: BrowserError) -> Self {
+        let f = Failure::from(e);
+        StepError::Class(f.class, f.message, None)
+    }
+}
+
+fn net_error(e: NetworkError) -> StepError {
+    match e {
+        NetworkError::TooMany { wait, .. } => {
+            StepError::Class(ErrorClass::Transient, e.to_string(), Some(wait))
+        }
+        NetworkError::Status { status, .. } => {
+            let class = match status {
+                500..=599 | 408 => ErrorClass::Transient,
+                401 | 403 => ErrorClass::SessionExpired,
+                404 | 410 => ErrorClass::Business,
+                _ => ErrorClass::Profile,
+            };
+            StepError::Class(class, e.to_string(), None)
+        }
+        NetworkError::Failed(_) => StepError::Class(ErrorClass::Transient, e.to_string(), None),
+    }
+}
+
+/// Runs a profile's phases in one session.
+pub struct Flow<'a> {
+    session: &'a Session,
+    profile: &'a Profile,
+    base_url: url::Url,
+    context: Value,
+    log: &'a dyn StepLog,
+    stop: Option<&'a (dyn Fn() -> bool + Send + Sync)>,
+    /// When the last click, key press or navigation went out: a server error after it means
+    /// what it asked for is not coming.
+    last_action: std::sync::Mutex<Instant>,
+}
+
+impl<'a> Flow<'a> {
+    /// A runner over `session`. `context` holds the template roots (`account`, `address`, …);
+    /// `base_url` and `vars` are set here.
+    pub fn new(
+        session: &'a Session,
+        profile: &'a Profile,
+        base_url: url::Url,
+        mut context: Value,
+        log: &'a dyn StepLog,
+    ) -> Self {
+        if let Value::Object(map) = &mut context {
+            map.insert(
+                "base_url".into(),
+                Value::String(base_url.as_str().trim_end_matches('/').to_owned()),
+            );
+            map.entry("vars")
+                .or_insert_with(|| Value::Object(Map::new()));
+        }
+        Self {
+            session,
+            profile,
+            base_url,
+            context,
+            log,
+            stop: None,
+            last_action: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Checks `stop` before every step: when it says so, the run ends with [`FlowError::Stopped`].
+    pub fn stop_when(&mut self, stop: &'a (dyn Fn() -> bool + Send + Sync)) {
+        self.stop = Some(stop);
+    }
+
+    /// Runs without stop checks from now on: the final click and its confirmation always
+    /// complete.
+    pub fn unstoppable(&mut self) {
+        self.stop = None;
+    }
+
+    /// Sets a template root (`line` for each cart line).
+    pub fn set(&mut self, root: &str, value: Value) {
+        if let Value::Object(map) = &mut self.context {
+            map.insert(root.to_owned(), value);
+        }
+    }
+
+    /// A variable an `extract` step wrote.
+    pub fn var(&self, name: &str) -> Option<&Value> {
+        self.context.get("vars")?.get(name)
+    }
+
+    /// Forgets a variable, so that a later read is known to be fresh.
+    pub fn unset(&mut self, name: &str) {
+        if let Some(Value::Object(vars)) = self.context.get_mut("vars") {
+            vars.remove(name);
+        }
+    }
+
+    /// The session.
+    pub fn session(&self) -> &Session {
+        self.session
+    }
+
+    /// Runs one phase.
+    pub async fn phase(&mut self, phase: Phase) -> Result<(), FlowError> {
+        let steps = self.profile.phase(phase);
+        self.steps(Some(phase), steps, "").await
+    }
+
+    /// Runs steps outside the named phases (the coupon steps), logged under `phase`.
+    pub async fn steps(
+        &mut self,
+        phase: Option<Phase>,
+        steps: &[Step],
+        prefix: &str,
+    ) -> Result<(), FlowError> {
+        for (i, step) in steps.iter().enumerate() {
+            let label = format!("{prefix}{}", i + 1);
+            let what = describe(&step.action);
+            if self.stop.is_some_and(|stop| stop()) {
+                return Err(FlowError::Stopped);
+            }
+            let started = Instant::now();
+            match Box::pin(self.step(phase, step, &label)).await {
+                Ok(note) => {
+                    let ms = started.elapsed().as_millis();
+                    let message = match note {
+                        Some(note) => format!("{what}: {note} ({ms} ms)"),
+                        None => format!("{what} ({ms} ms)"),
+                    };
+                    self.log.log(phase, Some(&label), Level::Debug, &message);
+                }
+                Err(e) => {
+                    let (class, message, retry_after) = match e {
+                        StepError::Stopped => return Err(FlowError::Stopped),
+                        StepError::Class(class, message, after) => (class, message, after),
+                        StepError::NotFound(message) => self.explain(message).await,
+                    };
+                    if step.optional {
+                        self.log.log(
+                            phase,
+                            Some(&label),
+                            Level::Warn,
+                            &format!("{what}: skipped (optional): {message}"),
+                        );
+                        continue;
+                    }
+                    self.log.log(
+                        phase,
+                        Some(&label),
+                        Level::Error,
+                        &format!("{what}: {message}"),
+                    );
+                    return Err(FlowError::Failed(Failure {
+                        class,
+                        phase,
+                        step: Some(format!("{label} ({what}, line {})", step.line)),
+                        message,
+                        retry_after,
+                    }));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Nothing matched: the page may say why (out of stock, signed out); otherwise the
+    /// profile no longer fits the page.
+    async fn explain(&self, message: String) -> (ErrorClass, String, Option<Duration>) {
+        if let Err(StepError::Class(class, why, after)) = self.check_errors().await {
+            return (class, format!("{message}: {why}"), after);
+        }
+        match self.page_says().await {
+            Some((ErrorClass::SessionExpired, t)) => (
+                ErrorClass::SessionExpired,
+                format!("the page says {t:?}: the session has ended ({message})"),
+                None,
+            ),
+            Some((class, t)) => (
+                class,
+                format!("the storefront says {t:?} ({message})"),
+                None,
+            ),
+            None => (ErrorClass::Profile, message, None),
+        }
+    }
+
+    fn limit(&self, phase: Option<Phase>, step: &Step) -> Duration {
+        let default = match phase {
+            // The confirmation may take its time: the order is being created.
+            Some(Phase::Confirm) => self.profile.site.confirm_timeout,
+            _ => self.profile.site.step_timeout,
+        };
+        step.timeout.unwrap_or(default)
+    }
+
+    fn render(&self, t: &crate::profile::Template) -> Result<String, StepError> {
+        t.render(&self.context)
+            .map_err(|e| StepError::Class(ErrorClass::Business, e, None))
+    }
+
+    async fn step(
+        &mut self,
+        phase: Option<Phase>,
+        step: &Step,
+        label: &str,
+    ) -> Result<Option<String>, StepError> {
+        let limit = self.limit(phase, step);
+        let started = Instant::now();
+        if matches!(
+            step.action,
+            Action::Goto(_) | Action::Click(_) | Action::Press(_)
+        ) {
+            *self.last_action.lock().unwrap_or_else(|p| p.into_inner()) = started;
+        }
+        let pacing = self.profile.site.pacing;
+        match &step.action {
+            Action::Goto(t) => {
+                let target = self.render(t)?;
+                let url = self.base_url.join(&target).map_err(|e| {
+                    StepError::Class(
+                        ErrorClass::Profile,
+                        format!("{target:?} is not a URL: {e}"),
+                        None,
+                    )
+                })?;
+                let limit = step.timeout.unwrap_or(self.profile.site.page_timeout);
+                self.session
+                    .goto(url.as_str(), limit)
+                    .await
+                    .map_err(net_error)?;
+                Ok(None)
+            }
+            Action::Click(target) => {
+                let spec = self.spec(target, "clickable", None, false, true, 0)?;
+                if !self.session.click(&spec, limit).await? {
+                    return Err(StepError::NotFound(format!(
+                        "nothing to click: {} did not match a visible, enabled element within {limit:?}",
+                        describe_target(target)
+                    )));
+                }
+                self.session.settle(started, SETTLE.min(limit)).await;
+                if !pacing.click.is_zero() {
+                    sleep(pacing.click).await;
+                }
+                Ok(None)
+            }
+            Action::Fill { target, value } => {
+                let value = self.render(value)?;
+                let spec = self.spec(target, "visible", None, false, true, 0)?;
+                if !self.session.fill(&spec, &value, limit).await? {
+                    return Err(StepError::NotFound(format!(
+                        "no field: {} did not match within {limit:?}",
+                        describe_target(target)
+                    )));
+                }
+                if !pacing.input.is_zero() {
+                    sleep(pacing.input).await;
+                }
+                Ok(None)
+            }
+            Action::Select { target, value } => {
+                let value = self.render(value)?;
+                let spec = self.spec(target, "visible", None, false, true, 0)?;
+                if !self.session.select(&spec, &value, limit).await? {
+                    return Err(StepError::NotFound(format!(
+                        "{} has no option {value:?} (or did not appear within {limit:?})",
+                        describe_target(target)
+                    )));
+                }
+                Ok(None)
+            }
+            Action::Press(key) => {
+                self.session.press(key).await?;
+                self.session.settle(started, SETTLE.min(limit)).await;
+                Ok(None)
+            }
+            Action::WaitFor(condition) => {
+                if !self.wait(condition, limit).await? {
+                    return Err(StepError::NotFound(format!(
+                        "waited {limit:?} for {}",
+                        describe_condition(condition)
+                    )));
+                }
+                Ok(None)
+            }
+            Action::Extract(extract) => self.extract(extract, limit).await.map(Some),
+            Action::Assert {
+                condition,
+                fail,
+                message,
+            } => {
+                // An assertion looks once: the page is expected to be ready (a wait_for comes first).
+                if self.holds(condition).await? {
+                    Ok(None)
+                } else {
+                    Err(StepError::Class(*fail, message.clone(), None))
+                }
+            }
+            Action::Repeat { rounds, steps, max } => {
+                self.repeat(phase, rounds, steps, *max, limit, label).await
+            }
+            Action::Pause(d) => {
+                sleep(*d).await;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn repeat(
+        &mut self,
+        phase: Option<Phase>,
+        rounds: &Rounds,
+        steps: &[Step],
+        max: u32,
+        limit: Duration,
+        label: &str,
+    ) -> Result<Option<String>, StepError> {
+        let inner = |e: FlowError| match e {
+            FlowError::Stopped => StepError::Stopped,
+            FlowError::Failed(f) => StepError::Class(
+                f.class,
+                format!("step {}: {}", f.step.unwrap_or_default(), f.message),
+                f.retry_after,
+            ),
+        };
+        match rounds {
+            Rounds::Times(t) => {
+                let text = self.render(t)?;
+                let n: u32 = text.trim().parse().map_err(|_| {
+                    StepError::Class(
+                        ErrorClass::Business,
+                        format!("repeat times {text:?} is not a whole number"),
+                        None,
+                    )
+                })?;
+                if n > max {
+                    return Err(StepError::Class(
+                        ErrorClass::Business,
+                        format!("repeat {n} times is above the step's max of {max}"),
+                        None,
+                    ));
+                }
+                for round in 1..=n {
+                    Box::pin(self.steps(phase, steps, &format!("{label}.{round}.")))
+                        .await
+                        .map_err(inner)?;
+                }
+                Ok(Some(format!("{n} rounds")))
+            }
+            Rounds::WhilePresent(target) => {
+                let spec = self.spec(target, "visible", None, false, false, 0)?;
+                let mut rounds = 0;
+                loop {
+                    let count = self.session.find(&spec).await?.count;
+                    if count == 0 {
+                        return Ok(Some(format!("{rounds} rounds")));
+                    }
+                    if rounds >= max {
+                        return Err(StepError::Class(
+                            ErrorClass::Profile,
+                            format!(
+                                "{} still matched {count} times after {max} rounds",
+                                describe_target(target)
+                            ),
+                            None,
+                        ));
+                    }
+                    rounds += 1;
+                    Box::pin(self.steps(phase, steps, &format!("{label}.{rounds}.")))
+                        .await
+                        .map_err(inner)?;
+                    // Each round must take one away; wait for the page to show it.
+                    let deadline = Instant::now() + limit;
+                    loop {
+                        let now = self.session.find(&spec).await?.count;
+                        if now < count {
+                            break;
+                        }
+                        self.check_errors().await?;
+                        if Instant::now() >= deadline {
+                            return Err(StepError::Class(
+                                ErrorClass::Profile,
+                                format!(
+                                    "a round did not change the page: {} still matches {now} times",
+                                    describe_target(target)
+                                ),
+                                None,
+                            ));
+                        }
+                        sleep(POLL).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn extract(&mut self, extract: &Extract, limit: Duration) -> Result<String, StepError> {
+        let read = extract
+            .attribute
+            .as_ref()
+            .map_or_else(|| "text".to_owned(), |a| format!("attribute:{a}"));
+        let spec = self.spec(&extract.target, "any", Some(&read), extract.all, false, 0)?;
+        let deadline = Instant::now() + limit;
+        let found = loop {
+            let left = deadline.saturating_duration_since(Instant::now()).max(POLL);
+            let found = match tokio::time::timeout(left, self.session.find(&spec)).await {
+                Ok(found) => found?,
+                Err(_) => Default::default(),
+            };
+            // A list may be empty (an account with no orders); a single value must appear.
+            if extract.all || found.count > 0 {
+                break found;
+            }
+            self.check_errors().await?;
+            if Instant::now() >= deadline {
+                return Err(StepError::NotFound(format!(
+                    "nothing to read: {} did not match within {limit:?}",
+                    describe_target(&extract.target)
+                )));
+            }
+            sleep(POLL).await;
+        };
+        let mut values = Vec::with_capacity(found.values.len());
+        for raw in &found.values {
+            let text = match &extract.pattern {
+                Some(re) => match re.captures(raw) {
+                    Some(c) => c
+                        .get(1)
+                        .or_else(|| c.get(0))
+                        .map_or("", |m| m.as_str())
+                        .to_owned(),
+                    None => {
+                        return Err(StepError::Class(
+                            ErrorClass::Profile,
+                            format!("{raw:?} does not match the pattern {}", re.as_str()),
+                            None,
+                        ));
+                    }
+                },
+                None => raw.trim().to_owned(),
+            };
+            let value = if extract.number {
+                let n = parse_number(&text).ok_or_else(|| {
+                    StepError::Class(
+                        ErrorClass::Profile,
+                        format!("{text:?} is not a number"),
+                        None,
+                    )
+                })?;
+                json!(n)
+            } else {
+                Value::String(text)
+            };
+            values.push(value);
+        }
+        let value = if extract.all {
+            Value::Array(values)
+        } else {
+            values.into_iter().next().unwrap_or(Value::Null)
+        };
+        let shown = match &value {
+            Value::Array(a) => format!("{} = {} values", extract.into, a.len()),
+            v => format!("{} = {v}", extract.into),
+        };
+        if let Some(Value::Object(vars)) = self.context.get_mut("vars") {
+            vars.insert(extract.into.clone(), value);
+        }
+        Ok(shown)
+    }
+
+    /// Waits until `condition` holds; false when `limit` passes first.
+    async fn wait(&self, condition: &Condition, limit: Duration) -> Result<bool, StepError> {
+        let deadline = Instant::now() + limit;
+        loop {
+            // A page busy navigating may not answer: never wait past the deadline for it.
+            let left = deadline.saturating_duration_since(Instant::now()).max(POLL);
+            if let Ok(held) = tokio::time::timeout(left, self.holds(condition)).await
+                && held?
+            {
+                return Ok(true);
+            }
+            self.check_errors().await?;
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            sleep(POLL).await;
+        }
+    }
+
+    /// The site answered the last action with an error: a 5xx means what a step waits for
+    /// is not coming (transient); a 4xx means so when the page says why (out of stock, signed
+    /// out), and is otherwise left to the step's own timeout.
+    async fn check_errors(&self) -> Result<(), StepError> {
+        let since = *self.last_action.lock().unwrap_or_else(|p| p.into_inner());
+        match self.session.error_since(since) {
+            Some((status, url)) if status >= 500 => Err(StepError::Class(
+                ErrorClass::Transient,
+                format!("{url} answered {status}"),
+                None,
+            )),
+            Some((status, url)) => match self.page_says().await {
+                Some((class, text)) => Err(StepError::Class(
+                    class,
+                    format!("{url} answered {status} and the page says {text:?}"),
+                    None,
+                )),
+                None => Ok(()),
+            },
+            None => Ok(()),
+        }
+    }
+
+    /// The profile's error text the page shows, with its class.
+    async fn page_says(&self) -> Option<(ErrorClass, String)> {
+        let read = self
+            .session
+            .text("document.body ? document.body.innerText : ''");
+        let text = tokio::time::timeout(Duration::from_secs(2), read)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let text = normalise(&text);
+        let errors = &self.profile.errors;
+        if let Some(t) = errors
+            .session_expired
+            .iter()
+            .find(|t| text.contains(&normalise(t)))
+        {
+            return Some((ErrorClass::SessionExpired, t.clone()));
+        }
+        errors
+            .business
+            .iter()
+            .find(|t| text.contains(&normalise(t)))
+            .map(|t| (ErrorClass::Business, t.clone()))
+    }
+
+    async fn holds(&self, condition: &Condition) -> Result<bool, StepError> {
+        Ok(match condition {
+            Condition::Present(t) => {
+                self.session
+                    .find(&self.spec(t, "visible", None, false, false, 0)?)
+                    .await?
+                    .count
+                    > 0
+            }
+            Condition::Absent(t) => {
+                self.session
+                    .find(&self.spec(t, "visible", None, false, false, 0)?)
+                    .await?
+                    .count
+                    == 0
+            }
+            Condition::Filled(t) => {
+                let found = self
+                    .session
+                    .find(&self.spec(t, "any", Some("value"), false, false, 0)?)
+                    .await?;
+                found.values.first().is_some_and(|v| !v.trim().is_empty())
+            }
+            Condition::Text(t) => {
+                let want = Value::String(normalise(&self.render(t)?));
+                self.session
+                    .check(&format!(
+                        "(document.body ? document.body.innerText : '').replace(/\\s+/g, ' ').trim().toLowerCase().includes({want})"
+                    ))
+                    .await?
+            }
+            Condition::Url(t) => {
+                let want = self.render(t)?;
+                self.session.url().await.contains(&want)
+            }
+            Condition::Any(targets) => {
+                let mut alternatives = Vec::new();
+                for t in targets {
+                    alternatives.extend(self.selectors(t)?);
+                }
+                let spec = json!({ "alternatives": alternatives, "want": "visible", "read": null, "all": false, "mark": false });
+                self.session.find(&spec).await?.count > 0
+            }
+        })
+    }
+
+    /// The finder's spec for `target`, templates filled.
+    fn spec(
+        &self,
+        target: &Target,
+        want: &str,
+        read: Option<&str>,
+        all: bool,
+        mark: bool,
+        index: usize,
+    ) -> Result<Value, StepError> {
+        Ok(json!({
+            "alternatives": self.selectors(target)?,
+            "want": want,
+            "read": read,
+            "all": all,
+            "mark": mark,
+            "index": index,
+        }))
+    }
+
+    fn selectors(&self, target: &Target) -> Result<Vec<Value>, StepError> {
+        target
+            .alternatives
+            .iter()
+            .map(|s| self.selector(s))
+            .collect()
+    }
+
+    fn selector(&self, selector: &Selector) -> Result<Value, StepError> {
+        let within = |w: &Option<Box<Target>>| -> Result<Value, StepError> {
+            Ok(match w {
+                Some(t) => Value::Array(self.selectors(t)?),
+                None => Value::Null,
+            })
+        };
+        Ok(match selector {
+            Selector::Css { css, within: w } => {
+                json!({ "kind": "css", "css": css, "within": within(w)? })
+            }
+            Selector::XPath { xpath } => json!({ "kind": "xpath", "xpath": xpath }),
+            Selector::Text {
+                text,
+                role,
+                contains,
+                within: w,
+            } => json!({
+                "kind": "text",
+                "text": self.render(text)?,
+                "role": role.map(|r| match r {
+                    crate::profile::Role::Button => "button",
+                    crate::profile::Role::Link => "link",
+                    crate::profile::Role::Field => "field",
+                }),
+                "contains": contains,
+                "within": within(w)?,
+            }),
+            Selector::Aria {
+                label,
+                contains,
+                within: w,
+            } => json!({
+                "kind": "aria",
+                "label": self.render(label)?,
+                "contains": contains,
+                "within": within(w)?,
+            }),
+        })
+    }
+
+    /// How many elements `target` matches now.
+    pub async fn count(&self, target: &Target, want: &str) -> Result<usize, Failure> {
+        let spec = self
+            .spec(target, want, None, false, false, 0)
+            .map_err(into_failure)?;
+        Ok(self.session.find(&spec).await?.count)
+    }
+
+    /// Clicks the `index`-th clickable match of `target` (for coupon options), then lets the
+    /// network settle.
+    pub async fn click_nth(&self, target: &Target, index: usize) -> Result<bool, Failure> {
+        let spec = self
+            .spec(target, "clickable", None, false, true, index)
+            .map_err(into_failure)?;
+        let started = Instant::now();
+        *self.last_action.lock().unwrap_or_else(|p| p.into_inner()) = started;
+        let clicked = self
+            .session
+            .click(&spec, self.profile.site.step_timeout)
+            .await?;
+        if clicked {
+            self.session.settle(started, SETTLE).await;
+        }
+        Ok(clicked)
+    }
+}
+
+fn into_failure(e: StepError) -> Failure {
+    match e {
+        StepError::Class(class, message, after) => Failure {
+            retry_after: after,
+            ..Failure::new(class, message)
+        },
+        StepError::NotFound(message) => Failure::new(ErrorClass::Profile, message),
+        StepError::Stopped => Failure::new(ErrorClass::Transient, "stopped"),
+    }
+}
+
+/// Lower case, runs of whitespace as one space, trimmed.
+fn normalise(s: &str) -> String {
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// Reads a number the way shops print them: `₹1,299.50`, `Rs. 449`, `-₹50`.
+pub fn parse_number(s: &str) -> Option<f64> {
+    let start = s.find(|c: char| c.is_ascii_digit())?;
+    let negative = s[..start].contains('-');
+    let digits: String = s[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == ',' || *c == '.')
+        .filter(|c| *c != ',')
+        .collect();
+    let n: f64 = digits.trim_end_matches('.').parse().ok()?;
+    Some(if negative { -n } else { n })
+}
+
+/// A step in a few words, for logs.
+pub fn describe(action: &Action) -> String {
+    match action {
+        Action::Goto(t) => format!("goto {t}"),
+        Action::Click(t) => format!("click {}", describe_target(t)),
+        Action::Fill { target, value } => format!("fill {} with {value}", describe_target(target)),
+        Action::Select { target, value } => {
+            format!("select {value} in {}", describe_target(target))
+        }
+        Action::Press(k) => format!("press {k}"),
+        Action::WaitFor(c) => format!("wait for {}", describe_condition(c)),
+        Action::Extract(e) => format!("extract {} from {}", e.into, describe_target(&e.target)),
+        Action::Assert { condition, .. } => format!("assert {}", describe_condition(condition)),
+        Action::Repeat {
+            rounds: Rounds::Times(t),
+            ..
+        } => format!("repeat {t} times"),
+        Action::Repeat {
+            rounds: Rounds::WhilePresent(t),
+            ..
+        } => format!("repeat while {} is present", describe_target(t)),
+        Action::Pause(d) => format!("pause {d:?}"),
+    }
+}
+
+fn describe_target(t: &Target) -> String {
+    t.to_string()
+}
+
+fn describe_condition(c: &Condition) -> String {
+    match c {
+        Condition::Present(t) => format!("{t} present"),
+        Condition::Absent(t) => format!("{t} gone"),
+        Condition::Text(t) => format!("text {t:?}"),
+        Condition::Url(t) => format!("URL containing {t}"),
+        Condition::Filled(t) => format!("{t} filled"),
+        Condition::Any(ts) => format!(
+            "any of {}",
+            ts.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_as_shops_print_them() {
+        assert_eq!(parse_number("₹1,299.50"), Some(1299.5));
+        assert_eq!(parse_number("Rs. 449"), Some(449.0));
+        assert_eq!(parse_number("- ₹50"), Some(-50.0));
+        assert_eq!(parse_number("Total: ₹ 2,00,000."), Some(200000.0));
+        assert_eq!(parse_number("free"), None);
+    }
+}

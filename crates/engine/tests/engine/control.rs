@@ -1,0 +1,323 @@
+//! Failures and their classes, stopping and resuming, rate limits, coupons, sign-in tests.
+
+use crate::kit::*;
+use cartwright_core::account::SessionStatus;
+use cartwright_core::batch::BatchState;
+use cartwright_core::order::{ErrorClass, OrderState};
+use cartwright_demo_shop::Faults;
+use reqwest::Method;
+use serde_json::json;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_session_fails_the_order_and_marks_the_account() {
+    let f = Fixture::new(2, |_| {}).await;
+    let email = f.store.account(f.accounts[0]).await.unwrap().email.unwrap();
+    f.control(
+        Method::POST,
+        "/_control/sessions/expire",
+        json!({"accounts": [email.as_str()]}),
+    )
+    .await;
+    let workers = f.workers("w", 2);
+    let batch = f.submit(&f.batch(2, &[(0, 1)], 100_000)).await;
+    let done = f.settled(batch.id, Duration::from_secs(90)).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    assert_eq!((done.counts.placed, done.counts.failed), (1, 1));
+    let orders = f.orders(batch.id).await;
+    let failed = orders
+        .iter()
+        .find(|o| o.state == OrderState::Failed)
+        .unwrap();
+    assert_eq!(failed.account_id, f.accounts[0]);
+    assert_eq!(failed.error_class, Some(ErrorClass::SessionExpired));
+    assert_eq!(failed.attempts, 1, "no retry");
+    assert_eq!(
+        f.store.account(f.accounts[0]).await.unwrap().session.status,
+        SessionStatus::LoggedOut
+    );
+    f.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_are_retried_and_out_of_stock_is_not() {
+    // Every answer a 5xx: the first run fails as transient and the order waits for a retry.
+    let f = Fixture::new(1, |c| {
+        c.faults = Faults {
+            error_rate: 1.0,
+            ..Faults::default()
+        }
+    })
+    .await;
+    let workers = f.workers("w", 1);
+    let batch = f.submit(&f.batch(1, &[(5, 1)], 100_000)).await;
+    f.wait_for(
+        "the first run to fail",
+        Duration::from_secs(60),
+        async || {
+            let o = f.orders(batch.id).await.remove(0);
+            o.attempts == 1 && o.state == OrderState::Queued
+        },
+    )
+    .await;
+    let order = f.orders(batch.id).await.remove(0);
+    assert!(
+        order
+            .error_message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("answered 5"),
+        "{order:?}"
+    );
+    f.shop.shop.set_faults(Faults::default());
+    let done = f.settled(batch.id, Duration::from_secs(60)).await;
+    let order = f.orders(batch.id).await.remove(0);
+    assert_eq!(done.counts.placed, 1, "{order:?}");
+    assert_eq!(order.attempts, 2);
+    assert_eq!(f.shop.shop.orders().len(), 1);
+
+    // Sold out at checkout: a business failure, not retried.
+    f.shop.shop.set_faults(Faults {
+        sell_out_at_checkout: Some(f.shop.shop.products()[6].slug.clone()),
+        ..Faults::default()
+    });
+    let before = f.shop.shop.orders().len();
+    let batch = f.submit(&f.batch(1, &[(6, 1)], 100_000)).await;
+    let done = f.settled(batch.id, Duration::from_secs(90)).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    let order = f.orders(batch.id).await.remove(0);
+    for e in f
+        .store
+        .events(&cartwright_store::EventQuery {
+            order: Some(order.id),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+    {
+        if e.level >= cartwright_core::order::Level::Info {
+            eprintln!("{:?} {:?} {}", e.phase, e.step, e.message);
+        }
+    }
+    assert_eq!(done.counts.failed, 1, "{order:?}");
+    assert_eq!(order.error_class, Some(ErrorClass::Business), "{order:?}");
+    assert_eq!(order.attempts, 1);
+    assert_eq!(f.shop.shop.orders().len(), before);
+    f.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_batch_cancels_what_waits_and_resumes_without_duplicates() {
+    let f = Fixture::new(4, |c| {
+        c.faults = Faults {
+            latency_ms: 150,
+            ..Faults::default()
+        }
+    })
+    .await;
+    let workers = f.workers("w", 1);
+    let batch = f.submit(&f.batch(4, &[(0, 1)], 100_000)).await;
+    f.wait_for("a run to start", Duration::from_secs(30), async || {
+        f.store.batch(batch.id).await.unwrap().counts.running > 0
+    })
+    .await;
+    let stopped = f.store.stop_batch(batch.id).await.unwrap();
+    assert_eq!(stopped.state, BatchState::Stopped);
+    assert!(stopped.counts.cancelled >= 3, "{:?}", stopped.counts);
+    // The running order stops after its current step (or completes if it was placing).
+    f.wait_for(
+        "the running order to stop",
+        Duration::from_secs(30),
+        async || {
+            let c = f.store.batch(batch.id).await.unwrap().counts;
+            c.running + c.placing == 0
+        },
+    )
+    .await;
+    let after_stop = f.store.batch(batch.id).await.unwrap();
+    assert_eq!(after_stop.state, BatchState::Stopped);
+    assert_eq!(after_stop.counts.cancelled + after_stop.counts.placed, 4);
+    assert!(
+        f.store.stop_batch(batch.id).await.is_err(),
+        "a stopped batch cannot be stopped again"
+    );
+
+    let resumed = f.store.resume_batch(batch.id).await.unwrap();
+    assert_eq!(resumed.state, BatchState::Running);
+    let done = f.settled(batch.id, Duration::from_secs(120)).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(done.state, BatchState::Finished);
+    assert_eq!(done.counts.placed, 4);
+    assert_eq!(f.shop.shop.orders().len(), 4, "each account ordered once");
+    f.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_context_together_keeps_to_the_sites_rate_limit() {
+    let f = Fixture::new(3, |_| {}).await;
+    f.edit_profile(|p| p.replace("rate_limit = 40.0", "rate_limit = 12.0"));
+    let workers = f.workers("w", 3);
+    let batch = f.submit(&f.batch(3, &[(0, 1)], 100_000)).await;
+    let done = f.settled(batch.id, Duration::from_secs(180)).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(done.counts.placed, 3);
+    let log = f
+        .control(Method::GET, "/_control/requests", json!(null))
+        .await;
+    let mut at: Vec<u64> = log["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["at_ms"].as_u64().unwrap())
+        .collect();
+    at.sort_unstable();
+    assert!(at.len() > 25, "a real amount of traffic: {}", at.len());
+    // In any one-second window: at most 12 (the bucket starts with one token).
+    let mut worst = 0;
+    for (i, start) in at.iter().enumerate() {
+        let n = at[i..].iter().take_while(|t| **t < start + 1000).count();
+        worst = worst.max(n);
+    }
+    assert!(
+        worst <= 13,
+        "{worst} requests within one second at a limit of 12/s"
+    );
+    f.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_pauses_the_site_and_the_batch_still_completes() {
+    let f = Fixture::new(2, |c| {
+        c.faults = Faults {
+            shop_rate_limit: Some(15.0),
+            ..Faults::default()
+        }
+    })
+    .await;
+    let workers = f.workers("w", 2);
+    let batch = f.submit(&f.batch(2, &[(1, 1)], 100_000)).await;
+    let done = f.settled(batch.id, Duration::from_secs(240)).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(done.counts.placed, 2, "{:?}", f.orders(batch.id).await);
+    assert_eq!(f.shop.shop.orders().len(), 2);
+    let log = f
+        .control(Method::GET, "/_control/requests", json!(null))
+        .await;
+    let statuses: Vec<u64> = log["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert!(
+        limited * 10 < statuses.len(),
+        "429s stay rare once honoured: {limited} of {}",
+        statuses.len()
+    );
+    f.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coupon_policies_first_best_and_required() {
+    let f = Fixture::new(3, |_| {}).await;
+    let workers = f.workers("w", 1);
+    // Two units of a pricier product: several coupons apply; the best saves most.
+    let mut spec = f.batch(1, &[(0, 3)], 1_000_000);
+    spec.coupon = cartwright_core::batch::CouponPolicy::Best;
+    let best = f.submit(&spec).await;
+    let done = f.settled(best.id, Duration::from_secs(180)).await;
+    let order = f.orders(best.id).await.remove(0);
+    assert_eq!(done.counts.placed, 1, "{order:?}");
+    let placed = f
+        .shop
+        .shop
+        .orders()
+        .into_iter()
+        .find(|o| Some(&o.number) == order.order_number.as_ref())
+        .unwrap();
+    assert_eq!(
+        order.coupon, placed.coupon,
+        "the code recorded is the one applied"
+    );
+    let subtotal = placed.totals.mrp - placed.totals.mrp_discount;
+    let best_discount = [
+        (10, 150_00, 499_00),
+        (0, 100_00, 999_00),
+        (15, 300_00, 1_499_00),
+        (0, 500_00, 4_999_00),
+        (0, 50_00, 0),
+    ]
+    .iter()
+    .filter(|(_, _, min)| subtotal >= *min)
+    .map(|(pct, cap, _)| {
+        if *pct > 0 {
+            (subtotal * pct / 100).min(*cap)
+        } else {
+            *cap
+        }
+    })
+    .max()
+    .unwrap();
+    assert_eq!(
+        placed.totals.coupon_discount, best_discount,
+        "subtotal {subtotal}"
+    );
+
+    let mut spec = f.batch(2, &[(0, 1)], 1_000_000);
+    spec.coupon = cartwright_core::batch::CouponPolicy::First;
+    let first = f.submit(&spec).await;
+    let done = f.settled(first.id, Duration::from_secs(180)).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(done.counts.placed, 2);
+    assert!(f.orders(first.id).await.iter().all(|o| o.coupon.is_some()));
+    f.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_test_reads_the_profile_into_the_account() {
+    let f = Fixture::new(2, |_| {}).await;
+    let email = f.store.account(f.accounts[1]).await.unwrap().email.unwrap();
+    f.control(
+        Method::POST,
+        "/_control/sessions/expire",
+        json!({"accounts": [email.as_str()]}),
+    )
+    .await;
+    let workers = f.workers("w", 2);
+    let jobs: Vec<cartwright_store::NewJob> = f
+        .accounts
+        .iter()
+        .map(|a| {
+            cartwright_store::NewJob::new(
+                cartwright_engine::SESSION_CHECK_JOB,
+                json!({"account": a.get()}),
+            )
+        })
+        .collect();
+    f.store.enqueue_many(&jobs).await.unwrap();
+    f.wait_for("both checks", Duration::from_secs(60), async || {
+        let a = f.store.account(f.accounts[0]).await.unwrap().session.status;
+        let b = f.store.account(f.accounts[1]).await.unwrap().session.status;
+        a != SessionStatus::Unknown && b != SessionStatus::Unknown
+    })
+    .await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    let ok = f.store.account(f.accounts[0]).await.unwrap();
+    assert_eq!(ok.session.status, SessionStatus::Ok);
+    let customer = &f.shop.shop.customers()[0];
+    assert_eq!(
+        ok.phone.as_ref().map(|p| p.as_str().to_owned()),
+        Some(customer.phone.clone())
+    );
+    assert_eq!(
+        ok.name.as_ref().map(|n| n.as_str().to_owned()),
+        Some(format!("{} {}", customer.first_name, customer.last_name))
+    );
+    assert_eq!(
+        f.store.account(f.accounts[1]).await.unwrap().session.status,
+        SessionStatus::LoggedOut
+    );
+    f.engine.shutdown().await;
+}

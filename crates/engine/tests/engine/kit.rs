@@ -1,0 +1,348 @@
+//! Shared helpers: a demo shop on a free port, the demo profile, a browser pool, a log that
+//! keeps its lines.
+
+use cartwright_demo_shop::{RunningShop, ShopConfig};
+use cartwright_engine::browser::{BrowserPool, PoolConfig, SessionOptions};
+use cartwright_engine::flow::{Level, StepLog};
+use cartwright_engine::profile::{Phase, Profile};
+use cartwright_engine::ratelimit::RateLimiter;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub async fn shop(adjust: impl FnOnce(&mut ShopConfig)) -> RunningShop {
+    let mut config = ShopConfig {
+        customers: 12,
+        pincode_delay: Duration::from_millis(100),
+        ..ShopConfig::default()
+    };
+    adjust(&mut config);
+    cartwright_demo_shop::start("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap()
+}
+
+pub fn demo_profile() -> Profile {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../profiles/demo.toml");
+    cartwright_engine::profile::load_file(&path).unwrap()
+}
+
+pub fn pool() -> BrowserPool {
+    BrowserPool::new(PoolConfig::default(), Arc::new(RateLimiter::new()))
+}
+
+pub fn session_cookie(shop: &RunningShop, customer: u32) -> cartwright_core::cookies::Cookie {
+    cartwright_core::cookies::Cookie {
+        name: "f.session".into(),
+        value: shop.shop.sign_in(customer).unwrap(),
+        domain: "127.0.0.1".into(),
+        path: "/".into(),
+        expires: None,
+        http_only: true,
+        secure: false,
+        same_site: cartwright_core::cookies::SameSite::Lax,
+    }
+}
+
+pub fn options(cookies: Vec<cartwright_core::cookies::Cookie>) -> SessionOptions {
+    SessionOptions {
+        cookies,
+        proxy: None,
+        call_timeout: Duration::from_secs(20),
+    }
+}
+
+/// A log that keeps every line.
+#[derive(Default)]
+pub struct Lines(pub Mutex<Vec<(Option<Phase>, Level, String)>>);
+
+impl StepLog for Lines {
+    fn log(&self, phase: Option<Phase>, step: Option<&str>, level: Level, message: &str) {
+        let line = format!(
+            "{} {} {message}",
+            phase.map_or("-", Phase::as_str),
+            step.unwrap_or("-")
+        );
+        eprintln!("{line}");
+        self.0.lock().unwrap().push((phase, level, line));
+    }
+}
+
+// ---- a whole installation: store, demo shop, seeded storefront, engine ----
+
+use cartwright_core::account::NewAccount;
+use cartwright_core::address::{AddressKind, NewAddress};
+use cartwright_core::catalog::NewProduct;
+use cartwright_core::cookies::CookieJar;
+use cartwright_core::ids::{AccountId, AddressId, ProductId, StorefrontId};
+use cartwright_core::money::Money;
+use cartwright_core::storefront::{Currency, NewStorefront};
+use cartwright_core::values::{Email, HttpUrl, Phone, Postcode, Slug, Tags, Text};
+use cartwright_engine::{Engine, EngineConfig};
+use cartwright_jobs::{RunningWorkers, Timing};
+use cartwright_store::{DbSettings, SecretKey, Store};
+use sqlx::Connection;
+
+pub async fn store(dir: &std::path::Path) -> Store {
+    let url = match std::env::var("CARTWRIGHT_TEST_DATABASE_URL") {
+        Ok(server) if server.starts_with("postgres") => {
+            let name = format!("cw_engine_{}_{}", std::process::id(), rand::random::<u32>());
+            let mut conn = sqlx::PgConnection::connect(&server).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            format!("{}/{name}", server.rsplit_once('/').unwrap().0)
+        }
+        _ => format!("sqlite://{}", dir.join("cartwright.db").display()),
+    };
+    let store = Store::connect(
+        &DbSettings {
+            url,
+            max_connections: 8,
+        },
+        &SecretKey::generate(),
+    )
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+pub struct Fixture {
+    pub shop: RunningShop,
+    pub store: Store,
+    pub engine: std::sync::Arc<Engine>,
+    pub storefront: StorefrontId,
+    pub accounts: Vec<AccountId>,
+    pub products: Vec<ProductId>,
+    pub _address: AddressId,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn fast_timing() -> Timing {
+    Timing {
+        idle_poll: Duration::from_millis(100),
+        heartbeat: Duration::from_millis(200),
+        stale_after: Duration::from_secs(2),
+    }
+}
+
+impl Fixture {
+    /// A shop, a store with the demo storefront, `accounts` signed-in accounts, the shop's
+    /// products and one address; an engine with fast retries.
+    pub async fn new(accounts: usize, adjust: impl FnOnce(&mut ShopConfig)) -> Fixture {
+        let shop = shop(adjust).await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let storefront = store
+            .create_storefront(&NewStorefront {
+                slug: Slug::parse("demo").unwrap(),
+                name: Text::parse("Demo Beauty").unwrap(),
+                profile: Slug::parse("demo").unwrap(),
+                base_url: HttpUrl::parse(&format!("{}/", shop.url())).unwrap(),
+                currency: Currency::parse("INR").unwrap(),
+            })
+            .await
+            .unwrap();
+        let mut ids = Vec::new();
+        for c in shop.shop.customers().iter().take(accounts) {
+            let account = store
+                .create_account(&NewAccount {
+                    storefront_id: storefront.id,
+                    label: Some(Text::parse(&format!("acct-{:02}", c.id)).unwrap()),
+                    name: None,
+                    email: Some(Email::parse(&c.email).unwrap()),
+                    phone: None,
+                    tags: Tags::default(),
+                    active: true,
+                })
+                .await
+                .unwrap();
+            let jar = CookieJar::parse(
+                &format!("f.session={}", shop.shop.sign_in(c.id).unwrap()),
+                "127.0.0.1",
+            )
+            .unwrap();
+            store.set_cookies(account.id, &jar).await.unwrap();
+            ids.push(account.id);
+        }
+        let mut products = Vec::new();
+        for p in shop.shop.products() {
+            let product = store
+                .create_product(&NewProduct {
+                    storefront_id: storefront.id,
+                    name: Text::parse(&p.name).unwrap(),
+                    url: HttpUrl::parse(&format!("{}/p/{}", shop.url(), p.slug)).unwrap(),
+                    sku: None,
+                    price: Some(Money::from_minor(p.price).unwrap()),
+                    brand: None,
+                    category: None,
+                    in_stock: p.stock > 0,
+                    image_url: None,
+                })
+                .await
+                .unwrap();
+            products.push(product.id);
+        }
+        let address = store
+            .create_address(&NewAddress {
+                label: Text::parse("Mumbai office").ok(),
+                full_name: Text::parse("Asha Rao").unwrap(),
+                line1: Text::parse("Flat 4, Sea View").unwrap(),
+                street: Text::parse("Linking Road, Bandra West").ok(),
+                landmark: None,
+                postcode: Postcode::parse("400050").unwrap(),
+                city: Text::parse("Mumbai").unwrap(),
+                state: Text::parse("Maharashtra").unwrap(),
+                phone: Phone::parse("9820012345").unwrap(),
+                kind: AddressKind::Home,
+                is_default: true,
+            })
+            .await
+            .unwrap();
+        let mut config = EngineConfig::new(dir.path());
+        config.retry_base = Duration::from_millis(200);
+        config.retry_max = Duration::from_secs(1);
+        let engine = Engine::new(store.clone(), config);
+        Fixture {
+            shop,
+            store,
+            engine,
+            storefront: storefront.id,
+            accounts: ids,
+            products,
+            _address: address.id,
+            dir,
+        }
+    }
+
+    pub fn workers(&self, name: &str, concurrency: usize) -> RunningWorkers {
+        self.engine
+            .workers(name, concurrency)
+            .timing(fast_timing())
+            .start()
+    }
+
+    /// A batch spec over the first `n` accounts.
+    pub fn batch(
+        &self,
+        n: usize,
+        lines: &[(usize, u32)],
+        max_total: i64,
+    ) -> cartwright_core::batch::NewBatch {
+        serde_json::from_value(serde_json::json!({
+            "accounts": {"storefront_id": self.storefront.get(), "range": {"from": 1, "to": n}},
+            "lines": lines.iter().map(|(p, q)| serde_json::json!({"product_id": self.products[*p].get(), "quantity": q})).collect::<Vec<_>>(),
+            "max_total": max_total,
+        }))
+        .unwrap()
+    }
+
+    /// Creates the batch for the accounts it selects.
+    pub async fn submit(
+        &self,
+        spec: &cartwright_core::batch::NewBatch,
+    ) -> cartwright_core::batch::Batch {
+        let n = match &spec.accounts.range {
+            Some(r) => r.to as usize,
+            None => self.accounts.len(),
+        };
+        self.store
+            .create_batch(spec, &self.accounts[..n], &[], None)
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the batch leaves `running` (or has no order left to move).
+    pub async fn settled(
+        &self,
+        batch: cartwright_core::ids::BatchId,
+        limit: Duration,
+    ) -> cartwright_core::batch::Batch {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let b = self.store.batch(batch).await.unwrap();
+            let c = b.counts;
+            if c.queued + c.running + c.placing == 0
+                || b.state != cartwright_core::batch::BatchState::Running
+            {
+                return b;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "batch {batch} did not settle: {c:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn orders(
+        &self,
+        batch: cartwright_core::ids::BatchId,
+    ) -> Vec<cartwright_core::order::Order> {
+        let filter = cartwright_store::OrderFilter {
+            batch: Some(batch),
+            ..Default::default()
+        };
+        self.store
+            .orders(
+                &filter,
+                &cartwright_store::PageRequest::number(1, 500).unwrap(),
+            )
+            .await
+            .unwrap()
+            .items
+    }
+}
+
+impl Fixture {
+    /// Writes a copy of the demo profile with `edit` applied into the engine's profile
+    /// directory: it replaces the built-in one from the next run.
+    pub fn edit_profile(&self, edit: impl FnOnce(String) -> String) {
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../profiles/demo.toml"),
+        )
+        .unwrap();
+        let dir = self.dir.path().join("profiles");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("demo.toml"), edit(text)).unwrap();
+    }
+
+    /// Calls a control endpoint of the shop.
+    pub async fn control(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
+        let response = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.shop.url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        response.json().await.unwrap_or(serde_json::Value::Null)
+    }
+
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        limit: Duration,
+        mut check: impl AsyncFnMut() -> bool,
+    ) {
+        let deadline = std::time::Instant::now() + limit;
+        while !check().await {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! The engine against the demo shop, in real Chromium.
+#![allow(clippy::unwrap_used)]
+
+mod control;
+mod flow;
+mod kit;
+mod orders;
+mod recovery;

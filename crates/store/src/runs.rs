@@ -1,0 +1,1290 @@
+//! Batches, their orders and the event log. The order state machine of `core` is enforced in
+//! SQL: every transition names the states it may start from, so two processes can never move
+//! one order twice, and the final click is only allowed to an order that is `running` in a
+//! batch that is still `running` (a stop wins over a click that has not been sent).
+
+use crate::db::{Arg, Sql, Ts, Tx, bind_args, read, write};
+use crate::jobs::NewJob;
+use crate::{PageRequest, PageStart, Store, StoreError};
+use cartwright_core::account::SessionStatus;
+use cartwright_core::batch::{Batch, BatchState, BatchStats, NewBatch, OrderCounts};
+use cartwright_core::cookies::CookieJar;
+use cartwright_core::ids::{AccountId, BatchId, EventId, OperatorId, OrderId, StorefrontId};
+use cartwright_core::order::{ErrorClass, Event, Level, NewEvent, Order, OrderState, Totals};
+use std::collections::BTreeMap;
+
+/// The job kind that runs one order.
+pub const ORDER_JOB: &str = "order";
+/// Orders come before rewards checks, after sign-in tests.
+const ORDER_PRIORITY: i64 = 10;
+
+fn order_key(id: i64) -> String {
+    format!("order:{id}")
+}
+
+fn order_job(id: i64) -> NewJob {
+    NewJob {
+        priority: ORDER_PRIORITY,
+        // The order counts its own runs (see `start_order`); the job's attempts only guard
+        // against a run that crashes its worker every time.
+        max_attempts: 1_000,
+        unique_key: Some(order_key(id)),
+        ..NewJob::new(ORDER_JOB, serde_json::json!({ "order": id }))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct BatchRow {
+    id: i64,
+    name: Option<String>,
+    storefront_id: i64,
+    spec: String,
+    state: String,
+    pause_reason: Option<String>,
+    created_by: Option<i64>,
+    created_at: Ts,
+    updated_at: Ts,
+    finished_at: Option<Ts>,
+}
+
+const BATCH_COLUMNS: &str = "id, name, storefront_id, spec, state, pause_reason, created_by, created_at, updated_at, finished_at";
+
+impl BatchRow {
+    fn into_batch(self, counts: OrderCounts) -> Result<Batch, StoreError> {
+        Ok(Batch {
+            id: BatchId(self.id),
+            name: self.name,
+            storefront_id: StorefrontId(self.storefront_id),
+            spec: serde_json::from_str(&self.spec)
+                .map_err(|e| StoreError::Corrupt(format!("batches.spec: {e}")))?,
+            state: self.state.parse().map_err(StoreError::Corrupt)?,
+            pause_reason: self.pause_reason,
+            created_by: self.created_by.map(OperatorId),
+            counts,
+            created_at: self.created_at.0,
+            updated_at: self.updated_at.0,
+            finished_at: self.finished_at.map(|t| t.0),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct OrderRow {
+    id: i64,
+    batch_id: i64,
+    account_id: i64,
+    account: Option<String>,
+    repetition: i64,
+    state: String,
+    attempts: i64,
+    error_class: Option<String>,
+    error_message: Option<String>,
+    subtotal_minor: Option<i64>,
+    discount_minor: Option<i64>,
+    total_minor: Option<i64>,
+    coupon: Option<String>,
+    order_number: Option<String>,
+    timings: Option<String>,
+    screenshot: Option<String>,
+    snapshot: Option<String>,
+    created_at: Ts,
+    updated_at: Ts,
+    started_at: Option<Ts>,
+    placing_at: Option<Ts>,
+    finished_at: Option<Ts>,
+}
+
+const ORDER_SELECT: &str = "SELECT o.id, o.batch_id, o.account_id, COALESCE(a.label, a.email, a.phone) AS account, \
+     o.repetition, o.state, o.attempts, o.error_class, o.error_message, o.subtotal_minor, o.discount_minor, \
+     o.total_minor, o.coupon, o.order_number, o.timings, o.screenshot, o.snapshot, o.created_at, o.updated_at, \
+     o.started_at, o.placing_at, o.finished_at FROM orders o JOIN accounts a ON a.id = o.account_id";
+
+impl TryFrom<OrderRow> for Order {
+    type Error = StoreError;
+    fn try_from(r: OrderRow) -> Result<Self, StoreError> {
+        Ok(Order {
+            id: OrderId(r.id),
+            batch_id: BatchId(r.batch_id),
+            account_id: AccountId(r.account_id),
+            account: r.account,
+            repetition: u32::try_from(r.repetition).unwrap_or(0),
+            state: r.state.parse().map_err(StoreError::Corrupt)?,
+            attempts: u32::try_from(r.attempts).unwrap_or(0),
+            error_class: r
+                .error_class
+                .map(|c| c.parse())
+                .transpose()
+                .map_err(StoreError::Corrupt)?,
+            error_message: r.error_message,
+            subtotal_minor: r.subtotal_minor,
+            discount_minor: r.discount_minor,
+            total_minor: r.total_minor,
+            coupon: r.coupon,
+            order_number: r.order_number,
+            timings: match r.timings {
+                Some(t) => serde_json::from_str(&t)
+                    .map_err(|e| StoreError::Corrupt(format!("orders.timings: {e}")))?,
+                None => BTreeMap::new(),
+            },
+            has_screenshot: r.screenshot.is_some(),
+            has_snapshot: r.snapshot.is_some(),
+            created_at: r.created_at.0,
+            updated_at: r.updated_at.0,
+            started_at: r.started_at.map(|t| t.0),
+            placing_at: r.placing_at.map(|t| t.0),
+            finished_at: r.finished_at.map(|t| t.0),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    id: i64,
+    batch_id: Option<i64>,
+    order_id: Option<i64>,
+    account_id: Option<i64>,
+    phase: Option<String>,
+    step: Option<String>,
+    level: String,
+    message: String,
+    at: Ts,
+}
+
+impl TryFrom<EventRow> for Event {
+    type Error = StoreError;
+    fn try_from(r: EventRow) -> Result<Self, StoreError> {
+        Ok(Event {
+            id: EventId(r.id),
+            batch_id: r.batch_id.map(BatchId),
+            order_id: r.order_id.map(OrderId),
+            account_id: r.account_id.map(AccountId),
+            phase: r.phase,
+            step: r.step,
+            level: r.level.parse().map_err(StoreError::Corrupt)?,
+            message: r.message,
+            at: r.at.0,
+        })
+    }
+}
+
+/// What a worker does with an order it picked up.
+#[derive(Debug, Clone)]
+pub enum OrderStart {
+    /// Run it: it is now `running`, this is its run number `attempt`.
+    Run(Box<OrderTicket>),
+    /// It was `placing` when its run was lost: settle it from the storefront's history, never
+    /// by clicking again.
+    Resolve(Box<OrderTicket>),
+    /// Another order of the same account is being run: try again shortly.
+    Busy,
+    /// Nothing to do, for this reason (final already, batch not running, out of attempts).
+    Nothing(String),
+}
+
+/// What a run needs about its order.
+#[derive(Debug, Clone)]
+pub struct OrderTicket {
+    /// The order.
+    pub order: Order,
+    /// Its batch.
+    pub batch: Batch,
+    /// The history snapshot taken before the final click (only when resolving).
+    pub history_before: Option<Vec<String>>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub enum Finish {
+    /// The storefront confirmed (or its history showed) this order number.
+    Placed {
+        /// The storefront's number.
+        number: String,
+    },
+    /// Failed for good.
+    Failed {
+        /// Why, as a class.
+        class: ErrorClass,
+        /// Why, in words.
+        message: String,
+        /// The failure's screenshot, relative to the artifacts directory.
+        screenshot: Option<String>,
+        /// The page's HTML, relative to the artifacts directory.
+        snapshot: Option<String>,
+    },
+    /// A transient failure, or a placing order the history shows was not placed: queued for
+    /// another run.
+    Retry {
+        /// What went wrong.
+        message: String,
+    },
+    /// Stopped by the operator before the final click.
+    Cancelled,
+    /// The batch paused (the browser cannot run): back to queued, to run on resume.
+    Held {
+        /// Why.
+        message: String,
+    },
+}
+
+/// An order's move as SQL needs it.
+struct Transition<'a> {
+    to: OrderState,
+    /// The states it may move from, as an SQL list.
+    from: &'static str,
+    class: Option<ErrorClass>,
+    message: Option<&'a str>,
+    screenshot: Option<&'a str>,
+    snapshot: Option<&'a str>,
+    number: Option<&'a str>,
+}
+
+impl Finish {
+    fn transition(&self) -> Transition<'_> {
+        let base = |to, from, message| Transition {
+            to,
+            from,
+            class: None,
+            message,
+            screenshot: None,
+            snapshot: None,
+            number: None,
+        };
+        match self {
+            Finish::Placed { number } => Transition {
+                number: Some(number),
+                ..base(OrderState::Placed, "'placing'", None)
+            },
+            Finish::Failed {
+                class,
+                message,
+                screenshot,
+                snapshot,
+            } => Transition {
+                class: Some(*class),
+                screenshot: screenshot.as_deref(),
+                snapshot: snapshot.as_deref(),
+                ..base(
+                    OrderState::Failed,
+                    "'queued', 'running', 'placing'",
+                    Some(message),
+                )
+            },
+            Finish::Retry { message } => {
+                base(OrderState::Queued, "'running', 'placing'", Some(message))
+            }
+            Finish::Held { message } => base(OrderState::Queued, "'running'", Some(message)),
+            Finish::Cancelled => base(
+                OrderState::Cancelled,
+                "'queued', 'running'",
+                Some("stopped by the operator"),
+            ),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct StatRow {
+    state: String,
+    error_class: Option<String>,
+    total_minor: Option<i64>,
+    discount_minor: Option<i64>,
+    started_at: Option<Ts>,
+    finished_at: Option<Ts>,
+}
+
+/// What else a finishing run records.
+#[derive(Debug, Clone, Default)]
+pub struct RunRecord {
+    /// The cart's figures, when read.
+    pub totals: Option<Totals>,
+    /// The coupon applied.
+    pub coupon: Option<String>,
+    /// Milliseconds per phase.
+    pub timings: BTreeMap<String, u64>,
+}
+
+/// Which events to read.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    /// Of this batch.
+    pub batch: Option<BatchId>,
+    /// Of this order.
+    pub order: Option<OrderId>,
+    /// At least this loud.
+    pub min_level: Option<Level>,
+    /// With ids above this.
+    pub after: Option<EventId>,
+    /// At most this many (up to 5,000).
+    pub limit: u32,
+}
+
+/// Which orders to list.
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    /// Of this batch.
+    pub batch: Option<BatchId>,
+    /// From this account.
+    pub account: Option<AccountId>,
+    /// In this state.
+    pub state: Option<OrderState>,
+}
+
+fn counts_from(rows: &[(String, i64)]) -> OrderCounts {
+    let mut c = OrderCounts::default();
+    for (state, n) in rows {
+        match state.as_str() {
+            "queued" => c.queued += n,
+            "running" => c.running += n,
+            "placing" => c.placing += n,
+            "placed" => c.placed += n,
+            "failed" => c.failed += n,
+            "cancelled" => c.cancelled += n,
+            "skipped" => c.skipped += n,
+            _ => {}
+        }
+        c.total += n;
+    }
+    c
+}
+
+impl Store {
+    /// Writes a batch, one order per account and repetition, and their jobs, in one
+    /// transaction: either all of it exists or none. `skipped` accounts (inactive, no cookies)
+    /// get orders already `skipped` with the reason, so the batch shows them.
+    pub async fn create_batch(
+        &self,
+        spec: &NewBatch,
+        accounts: &[AccountId],
+        skipped: &[(AccountId, String)],
+        created_by: Option<OperatorId>,
+    ) -> Result<Batch, StoreError> {
+        let now = Ts::now();
+        let spec_json = serde_json::to_string(spec)
+            .map_err(|e| StoreError::Corrupt(format!("batch spec: {e}")))?;
+        let mut tx = self.begin().await?;
+        let batch_id: i64 = write!(&mut tx, |c| {
+            sqlx::query_scalar(
+                "INSERT INTO batches (name, storefront_id, spec, state, created_by, created_at, updated_at) \
+                 VALUES ($1, $2, $3, 'running', $4, $5, $5) RETURNING id",
+            )
+            .bind(spec.name.as_ref().map(|n| n.as_str().to_owned()))
+            .bind(spec.accounts.storefront_id.get())
+            .bind(&spec_json)
+            .bind(created_by.map(|o| o.get()))
+            .bind(now)
+            .fetch_one(c)
+            .await
+        })
+        .map_err(StoreError::on_write("batch", "accounts.storefront_id"))?;
+        // Repetition-major: every account's first order comes before anyone's second, so the
+        // orders of one account rarely wait on each other.
+        let mut order_ids = Vec::with_capacity(accounts.len() * spec.repetitions as usize);
+        for repetition in 1..=i64::from(spec.repetitions) {
+            for chunk in accounts.chunks(500) {
+                let mut sql = Sql::new(
+                    "INSERT INTO orders (batch_id, account_id, repetition, state, created_at, updated_at) VALUES ",
+                );
+                for (i, account) in chunk.iter().enumerate() {
+                    sql.push(if i == 0 { "(" } else { ", (" });
+                    sql.arg(Arg::Int(batch_id))
+                        .push(", ")
+                        .arg(Arg::Int(account.get()))
+                        .push(", ")
+                        .arg(Arg::Int(repetition));
+                    sql.push(", 'queued', ")
+                        .arg(Arg::Ts(now.0))
+                        .push(", ")
+                        .arg(Arg::Ts(now.0))
+                        .push(")");
+                }
+                sql.push(" RETURNING id");
+                let ids: Vec<i64> = write!(&mut tx, |c| {
+                    bind_args!(
+                        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.text.clone())),
+                        &sql.args
+                    )
+                    .fetch_all(c)
+                    .await
+                })
+                .map_err(StoreError::on_write("order", "accounts"))?;
+                order_ids.extend(ids);
+            }
+        }
+        for (account, reason) in skipped {
+            write!(&mut tx, |c| {
+                sqlx::query(
+                    "INSERT INTO orders (batch_id, account_id, repetition, state, error_message, created_at, updated_at, finished_at) \
+                     VALUES ($1, $2, 1, 'skipped', $3, $4, $4, $4)",
+                )
+                .bind(batch_id)
+                .bind(account.get())
+                .bind(reason)
+                .bind(now)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected())
+            })
+            .map_err(StoreError::on_write("order", "accounts"))?;
+        }
+        order_ids.sort_unstable();
+        for id in &order_ids {
+            self.enqueue_in(&mut tx, &order_job(*id)).await?;
+        }
+        if order_ids.is_empty() {
+            finish_batch_if_done(&mut tx, batch_id).await?;
+        }
+        tx.commit().await?;
+        self.analyze_jobs_after(order_ids.len()).await;
+        self.batch(BatchId(batch_id)).await
+    }
+
+    /// A batch with its order counts.
+    pub async fn batch(&self, id: BatchId) -> Result<Batch, StoreError> {
+        let row: BatchRow = self
+            .db
+            .row_by_id(BATCH_COLUMNS, "batches", id.get(), "batch")
+            .await?;
+        let counts = self.order_counts(Some(id)).await?;
+        row.into_batch(counts)
+    }
+
+    async fn order_counts(&self, batch: Option<BatchId>) -> Result<OrderCounts, StoreError> {
+        let rows: Vec<(String, i64)> = read!(&self.db, |c| {
+            sqlx::query_as("SELECT state, COUNT(*) FROM orders WHERE batch_id = $1 GROUP BY state")
+                .bind(batch.map(|b| b.get()))
+                .fetch_all(c)
+                .await
+        })?;
+        Ok(counts_from(&rows))
+    }
+
+    /// Batches, newest first.
+    pub async fn batches(&self, page: &PageRequest) -> Result<crate::Page<Batch>, StoreError> {
+        let mut sql = Sql::new(&format!("SELECT {BATCH_COLUMNS} FROM batches"));
+        if let PageStart::After(cursor) = &page.start {
+            sql.push(" WHERE id < ").arg(Arg::Int(cursor.id));
+        }
+        sql.push(" ORDER BY id DESC LIMIT ")
+            .arg(Arg::Int(i64::from(page.per_page)));
+        if let Some(offset) = page.offset() {
+            sql.push(" OFFSET ").arg(Arg::Int(offset));
+        }
+        let rows: Vec<BatchRow> = self.db.rows(&sql).await?;
+        let total: i64 = read!(&self.db, |c| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM batches"
+        )
+        .fetch_one(c)
+        .await)?;
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let mut counts: BTreeMap<i64, Vec<(String, i64)>> = BTreeMap::new();
+        if !ids.is_empty() {
+            let mut q =
+                Sql::new("SELECT batch_id, state, COUNT(*) FROM orders WHERE batch_id IN (");
+            for (i, id) in ids.iter().enumerate() {
+                q.push(if i == 0 { "" } else { ", " }).arg(Arg::Int(*id));
+            }
+            q.push(") GROUP BY batch_id, state");
+            let rows: Vec<(i64, String, i64)> = self.db.rows(&q).await?;
+            for (batch, state, n) in rows {
+                counts.entry(batch).or_default().push((state, n));
+            }
+        }
+        let last = rows.last().map(|r| r.id);
+        let items = rows
+            .into_iter()
+            .map(|r| {
+                let c = counts_from(counts.get(&r.id).map_or(&[][..], Vec::as_slice));
+                r.into_batch(c)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = last.map(|id| crate::Cursor {
+            sort: "id".into(),
+            descending: true,
+            value: None,
+            id,
+        });
+        Ok(page.page_of(items, total, next))
+    }
+
+    /// One order.
+    pub async fn order(&self, id: OrderId) -> Result<Order, StoreError> {
+        let row: Option<OrderRow> = read!(&self.db, |c| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "{ORDER_SELECT} WHERE o.id = $1"
+            )))
+            .bind(id.get())
+            .fetch_optional(c)
+            .await
+        })?;
+        row.ok_or_else(|| StoreError::not_found("order", id.get()))?
+            .try_into()
+    }
+
+    /// Orders, oldest first.
+    pub async fn orders(
+        &self,
+        filter: &OrderFilter,
+        page: &PageRequest,
+    ) -> Result<crate::Page<Order>, StoreError> {
+        let mut where_ = Sql::new(" WHERE 1 = 1");
+        if let Some(b) = filter.batch {
+            where_.push(" AND o.batch_id = ").arg(Arg::Int(b.get()));
+        }
+        if let Some(a) = filter.account {
+            where_.push(" AND o.account_id = ").arg(Arg::Int(a.get()));
+        }
+        if let Some(s) = filter.state {
+            where_
+                .push(" AND o.state = ")
+                .arg(Arg::Text(s.as_str().into()));
+        }
+        let count = Sql {
+            text: format!("SELECT COUNT(*) FROM orders o{}", where_.text),
+            args: where_.args.clone(),
+        };
+        let total = self.db.int(&count).await?;
+        let mut sql = Sql {
+            text: format!("{ORDER_SELECT}{}", where_.text),
+            args: where_.args.clone(),
+        };
+        if let PageStart::After(cursor) = &page.start {
+            sql.push(" AND o.id > ").arg(Arg::Int(cursor.id));
+        }
+        sql.push(" ORDER BY o.id LIMIT ")
+            .arg(Arg::Int(i64::from(page.per_page)));
+        if let Some(offset) = page.offset() {
+            sql.push(" OFFSET ").arg(Arg::Int(offset));
+        }
+        let rows: Vec<OrderRow> = self.db.rows(&sql).await?;
+        let last = rows.last().map(|r| r.id);
+        let items = rows
+            .into_iter()
+            .map(Order::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = last.map(|id| crate::Cursor {
+            sort: "id".into(),
+            descending: false,
+            value: None,
+            id,
+        });
+        Ok(page.page_of(items, total, next))
+    }
+
+    /// The stored artifact paths of an order (screenshot, HTML), relative to the artifacts
+    /// directory.
+    pub async fn order_artifacts(
+        &self,
+        id: OrderId,
+    ) -> Result<(Option<String>, Option<String>), StoreError> {
+        let row: Option<(Option<String>, Option<String>)> = read!(&self.db, |c| {
+            sqlx::query_as("SELECT screenshot, snapshot FROM orders WHERE id = $1")
+                .bind(id.get())
+                .fetch_optional(c)
+                .await
+        })?;
+        row.ok_or_else(|| StoreError::not_found("order", id.get()))
+    }
+
+    /// Picks up an order for a run: decides whether to run it, resolve it, wait, or leave it,
+    /// and moves it to `running` when it runs. One order per account runs at a time (the
+    /// storefront keeps one cart per account); an order out of `max_runs` fails.
+    pub async fn start_order(&self, id: OrderId, max_runs: u32) -> Result<OrderStart, StoreError> {
+        let now = Ts::now();
+        let mut tx = self.begin().await?;
+        let (account, state, attempts, batch_id, batch_state, last_error): (
+            i64,
+            String,
+            i64,
+            i64,
+            String,
+            Option<String>,
+        ) = write!(&mut tx, |c| {
+            sqlx::query_as(
+                "SELECT o.account_id, o.state, o.attempts, o.batch_id, b.state, o.error_message \
+                     FROM orders o JOIN batches b ON b.id = o.batch_id WHERE o.id = $1",
+            )
+            .bind(id.get())
+            .fetch_optional(c)
+            .await
+        })?
+        .ok_or_else(|| StoreError::not_found("order", id.get()))?;
+        // Serialise the starts of one account's orders across processes.
+        if let crate::db::TxConn::Postgres(t) = &mut tx.conn {
+            sqlx::query("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
+                .bind(account)
+                .execute(&mut **t)
+                .await?;
+        }
+        let state: OrderState = state.parse().map_err(StoreError::Corrupt)?;
+        let batch_state: BatchState = batch_state.parse().map_err(StoreError::Corrupt)?;
+        if state.is_final() {
+            return Ok(OrderStart::Nothing(format!("the order is {state} already")));
+        }
+        if state == OrderState::Placing {
+            let before: Option<String> = write!(&mut tx, |c| {
+                sqlx::query_scalar("SELECT history_before FROM orders WHERE id = $1")
+                    .bind(id.get())
+                    .fetch_one(c)
+                    .await
+            })?;
+            tx.commit().await?;
+            let history_before = before.and_then(|b| serde_json::from_str(&b).ok());
+            let ticket = self.ticket(id, BatchId(batch_id), history_before).await?;
+            return Ok(OrderStart::Resolve(Box::new(ticket)));
+        }
+        if batch_state != BatchState::Running {
+            if state == OrderState::Running && batch_state == BatchState::Stopped {
+                // Its run was lost before the click, and the batch has been stopped since.
+                self.finish_in(&mut tx, id, &Finish::Cancelled, &RunRecord::default())
+                    .await?;
+                tx.commit().await?;
+            }
+            return Ok(OrderStart::Nothing(format!(
+                "the batch is {}",
+                batch_state.as_str()
+            )));
+        }
+        let busy: bool = write!(&mut tx, |c| {
+            sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM orders o JOIN jobs j ON j.unique_key = 'order:' || o.id \
+                 AND j.state = 'running' WHERE o.account_id = $1 AND o.id <> $2 AND o.state IN ('running', 'placing'))",
+            )
+            .bind(account)
+            .bind(id.get())
+            .fetch_one(c)
+            .await
+        })?;
+        if busy {
+            return Ok(OrderStart::Busy);
+        }
+        if attempts >= i64::from(max_runs) {
+            let message = format!(
+                "gave up after {attempts} runs{}",
+                last_error
+                    .map(|e| format!("; the last: {e}"))
+                    .unwrap_or_default()
+            );
+            let finish = Finish::Failed {
+                class: ErrorClass::Transient,
+                message: message.clone(),
+                screenshot: None,
+                snapshot: None,
+            };
+            self.finish_in(&mut tx, id, &finish, &RunRecord::default())
+                .await?;
+            tx.commit().await?;
+            return Ok(OrderStart::Nothing(message));
+        }
+        write!(&mut tx, |c| {
+            sqlx::query(
+                "UPDATE orders SET state = 'running', attempts = attempts + 1, started_at = $2, updated_at = $2 \
+                 WHERE id = $1 AND state IN ('queued', 'running')",
+            )
+            .bind(id.get())
+            .bind(now)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        tx.commit().await?;
+        let ticket = self.ticket(id, BatchId(batch_id), None).await?;
+        Ok(OrderStart::Run(Box::new(ticket)))
+    }
+
+    async fn ticket(
+        &self,
+        id: OrderId,
+        batch: BatchId,
+        history_before: Option<Vec<String>>,
+    ) -> Result<OrderTicket, StoreError> {
+        Ok(OrderTicket {
+            order: self.order(id).await?,
+            batch: self.batch(batch).await?,
+            history_before,
+        })
+    }
+
+    /// Marks an order as `placing` just before the final click, with the account's order
+    /// history as it stands. False when the click must not happen: the order is no longer
+    /// running or its batch was stopped or paused.
+    pub async fn mark_placing(
+        &self,
+        id: OrderId,
+        history_before: &[String],
+        record: &RunRecord,
+    ) -> Result<bool, StoreError> {
+        let now = Ts::now();
+        let history = serde_json::to_string(history_before).unwrap_or_else(|_| "[]".into());
+        let mut tx = self.begin().await?;
+        let totals = record.totals.unwrap_or_default();
+        let n = write!(&mut tx, |c| {
+            sqlx::query(
+                "UPDATE orders SET state = 'placing', history_before = $2, placing_at = $3, updated_at = $3, \
+                 subtotal_minor = $4, discount_minor = $5, total_minor = $6, coupon = $7 \
+                 WHERE id = $1 AND state = 'running' \
+                 AND EXISTS (SELECT 1 FROM batches b WHERE b.id = orders.batch_id AND b.state = 'running')",
+            )
+            .bind(id.get())
+            .bind(history)
+            .bind(now)
+            .bind(totals.subtotal_minor)
+            .bind(totals.discount_minor)
+            .bind(record.totals.map(|t| t.total_minor))
+            .bind(record.coupon.as_deref())
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    /// Ends a run. Returns the state the order moved to, or `None` when it had already moved
+    /// on (another process settled it).
+    pub async fn finish_order(
+        &self,
+        id: OrderId,
+        finish: &Finish,
+        record: &RunRecord,
+    ) -> Result<Option<OrderState>, StoreError> {
+        let mut tx = self.begin().await?;
+        let state = self.finish_in(&mut tx, id, finish, record).await?;
+        tx.commit().await?;
+        Ok(state)
+    }
+
+    async fn finish_in(
+        &self,
+        tx: &mut Tx,
+        id: OrderId,
+        finish: &Finish,
+        record: &RunRecord,
+    ) -> Result<Option<OrderState>, StoreError> {
+        let now = Ts::now();
+        let Transition {
+            to,
+            from,
+            class,
+            message,
+            screenshot,
+            snapshot,
+            number,
+        } = finish.transition();
+        let timings = (!record.timings.is_empty())
+            .then(|| serde_json::to_string(&record.timings).unwrap_or_default());
+        let fin = to.is_final().then_some(now);
+        let totals = record.totals;
+        let sql = format!(
+            "UPDATE orders SET state = $2, error_class = $3, error_message = $4, \
+             screenshot = COALESCE($5, screenshot), snapshot = COALESCE($6, snapshot), \
+             order_number = COALESCE($7, order_number), timings = COALESCE($8, timings), \
+             subtotal_minor = COALESCE($9, subtotal_minor), discount_minor = COALESCE($10, discount_minor), \
+             total_minor = COALESCE($11, total_minor), coupon = COALESCE($12, coupon), \
+             updated_at = $13, finished_at = $14 WHERE id = $1 AND state IN ({from}) RETURNING batch_id"
+        );
+        let batch: Option<i64> = write!(tx, |c| {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(id.get())
+                .bind(to.as_str())
+                .bind(class.map(ErrorClass::as_str))
+                .bind(message)
+                .bind(screenshot)
+                .bind(snapshot)
+                .bind(number)
+                .bind(timings)
+                .bind(totals.and_then(|t| t.subtotal_minor))
+                .bind(totals.and_then(|t| t.discount_minor))
+                .bind(totals.map(|t| t.total_minor))
+                .bind(record.coupon.as_deref())
+                .bind(now)
+                .bind(fin)
+                .fetch_optional(c)
+                .await
+        })?;
+        let Some(batch) = batch else { return Ok(None) };
+        if to.is_final() {
+            finish_batch_if_done(tx, batch).await?;
+        }
+        Ok(Some(to))
+    }
+
+    /// Stops a batch: queued orders are cancelled with their jobs; running orders stop after
+    /// their current step; an order whose final click is out completes.
+    pub async fn stop_batch(&self, id: BatchId) -> Result<Batch, StoreError> {
+        self.change_batch(id, BatchState::Stopped, None).await
+    }
+
+    /// Pauses a batch the engine cannot run (the browser does not start): queued orders wait.
+    pub async fn pause_batch(&self, id: BatchId, reason: &str) -> Result<Batch, StoreError> {
+        self.change_batch(id, BatchState::Paused, Some(reason))
+            .await
+    }
+
+    async fn change_batch(
+        &self,
+        id: BatchId,
+        to: BatchState,
+        reason: Option<&str>,
+    ) -> Result<Batch, StoreError> {
+        let now = Ts::now();
+        let mut tx = self.begin().await?;
+        let state: String = tx
+            .row_by_id::<(String,)>("state", "batches", id.get(), "batch")
+            .await?
+            .0;
+        let state: BatchState = state.parse().map_err(StoreError::Corrupt)?;
+        if !matches!(state, BatchState::Running | BatchState::Paused) || state == to {
+            return Err(StoreError::Refused {
+                field: "state".into(),
+                message: format!(
+                    "the batch is {}: only a running or paused batch can be {}",
+                    state.as_str(),
+                    to.as_str()
+                ),
+            });
+        }
+        write!(&mut tx, |c| {
+            sqlx::query(
+                "UPDATE batches SET state = $2, pause_reason = $3, updated_at = $4 WHERE id = $1",
+            )
+            .bind(id.get())
+            .bind(to.as_str())
+            .bind(reason)
+            .bind(now)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        write!(&mut tx, |c| {
+            sqlx::query(
+                "UPDATE jobs SET state = 'cancelled', finished_at = $2 WHERE state = 'queued' AND unique_key IN \
+                 (SELECT 'order:' || id FROM orders WHERE batch_id = $1 AND state = 'queued')",
+            )
+            .bind(id.get())
+            .bind(now)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        if to == BatchState::Stopped {
+            write!(&mut tx, |c| {
+                sqlx::query(
+                    "UPDATE orders SET state = 'cancelled', error_message = 'stopped by the operator', \
+                     updated_at = $2, finished_at = $2 WHERE batch_id = $1 AND state = 'queued'",
+                )
+                .bind(id.get())
+                .bind(now)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected())
+            })?;
+        }
+        tx.commit().await?;
+        self.batch(id).await
+    }
+
+    /// Resumes a stopped or paused batch: cancelled orders are queued again and every queued
+    /// order gets its job back.
+    pub async fn resume_batch(&self, id: BatchId) -> Result<Batch, StoreError> {
+        let now = Ts::now();
+        let mut tx = self.begin().await?;
+        let state: String = tx
+            .row_by_id::<(String,)>("state", "batches", id.get(), "batch")
+            .await?
+            .0;
+        let state: BatchState = state.parse().map_err(StoreError::Corrupt)?;
+        if !matches!(state, BatchState::Stopped | BatchState::Paused) {
+            return Err(StoreError::Refused {
+                field: "state".into(),
+                message: format!(
+                    "the batch is {}: only a stopped or paused batch can be resumed",
+                    state.as_str()
+                ),
+            });
+        }
+        write!(&mut tx, |c| {
+            sqlx::query("UPDATE batches SET state = 'running', pause_reason = NULL, updated_at = $2, finished_at = NULL WHERE id = $1")
+                .bind(id.get())
+                .bind(now)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        let ids: Vec<i64> = write!(&mut tx, |c| {
+            sqlx::query_scalar(
+                "UPDATE orders SET state = 'queued', error_message = NULL, updated_at = $2, finished_at = NULL \
+                 WHERE batch_id = $1 AND state IN ('cancelled', 'queued') RETURNING id",
+            )
+            .bind(id.get())
+            .bind(now)
+            .fetch_all(c)
+            .await
+        })?;
+        let mut ids = ids;
+        ids.sort_unstable();
+        for order in ids {
+            self.enqueue_in(&mut tx, &order_job(order)).await?;
+        }
+        tx.commit().await?;
+        self.batch(id).await
+    }
+
+    /// Gives a job back to every unfinished order of a running batch that has none (its job
+    /// failed for good after crashing its workers, or was lost), and to every `placing` order
+    /// whatever its batch: they must be settled. Returns how many were enqueued.
+    pub async fn sweep_orders(&self) -> Result<usize, StoreError> {
+        let ids: Vec<i64> = read!(&self.db, |c| {
+            sqlx::query_scalar(
+                "SELECT o.id FROM orders o JOIN batches b ON b.id = o.batch_id \
+                 WHERE (o.state = 'placing' OR (o.state IN ('queued', 'running') AND b.state = 'running')) \
+                 AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.unique_key = 'order:' || o.id AND j.state IN ('queued', 'running')) \
+                 ORDER BY o.id",
+            )
+            .fetch_all(c)
+            .await
+        })?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let jobs: Vec<NewJob> = ids.into_iter().map(order_job).collect();
+        self.enqueue_many(&jobs).await
+    }
+
+    /// A batch's figures.
+    pub async fn batch_stats(&self, id: BatchId) -> Result<BatchStats, StoreError> {
+        let _: (i64,) = self
+            .db
+            .row_by_id("id", "batches", id.get(), "batch")
+            .await?;
+        let rows: Vec<StatRow> = read!(&self.db, |c| {
+            sqlx::query_as(
+                "SELECT state, error_class, total_minor, discount_minor, started_at, finished_at FROM orders WHERE batch_id = $1",
+            )
+            .bind(id.get())
+            .fetch_all(c)
+            .await
+        })?;
+        let mut stats = BatchStats::default();
+        let mut states: Vec<(String, i64)> = Vec::new();
+        let mut durations = Vec::new();
+        let (mut first, mut last) = (None::<Ts>, None::<Ts>);
+        for StatRow {
+            state,
+            error_class: class,
+            total_minor: total,
+            discount_minor: discount,
+            started_at: started,
+            finished_at: finished,
+        } in rows
+        {
+            if state == "placed" {
+                stats.placed_total_minor += total.unwrap_or(0);
+                stats.discount_minor += discount.unwrap_or(0);
+            }
+            if state == "failed" {
+                *stats
+                    .failed_by_class
+                    .entry(class.unwrap_or_else(|| "unknown".into()))
+                    .or_default() += 1;
+            }
+            if let (Some(s), Some(f)) = (started, finished)
+                && matches!(state.as_str(), "placed" | "failed")
+            {
+                durations.push((f.0 - s.0).whole_milliseconds() as i64);
+                first = Some(first.map_or(s, |x| x.min(s)));
+                last = Some(last.map_or(f, |x| x.max(f)));
+            }
+            states.push((state, 1));
+        }
+        stats.counts = counts_from(&states);
+        durations.sort_unstable();
+        if !durations.is_empty() {
+            let at = |q: f64| durations[((durations.len() as f64 - 1.0) * q).round() as usize];
+            stats.duration_p50_ms = Some(at(0.5));
+            stats.duration_p95_ms = Some(at(0.95));
+            stats.duration_mean_ms = Some(durations.iter().sum::<i64>() / durations.len() as i64);
+        }
+        if let (Some(f), Some(l)) = (first, last) {
+            let minutes = (l.0 - f.0).as_seconds_f64() / 60.0;
+            if minutes > 0.0 {
+                stats.placed_per_minute = Some(stats.counts.placed as f64 / minutes);
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Stores events; returns them with their ids, in order.
+    pub async fn insert_events(&self, events: &[NewEvent]) -> Result<Vec<Event>, StoreError> {
+        let mut out = Vec::with_capacity(events.len());
+        if events.is_empty() {
+            return Ok(out);
+        }
+        let mut tx = self.begin().await?;
+        for chunk in events.chunks(400) {
+            let mut sql = Sql::new(
+                "INSERT INTO events (batch_id, order_id, account_id, phase, step, level, message, at) VALUES ",
+            );
+            for (i, e) in chunk.iter().enumerate() {
+                sql.push(if i == 0 { "(" } else { ", (" });
+                let ints = [
+                    e.batch_id.map(|b| b.get()),
+                    e.order_id.map(|o| o.get()),
+                    e.account_id.map(|a| a.get()),
+                ];
+                let texts = [e.phase.clone(), e.step.clone()];
+                for (j, v) in ints.into_iter().enumerate() {
+                    if j > 0 {
+                        sql.push(", ");
+                    }
+                    match v {
+                        Some(v) => sql.arg(Arg::Int(v)),
+                        None => sql.push("NULL"),
+                    };
+                }
+                for v in texts {
+                    sql.push(", ");
+                    match v {
+                        Some(v) => sql.arg(Arg::Text(v)),
+                        None => sql.push("NULL"),
+                    };
+                }
+                sql.push(", ").arg(Arg::Text(e.level.as_str().into()));
+                sql.push(", ").arg(Arg::Text(e.message.clone()));
+                sql.push(", ").arg(Arg::Ts(e.at)).push(")");
+            }
+            sql.push(" RETURNING id");
+            let ids: Vec<i64> = tx.ints(&sql).await?;
+            for (id, e) in ids.into_iter().zip(chunk) {
+                out.push(Event {
+                    id: EventId(id),
+                    batch_id: e.batch_id,
+                    order_id: e.order_id,
+                    account_id: e.account_id,
+                    phase: e.phase.clone(),
+                    step: e.step.clone(),
+                    level: e.level,
+                    message: e.message.clone(),
+                    at: Ts::from(e.at).0,
+                });
+            }
+        }
+        out.sort_by_key(|e| e.id);
+        if let crate::db::TxConn::Postgres(t) = &mut tx.conn {
+            // Every process streams events from these notifications, its own included: they
+            // arrive once the insert commits, in commit order.
+            for payload in notify_payloads(&out) {
+                sqlx::query("SELECT pg_notify('cartwright_events', $1)")
+                    .bind(payload)
+                    .execute(&mut **t)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// On PostgreSQL, the events every process stores, as they commit (this process's
+    /// included); `None` on SQLite, where one process writes and streams them itself.
+    pub fn listen_events(&self) -> Option<tokio::sync::mpsc::Receiver<Vec<Event>>> {
+        let crate::db::Db::Postgres(pool) = &self.db else {
+            return None;
+        };
+        let pool = pool.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(async move {
+            while !tx.is_closed() {
+                let listen = async {
+                    let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+                    listener.listen("cartwright_events").await?;
+                    loop {
+                        let n = listener.recv().await?;
+                        match serde_json::from_str::<Vec<Event>>(n.payload()) {
+                            Ok(events) => {
+                                if tx.send(events).await.is_err() {
+                                    return Ok(());
+                                }
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "an event notification did not parse")
+                            }
+                        }
+                    }
+                };
+                let result: Result<(), sqlx::Error> = listen.await;
+                if let Err(e) = result {
+                    if pool.is_closed() {
+                        return;
+                    }
+                    tracing::debug!(error = %e, "event listener reconnecting");
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+            }
+        });
+        Some(rx)
+    }
+
+    /// Events in id order.
+    pub async fn events(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
+        let mut sql = Sql::new(
+            "SELECT id, batch_id, order_id, account_id, phase, step, level, message, at FROM events WHERE 1 = 1",
+        );
+        if let Some(b) = query.batch {
+            sql.push(" AND batch_id = ").arg(Arg::Int(b.get()));
+        }
+        if let Some(o) = query.order {
+            sql.push(" AND order_id = ").arg(Arg::Int(o.get()));
+        }
+        if let Some(after) = query.after {
+            sql.push(" AND id > ").arg(Arg::Int(after.get()));
+        }
+        if let Some(min) = query.min_level {
+            let levels: Vec<&str> = [Level::Debug, Level::Info, Level::Warn, Level::Error]
+                .into_iter()
+                .filter(|l| *l >= min)
+                .map(Level::as_str)
+                .collect();
+            sql.push(" AND level IN (");
+            for (i, l) in levels.iter().enumerate() {
+                sql.push(if i == 0 { "" } else { ", " })
+                    .arg(Arg::Text((*l).into()));
+            }
+            sql.push(")");
+        }
+        sql.push(" ORDER BY id LIMIT ")
+            .arg(Arg::Int(i64::from(query.limit.clamp(1, 5_000))));
+        let rows: Vec<EventRow> = self.db.rows(&sql).await?;
+        rows.into_iter().map(Event::try_from).collect()
+    }
+
+    /// A batch's state alone: what a run checks between steps.
+    pub async fn batch_state(&self, id: BatchId) -> Result<BatchState, StoreError> {
+        let (state,): (String,) = self
+            .db
+            .row_by_id("state", "batches", id.get(), "batch")
+            .await?;
+        state.parse().map_err(StoreError::Corrupt)
+    }
+
+    /// The storefront order numbers already recorded for an account's orders: a number in
+    /// the account's history that is one of these is not a new order.
+    pub async fn account_order_numbers(&self, id: AccountId) -> Result<Vec<String>, StoreError> {
+        read!(&self.db, |c| {
+            sqlx::query_scalar("SELECT order_number FROM orders WHERE account_id = $1 AND order_number IS NOT NULL")
+                .bind(id.get())
+                .fetch_all(c)
+                .await
+        })
+        .map_err(Into::into)
+    }
+
+    /// Fills in an account's details as its storefront profile shows them (a sign-in test):
+    /// only values that parse are kept; a value another account of the storefront already has
+    /// is a conflict.
+    pub async fn record_account_details(
+        &self,
+        id: AccountId,
+        email: Option<&str>,
+        phone: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<cartwright_core::account::Account, StoreError> {
+        use cartwright_core::patch::Patch;
+        use cartwright_core::values::{Email, Phone, Text};
+        let patch = cartwright_core::account::AccountPatch {
+            email: email
+                .and_then(|e| Email::parse(e).ok())
+                .map_or(Patch::Keep, Patch::Set),
+            phone: phone
+                .and_then(|p| Phone::parse(p).ok())
+                .map_or(Patch::Keep, Patch::Set),
+            name: name
+                .and_then(|n| Text::parse(n).ok())
+                .map_or(Patch::Keep, Patch::Set),
+            ..Default::default()
+        };
+        self.update_account(id, &patch).await
+    }
+
+    /// Records what a run learnt about an account's session: its state, and the cookies the
+    /// storefront refreshed (sealed), when there are any.
+    pub async fn record_session(
+        &self,
+        id: AccountId,
+        status: SessionStatus,
+        jar: Option<&CookieJar>,
+    ) -> Result<(), StoreError> {
+        let sealed = jar
+            .map(|j| crate::accounts::sealed_jar(self, j))
+            .transpose()?;
+        let mut tx = self.begin().await?;
+        tx.touch(crate::db::Topic::Accounts);
+        let n = write!(&mut tx, |c| {
+            sqlx::query(
+                "UPDATE accounts SET session_status = $2, cookies = COALESCE($3, cookies), \
+                 cookie_info = COALESCE($4, cookie_info), updated_at = $5 WHERE id = $1",
+            )
+            .bind(id.get())
+            .bind(status.as_str())
+            .bind(sealed.as_ref().map(|(s, _)| s.clone()))
+            .bind(sealed.as_ref().map(|(_, i)| i.clone()))
+            .bind(Ts::now())
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        if n == 0 {
+            return Err(StoreError::not_found("account", id.get()));
+        }
+        tx.commit().await
+    }
+}
+
+/// Events as JSON arrays under PostgreSQL's 8,000-byte notification limit; long messages are
+/// cut in the notification (the stored event keeps them whole).
+fn notify_payloads(events: &[Event]) -> Vec<String> {
+    const LIMIT: usize = 7_000;
+    let mut out = Vec::new();
+    let mut current = String::from("[");
+    for e in events {
+        let mut e = e.clone();
+        if e.message.len() > 1_500 {
+            let mut cut = 1_500;
+            while !e.message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            e.message.truncate(cut);
+            e.message.push('…');
+        }
+        let json = serde_json::to_string(&e).unwrap_or_default();
+        if current.len() + json.len() + 2 > LIMIT && current.len() > 1 {
+            current.push(']');
+            out.push(std::mem::replace(&mut current, String::from("[")));
+        }
+        if current.len() > 1 {
+            current.push(',');
+        }
+        current.push_str(&json);
+    }
+    if current.len() > 1 {
+        current.push(']');
+        out.push(current);
+    }
+    out
+}
+
+/// Marks a running batch finished once none of its orders can move any more.
+async fn finish_batch_if_done(tx: &mut Tx, batch: i64) -> Result<(), StoreError> {
+    let now = Ts::now();
+    write!(tx, |c| {
+        sqlx::query(
+            "UPDATE batches SET state = 'finished', finished_at = $2, updated_at = $2 \
+             WHERE id = $1 AND state = 'running' \
+             AND NOT EXISTS (SELECT 1 FROM orders WHERE batch_id = $1 AND state IN ('queued', 'running', 'placing'))",
+        )
+        .bind(batch)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
