@@ -24,6 +24,12 @@ pub const KEYS: &[&str] = &[
     "login_max_failures",
     "max_body_bytes",
     "max_upload_bytes",
+    "workers",
+    "chromium_path",
+    "profiles_dir",
+    "max_runs",
+    "node_id",
+    "job_stale_after",
 ];
 
 /// A configuration that cannot be used, naming the key.
@@ -89,6 +95,21 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Largest upload (CSV import, backup restore).
     pub max_upload_bytes: usize,
+    /// Browser runs (orders, sign-in tests) this process makes at once; 0 serves the API
+    /// only, for a machine whose work is done by `cartwright worker` elsewhere.
+    pub workers: usize,
+    /// The Chromium executable; /usr/bin/chromium and the usual places when unset.
+    pub chromium_path: Option<PathBuf>,
+    /// Storefront profiles (`{name}.toml`) are read here first, then the built-in ones;
+    /// `data_dir/profiles` when unset.
+    pub profiles_dir: Option<PathBuf>,
+    /// Runs an order gets before a transient failure becomes final.
+    pub max_runs: u32,
+    /// This process's name in the jobs it claims; host name and process id when unset.
+    pub node_id: Option<String>,
+    /// A job whose worker has not signalled for this long is taken over by another worker
+    /// (the worker crashed or its machine went away).
+    pub job_stale_after: HumanDuration,
 }
 
 impl Default for Settings {
@@ -105,6 +126,12 @@ impl Default for Settings {
             login_max_failures: 5,
             max_body_bytes: 1024 * 1024,
             max_upload_bytes: 32 * 1024 * 1024,
+            workers: 4,
+            chromium_path: None,
+            profiles_dir: None,
+            max_runs: 3,
+            node_id: None,
+            job_stale_after: HumanDuration(Duration::from_secs(30)),
         }
     }
 }
@@ -126,6 +153,11 @@ impl fmt::Debug for Settings {
             .field("log_level", &self.log_level)
             .field("token_ttl", &self.token_ttl)
             .field("db_max_connections", &self.db_max_connections)
+            .field("workers", &self.workers)
+            .field("chromium_path", &self.chromium_path)
+            .field("profiles_dir", &self.profiles_dir)
+            .field("max_runs", &self.max_runs)
+            .field("node_id", &self.node_id)
             .finish_non_exhaustive()
     }
 }
@@ -182,10 +214,56 @@ impl Settings {
                 "must be at least 1024 and not above max_upload_bytes".into(),
             );
         }
+        if self.workers > 256 {
+            return bad("workers", "must be at most 256".into());
+        }
+        let stale = self.job_stale_after.0;
+        if stale < Duration::from_secs(2) || stale > Duration::from_secs(3600) {
+            return bad("job_stale_after", "must be between 2s and 1h".into());
+        }
+        if !(1..=20).contains(&self.max_runs) {
+            return bad("max_runs", "must be between 1 and 20".into());
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
             return bad("log_level", e.to_string());
         }
         Ok(())
+    }
+
+    /// The engine's settings.
+    pub fn engine(&self) -> cartwright_engine::EngineConfig {
+        let mut config = cartwright_engine::EngineConfig::new(&self.data_dir);
+        config.profiles_dir = Some(
+            self.profiles_dir
+                .clone()
+                .unwrap_or_else(|| self.data_dir.join("profiles")),
+        );
+        config.max_runs = self.max_runs;
+        config.browser.executable = self.chromium_path.clone();
+        config
+    }
+
+    /// The workers' housekeeping: heartbeats six times per stale period.
+    pub fn job_timing(&self) -> cartwright_jobs::Timing {
+        cartwright_jobs::Timing {
+            idle_poll: Duration::from_secs(1),
+            heartbeat: self.job_stale_after.0 / 6,
+            stale_after: self.job_stale_after.0,
+        }
+    }
+
+    /// This process's name in the jobs it claims.
+    pub fn node(&self) -> String {
+        self.node_id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_default();
+            format!(
+                "{}-{}",
+                if host.is_empty() { "cartwright" } else { &host },
+                std::process::id()
+            )
+        })
     }
 
     /// The database URL in effect.

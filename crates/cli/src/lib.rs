@@ -3,12 +3,16 @@
 
 pub mod config;
 pub mod demo;
+pub mod run;
 
 pub use config::{ConfigError, LogFormat, Settings};
 
+use cartwright_engine::Engine;
+use cartwright_jobs::RunningWorkers;
 use cartwright_store::{CryptoError, DbSettings, SecretKey, Store, StoreError};
 use cartwright_web::{AppState, WebOptions};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -67,7 +71,7 @@ pub async fn open_store(settings: &Settings, key: &SecretKey) -> Result<Store, S
     Ok(store)
 }
 
-/// A running HTTP server.
+/// A running HTTP server, with its workers unless `workers` is 0.
 pub struct Server {
     /// Where it listens (useful with port 0).
     pub addr: SocketAddr,
@@ -75,8 +79,33 @@ pub struct Server {
     pub store: Store,
     /// Its master key.
     pub key: SecretKey,
+    /// Its engine.
+    pub engine: Arc<Engine>,
+    workers: Option<RunningWorkers>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
+}
+
+/// How long running orders get to finish when the process stops before their jobs are
+/// handed back (an order being placed is settled by whoever picks it up).
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Starts the engine's workers for `settings.workers` browser runs at once, and sweeps
+/// orders that lost their job (after a crash) back into the queue.
+pub async fn start_workers(
+    settings: &Settings,
+    engine: &Arc<Engine>,
+) -> Result<RunningWorkers, StartError> {
+    let swept = engine.store().sweep_orders().await?;
+    if swept > 0 {
+        tracing::info!(orders = swept, "re-queued orders whose jobs were lost");
+    }
+    let workers = engine
+        .workers(settings.node(), settings.workers)
+        .timing(settings.job_timing())
+        .start();
+    tracing::info!(concurrency = settings.workers, node = %settings.node(), "workers started");
+    Ok(workers)
 }
 
 impl Server {
@@ -96,7 +125,13 @@ impl Server {
             max_upload_bytes: settings.max_upload_bytes,
             ..WebOptions::default()
         };
-        let app = cartwright_web::app(AppState::new(store.clone(), &key, options));
+        let engine = Engine::new(store.clone(), settings.engine());
+        let workers = if settings.workers > 0 {
+            Some(start_workers(settings, &engine).await?)
+        } else {
+            None
+        };
+        let app = cartwright_web::app(AppState::new(store.clone(), &key, options, engine.clone()));
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .map_err(|source| StartError::Io {
@@ -116,6 +151,8 @@ impl Server {
             addr,
             store,
             key,
+            engine,
+            workers,
             stop,
             task,
         })
@@ -123,6 +160,10 @@ impl Server {
 
     /// Stops accepting connections, lets in-flight requests finish, closes the database.
     pub async fn stop(self) -> std::io::Result<()> {
+        if let Some(workers) = self.workers {
+            workers.shutdown(SHUTDOWN_GRACE).await;
+        }
+        self.engine.shutdown().await;
         let _ = self.stop.send(());
         let result = self
             .task

@@ -56,6 +56,64 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         customers: usize,
     },
+    /// Run jobs (orders, sign-in tests) from the database without serving HTTP: add machines
+    /// that share one PostgreSQL.
+    Worker {
+        /// Browser runs at once (default: the `workers` setting).
+        #[arg(long)]
+        concurrency: Option<usize>,
+    },
+    /// Order the same cart from many accounts and follow it to the end. Exits 0 when every
+    /// order was placed, 2 when some were not.
+    Run {
+        /// Storefront by slug (default: the only one, or the one using --profile).
+        #[arg(long)]
+        storefront: Option<String>,
+        /// Storefront by the name of its profile.
+        #[arg(long)]
+        profile: Option<String>,
+        /// Accounts: positions `1-20`, `7`, `ids:3,9,12` or `tag:NAME`.
+        #[arg(long)]
+        accounts: String,
+        /// A product (id, SKU or URL), optionally `:QTY`; repeat for more lines.
+        #[arg(long = "product", required = true)]
+        products: Vec<String>,
+        /// Units of each product given without `:QTY`.
+        #[arg(long, default_value_t = 1)]
+        qty: u32,
+        /// `default` or an address id.
+        #[arg(long, default_value = "default")]
+        address: String,
+        /// Coupon policy: none, first, best or required.
+        #[arg(long, default_value = "none")]
+        coupon: String,
+        /// No order is placed above this total (e.g. 1500 or 1499.50).
+        #[arg(long)]
+        max_total: String,
+        /// Orders per account.
+        #[arg(long, default_value_t = 1)]
+        repetitions: u32,
+        /// `cod` (cash on delivery) or `saved:LABEL` (a method the site keeps for the account).
+        #[arg(long, default_value = "cod")]
+        payment: String,
+        /// Leave what is already in each cart.
+        #[arg(long)]
+        keep_cart: bool,
+        /// Delete each account's saved addresses first.
+        #[arg(long)]
+        clear_addresses: bool,
+        /// Browser runs at once (default: the `workers` setting).
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// A name for the batch.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Storefront profiles.
+    Profile {
+        #[command(subcommand)]
+        command: ProfileCommand,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage operators.
@@ -65,6 +123,16 @@ enum Command {
     },
     /// Print the configuration in effect (secrets hidden) and exit.
     Config,
+}
+
+#[derive(Subcommand)]
+enum ProfileCommand {
+    /// Check profile files: every problem is listed with its file, line, step and field.
+    Check {
+        /// The files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -179,6 +247,79 @@ async fn main() -> anyhow::Result<()> {
             );
             shutdown_signal().await;
             shop.stop().await.context("stopping the demo shop")?;
+        }
+        Command::Worker { concurrency } => {
+            if let Some(n) = concurrency {
+                settings.workers = n;
+            }
+            cartwright::run::worker(&settings, shutdown_signal()).await?;
+        }
+        Command::Run {
+            storefront,
+            profile,
+            accounts,
+            products,
+            qty,
+            address,
+            coupon,
+            max_total,
+            repetitions,
+            payment,
+            keep_cart,
+            clear_addresses,
+            concurrency,
+            name,
+        } => {
+            let args = cartwright::run::RunArgs {
+                storefront,
+                profile,
+                accounts,
+                products,
+                qty,
+                address,
+                coupon,
+                max_total,
+                repetitions,
+                payment,
+                keep_cart,
+                clear_addresses,
+                concurrency,
+                name,
+            };
+            match cartwright::run::run(&settings, args).await {
+                Ok(cartwright::run::RunOutcome::AllPlaced) => {}
+                Ok(cartwright::run::RunOutcome::SomeNotPlaced) => std::process::exit(2),
+                Err(cartwright::run::RunError::Usage(m)) => {
+                    eprintln!("error: {m}");
+                    std::process::exit(64);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Command::Profile {
+            command: ProfileCommand::Check { files },
+        } => {
+            let mut bad = false;
+            for file in &files {
+                match cartwright_engine::profile::load_file(file) {
+                    Ok(p) => {
+                        let phases: Vec<&str> = p.phases.keys().map(|k| k.as_str()).collect();
+                        println!(
+                            "{}: ok ({} selectors, phases: {})",
+                            file.display(),
+                            p.selectors.len(),
+                            phases.join(", ")
+                        );
+                    }
+                    Err(errors) => {
+                        bad = true;
+                        println!("{errors}");
+                    }
+                }
+            }
+            if bad {
+                std::process::exit(1);
+            }
         }
         Command::Migrate => {
             let key = cartwright::secret_key(&settings)?;

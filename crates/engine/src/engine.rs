@@ -5,7 +5,6 @@ use crate::browser::{BrowserPool, PoolConfig};
 use crate::events::EventBus;
 use crate::profile::registry::Profiles;
 use crate::ratelimit::RateLimiter;
-use cartwright_core::ids::{AccountId, BatchId, OrderId};
 use cartwright_core::order::{Level, NewEvent};
 use cartwright_jobs::{Handler, Workers};
 use cartwright_store::Store;
@@ -136,38 +135,146 @@ impl Engine {
         )
     }
 
-    /// Records an event.
-    pub(crate) fn emit(
-        &self,
-        batch: Option<BatchId>,
-        order: Option<OrderId>,
-        account: Option<AccountId>,
-        phase: Option<&str>,
-        step: Option<&str>,
-        level: Level,
-        message: String,
-    ) {
-        match level {
+    /// Records an event (and mirrors failures to the process log).
+    pub(crate) fn emit(&self, event: NewEvent) {
+        let order = event.order_id.map(|o| o.get());
+        match event.level {
             Level::Error | Level::Warn => {
-                tracing::info!(order = ?order.map(|o| o.get()), phase, "{message}")
+                tracing::info!(order, phase = event.phase.as_deref(), "{}", event.message)
             }
-            _ => tracing::debug!(order = ?order.map(|o| o.get()), phase, "{message}"),
+            _ => tracing::debug!(order, phase = event.phase.as_deref(), "{}", event.message),
         }
-        self.events.emit(NewEvent {
-            batch_id: batch,
-            order_id: order,
-            account_id: account,
-            phase: phase.map(str::to_owned),
-            step: step.map(str::to_owned),
-            level,
-            message,
-            at: time::OffsetDateTime::now_utc(),
-        });
+        self.events.emit(event);
     }
 
     /// Closes the browser and writes pending events.
     pub async fn shutdown(&self) {
         self.events.flush().await;
         self.pool.shutdown().await;
+    }
+}
+
+impl Engine {
+    /// Checks a batch against the store and writes it with its orders and jobs: the
+    /// storefront and its profile, the products (of that storefront), the address (or a
+    /// default one), and the accounts the selection names. Accounts the selection matches
+    /// but cannot run (inactive, no cookies) get `skipped` orders saying why. Every problem
+    /// is refused before anything is written, naming the field.
+    pub async fn submit_batch(
+        &self,
+        spec: &cartwright_core::batch::NewBatch,
+        created_by: Option<cartwright_core::ids::OperatorId>,
+    ) -> Result<cartwright_core::batch::Batch, cartwright_store::StoreError> {
+        use cartwright_core::Invalid;
+        use cartwright_store::StoreError;
+        let invalid =
+            |field: &str, message: String| StoreError::Invalid(Invalid::new(field, message));
+        spec.check()?;
+        let selection = spec
+            .accounts
+            .clone()
+            .validate()
+            .map_err(|e| Invalid::new(format!("accounts.{}", e.field), e.message))?;
+        let storefront = match self.store.storefront(spec.accounts.storefront_id).await {
+            Err(StoreError::NotFound { id, .. }) => {
+                return Err(invalid(
+                    "accounts.storefront_id",
+                    format!("storefront {id} does not exist"),
+                ));
+            }
+            other => other?,
+        };
+        if let Err(e) = self.profiles.get(storefront.profile.as_str()) {
+            return Err(invalid(
+                "accounts.storefront_id",
+                format!("the storefront's profile cannot be used: {e}"),
+            ));
+        }
+        for (i, line) in spec.lines.iter().enumerate() {
+            match self.store.product(line.product_id).await {
+                Ok(p) if p.storefront_id == storefront.id => {}
+                Ok(_) => {
+                    return Err(invalid(
+                        &format!("lines[{i}].product_id"),
+                        format!("product {} belongs to another storefront", line.product_id),
+                    ));
+                }
+                Err(StoreError::NotFound { .. }) => {
+                    return Err(invalid(
+                        &format!("lines[{i}].product_id"),
+                        format!("product {} does not exist", line.product_id),
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        match spec.address_id {
+            Some(id) => match self.store.address(id).await {
+                Err(StoreError::NotFound { .. }) => {
+                    return Err(invalid(
+                        "address_id",
+                        format!("address {id} does not exist"),
+                    ));
+                }
+                other => drop(other?),
+            },
+            None => {
+                if self.store.default_address().await?.is_none() {
+                    return Err(invalid(
+                        "address_id",
+                        "no address is given and none is the default: add one first".into(),
+                    ));
+                }
+            }
+        }
+        let chosen = self.store.select_accounts(&selection).await?;
+        if !chosen.not_found.is_empty() {
+            return Err(invalid(
+                "accounts",
+                format!(
+                    "these do not exist in the storefront: {}",
+                    chosen.not_found.join(", ")
+                ),
+            ));
+        }
+        if chosen.selected.is_empty() && chosen.skipped.is_empty() {
+            return Err(invalid(
+                "accounts",
+                "the selection matches no account".into(),
+            ));
+        }
+        let accounts: Vec<_> = chosen.selected.iter().map(|s| s.id).collect();
+        let skipped: Vec<_> = chosen
+            .skipped
+            .iter()
+            .map(|s| (s.account.id, s.reason.clone()))
+            .collect();
+        self.store
+            .create_batch(spec, &accounts, &skipped, created_by)
+            .await
+    }
+
+    /// Queues a sign-in test for each account the selection runs; returns how many were
+    /// queued (an account with a test already waiting is not queued twice).
+    pub async fn queue_session_checks(
+        &self,
+        selection: cartwright_core::selection::SelectionRequest,
+    ) -> Result<usize, cartwright_store::StoreError> {
+        let selection = selection.validate()?;
+        let chosen = self.store.select_accounts(&selection).await?;
+        let jobs: Vec<cartwright_store::NewJob> = chosen
+            .selected
+            .iter()
+            .map(|a| cartwright_store::NewJob {
+                priority: 20,
+                max_attempts: 3,
+                unique_key: Some(format!("session_check:{}", a.id)),
+                ..cartwright_store::NewJob::new(
+                    SESSION_CHECK_JOB,
+                    serde_json::json!({ "account": a.id.get() }),
+                )
+            })
+            .collect();
+        self.store.enqueue_many(&jobs).await
     }
 }

@@ -100,7 +100,7 @@ impl EventBus {
         self: &Arc<Self>,
         filter: EventFilter,
         after: Option<cartwright_core::ids::EventId>,
-    ) -> impl Stream<Item = Arc<Event>> + Send + 'static {
+    ) -> impl Stream<Item = Arc<Event>> + Send + 'static + use<> {
         let bus = self.clone();
         // Subscribe before reading the backlog: an event written in between is in both and
         // is dropped from the live side by its id.

@@ -12,7 +12,7 @@ use cartwright_core::account::SessionStatus;
 use cartwright_core::batch::CouponPolicy;
 use cartwright_core::cookies::CookieJar;
 use cartwright_core::ids::{AccountId, BatchId, OrderId};
-use cartwright_core::order::{ErrorClass, Level, Totals};
+use cartwright_core::order::{ErrorClass, Level, NewEvent, Totals};
 use cartwright_jobs::{BoxFuture, Handler, Outcome};
 use cartwright_store::{Finish, Job, OrderStart, OrderTicket, RunRecord, StoreError};
 use serde_json::{Value, json};
@@ -85,29 +85,34 @@ impl RunLog {
 
 impl StepLog for RunLog {
     fn log(&self, phase: Option<Phase>, step: Option<&str>, level: Level, message: &str) {
-        self.engine.emit(
-            self.batch,
-            self.order,
-            Some(self.account),
-            phase.map(Phase::as_str),
-            step,
-            level,
-            message.to_owned(),
-        );
+        self.engine
+            .emit(self.event(phase.map(Phase::as_str), step, level, message.to_owned()));
     }
 }
 
 impl RunLog {
-    fn say(&self, level: Level, message: impl Into<String>) {
-        self.engine.emit(
-            self.batch,
-            self.order,
-            Some(self.account),
-            None,
-            None,
+    fn event(
+        &self,
+        phase: Option<&str>,
+        step: Option<&str>,
+        level: Level,
+        message: String,
+    ) -> NewEvent {
+        NewEvent {
+            batch_id: self.batch,
+            order_id: self.order,
+            account_id: Some(self.account),
+            phase: phase.map(str::to_owned),
+            step: step.map(str::to_owned),
             level,
-            message.into(),
-        );
+            message,
+            at: time::OffsetDateTime::now_utc(),
+        }
+    }
+
+    fn say(&self, level: Level, message: impl Into<String>) {
+        self.engine
+            .emit(self.event(None, None, level, message.into()));
     }
 }
 
@@ -563,7 +568,6 @@ impl Engine {
     /// An order found `placing`: its run was lost after it was marked. Settled from the
     /// history in a fresh session.
     async fn resolve(self: &Arc<Self>, ticket: OrderTicket) -> Outcome {
-        let order = &ticket.order;
         let log = RunLog::of(self, &ticket);
         log.say(
             Level::Warn,

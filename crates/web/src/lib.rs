@@ -37,6 +37,7 @@ use utoipa_swagger_ui::SwaggerUi;
         (name = "accounts", description = "Customer accounts, their cookies, import and export"),
         (name = "products", description = "Products for carts"),
         (name = "addresses", description = "Shipping addresses"),
+        (name = "batches", description = "Order batches, their orders, logs, reports and live events"),
         (name = "system", description = "Health"),
     )
 )]
@@ -70,7 +71,8 @@ pub fn api(options: &WebOptions) -> (Router<AppState>, utoipa::openapi::OpenApi)
         .merge(routes::storefronts::router())
         .merge(routes::accounts::router(options.max_upload_bytes))
         .merge(routes::products::router())
-        .merge(routes::addresses::router());
+        .merge(routes::addresses::router())
+        .merge(routes::batches::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
         .merge(routes::system::router())

@@ -50,6 +50,8 @@ pub struct Inner {
     pub throttle: LoginThrottle,
     /// Tunables.
     pub options: WebOptions,
+    /// The automation engine: batches, events, artifacts, profiles.
+    pub engine: Arc<cartwright_engine::Engine>,
     /// When each API token's use was last written, so a busy token is written once a minute.
     pub token_uses: std::sync::Mutex<
         std::collections::HashMap<cartwright_core::ids::TokenId, std::time::Instant>,
@@ -58,8 +60,14 @@ pub struct Inner {
 
 impl AppState {
     /// Builds the state; token keys are derived from the install's secret key.
-    pub fn new(store: Store, key: &SecretKey, options: WebOptions) -> Self {
+    pub fn new(
+        store: Store,
+        key: &SecretKey,
+        options: WebOptions,
+        engine: Arc<cartwright_engine::Engine>,
+    ) -> Self {
         Self(Arc::new(Inner {
+            engine,
             store,
             jwt: Jwt::new(&key.derive("jwt"), options.token_ttl),
             throttle: LoginThrottle::new(

@@ -336,3 +336,74 @@ impl TestApp {
         }
     }
 }
+
+/// A server with the demo shop beside it, seeded the way `cartwright demo` seeds it.
+pub struct ShopApp {
+    pub app: TestApp,
+    pub shop: cartwright_demo_shop::RunningShop,
+    pub storefront: i64,
+}
+
+impl ShopApp {
+    pub async fn spawn(adjust: impl FnOnce(&mut cartwright_demo_shop::ShopConfig)) -> ShopApp {
+        let mut config = cartwright_demo_shop::ShopConfig {
+            customers: 8,
+            pincode_delay: std::time::Duration::from_millis(100),
+            ..Default::default()
+        };
+        adjust(&mut config);
+        let shop = cartwright_demo_shop::start("127.0.0.1:0".parse().unwrap(), config)
+            .await
+            .unwrap();
+        let app = TestApp::spawn_with(|s| s.workers = 2).await;
+        cartwright::demo::seed(app.store(), &shop).await.unwrap();
+        let storefronts = app.get("/api/v1/storefronts", &app.admin).await;
+        let storefront = storefronts.ok(200).as_array().unwrap()[0]["id"]
+            .as_i64()
+            .unwrap();
+        ShopApp {
+            app,
+            shop,
+            storefront,
+        }
+    }
+
+    /// The id of the `n`th product (from 0) that the shop has in stock.
+    pub async fn product(&self, n: usize) -> i64 {
+        let list = self
+            .app
+            .get(
+                "/api/v1/products?per_page=100&in_stock=true",
+                &self.app.admin,
+            )
+            .await;
+        list.ok(200)["items"].as_array().unwrap()[n]["id"]
+            .as_i64()
+            .unwrap()
+    }
+
+    /// Waits for the batch to leave `running` or go idle, and returns it.
+    pub async fn settled(&self, batch: i64) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+        loop {
+            let b = self
+                .app
+                .get(&format!("/api/v1/batches/{batch}"), &self.app.admin)
+                .await
+                .ok(200)
+                .clone();
+            let c = &b["counts"];
+            let busy = c["queued"].as_i64().unwrap()
+                + c["running"].as_i64().unwrap()
+                + c["placing"].as_i64().unwrap();
+            if busy == 0 || b["state"] != "running" {
+                return b;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "batch {batch} did not settle: {b}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        }
+    }
+}

@@ -5,9 +5,11 @@
 
 mod accounts;
 mod auth;
+mod batches;
 mod catalog;
 mod cli;
 mod cookies;
+mod crash;
 mod demo;
 mod helpers;
 mod import_export;

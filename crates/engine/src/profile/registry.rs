@@ -31,10 +31,13 @@ pub enum RegistryError {
     Invalid(#[from] ProfileErrors),
 }
 
+/// A loaded profile and the modification time of the file it came from.
+type Cached = (Option<SystemTime>, Arc<Profile>);
+
 /// The profiles an engine uses.
 pub struct Profiles {
     dir: Option<PathBuf>,
-    cache: Mutex<HashMap<String, (Option<SystemTime>, Arc<Profile>)>>,
+    cache: Mutex<HashMap<String, Cached>>,
 }
 
 impl Profiles {

@@ -109,21 +109,39 @@ impl<P: Need> FromRequestParts<AppState> for Auth<P> {
     }
 }
 
-async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
-    let header = parts
-        .headers
-        .get(AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthorized("sign in: send Authorization: Bearer TOKEN"))?;
-    let token = header
-        .to_str()
-        .ok()
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
+/// The bearer token of a request: the `Authorization` header, or an `access_token` query
+/// parameter for the clients that cannot set headers (a browser's EventSource and WebSocket).
+fn bearer(parts: &Parts) -> Result<String, ApiError> {
+    if let Some(header) = parts.headers.get(AUTHORIZATION) {
+        return header
+            .to_str()
+            .ok()
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                ApiError::unauthorized("the Authorization header must be Bearer TOKEN")
+            });
+    }
+    parts
+        .uri
+        .query()
+        .and_then(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "access_token")
+                .map(|(_, v)| v.into_owned())
         })
-        .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::unauthorized("the Authorization header must be Bearer TOKEN"))?;
+        .ok_or_else(|| ApiError::unauthorized("sign in: send Authorization: Bearer TOKEN"))
+}
+
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    let token = bearer(parts)?;
+    let token = token.as_str();
 
     if token.starts_with(TOKEN_PREFIX) {
         let auth = state

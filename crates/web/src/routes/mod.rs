@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod addresses;
 pub mod auth;
+pub mod batches;
 pub mod operators;
 pub mod products;
 pub mod storefronts;

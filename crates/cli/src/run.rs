@@ -1,0 +1,466 @@
+//! `cartwright run`: submits a batch from the command line, runs it with this process's
+//! workers (beside any others on the same database), shows its progress and ends with a
+//! summary. Ctrl-C stops the batch cleanly: waiting orders are cancelled, running ones stop
+//! after their current step, an order being placed completes.
+
+use crate::{Settings, StartError};
+use cartwright_core::batch::{BatchState, CartLine, CouponPolicy, NewBatch, Payment};
+use cartwright_core::ids::{AddressId, ProductId};
+use cartwright_core::money::Money;
+use cartwright_core::order::{Level, Order, OrderState};
+use cartwright_core::selection::{SelectBy, SelectionRequest};
+use cartwright_core::values::{Slug, Text};
+use cartwright_engine::{Engine, EventFilter};
+use cartwright_store::{OrderFilter, PageRequest, ProductFilter, Store};
+use futures::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What `cartwright run` was asked.
+#[derive(Debug, Clone)]
+pub struct RunArgs {
+    /// Storefront slug; the only storefront when absent.
+    pub storefront: Option<String>,
+    /// Pick the storefront by its profile's name instead.
+    pub profile: Option<String>,
+    /// `1-20`, `7`, `ids:3,9`, `tag:vip`.
+    pub accounts: String,
+    /// Products: id, SKU or URL, each optionally `:QTY`.
+    pub products: Vec<String>,
+    /// Units of each product given without `:QTY`.
+    pub qty: u32,
+    /// `default` or an address id.
+    pub address: String,
+    /// none, first, best, required.
+    pub coupon: String,
+    /// The most an order may cost, in the storefront's currency.
+    pub max_total: String,
+    /// Orders per account.
+    pub repetitions: u32,
+    /// `cod` or `saved:LABEL`.
+    pub payment: String,
+    /// Leave what is in the cart.
+    pub keep_cart: bool,
+    /// Delete saved addresses first.
+    pub clear_addresses: bool,
+    /// Browser runs at once.
+    pub concurrency: Option<usize>,
+    /// A name for the batch.
+    pub name: Option<String>,
+}
+
+/// Why `run` stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// An argument is wrong.
+    #[error("{0}")]
+    Usage(String),
+    /// Start-up failed.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] cartwright_store::StoreError),
+}
+
+fn usage(message: impl Into<String>) -> RunError {
+    RunError::Usage(message.into())
+}
+
+/// How a run ended, for the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Every order was placed.
+    AllPlaced,
+    /// Some orders did not get placed (failed, skipped, cancelled).
+    SomeNotPlaced,
+}
+
+async fn storefront(
+    store: &Store,
+    args: &RunArgs,
+) -> Result<cartwright_core::storefront::Storefront, RunError> {
+    let all = store.storefronts().await?;
+    if let Some(slug) = &args.storefront {
+        let slug = Slug::parse(slug).map_err(|m| usage(format!("--storefront {m}")))?;
+        return store
+            .storefront_by_slug(&slug)
+            .await?
+            .ok_or_else(|| usage(format!("--storefront: no storefront is called {slug}")));
+    }
+    let matching: Vec<_> = all
+        .into_iter()
+        .filter(|s| {
+            args.profile
+                .as_deref()
+                .is_none_or(|p| s.profile.as_str() == p)
+        })
+        .collect();
+    match matching.len() {
+        1 => Ok(matching
+            .into_iter()
+            .next()
+            .ok_or_else(|| usage("no storefront"))?),
+        0 => Err(usage(match &args.profile {
+            Some(p) => format!("--profile: no storefront uses the profile {p}"),
+            None => "there is no storefront yet: add one (or run `cartwright demo`)".into(),
+        })),
+        _ => Err(usage(
+            "several storefronts match: name one with --storefront SLUG",
+        )),
+    }
+}
+
+async fn product(
+    store: &Store,
+    storefront: cartwright_core::ids::StorefrontId,
+    given: &str,
+) -> Result<ProductId, RunError> {
+    if let Ok(id) = given.parse::<i64>() {
+        return Ok(ProductId(id));
+    }
+    let filter = ProductFilter {
+        storefront_id: Some(storefront),
+        in_stock: None,
+        text: Some(given.to_owned()),
+    };
+    let page = store
+        .products(
+            &filter,
+            PageRequest::number(1, 50).map_err(|e| usage(e.to_string()))?,
+        )
+        .await?;
+    let exact: Vec<_> = page
+        .items
+        .iter()
+        .filter(|p| {
+            p.url.as_str().trim_end_matches('/') == given.trim_end_matches('/')
+                || p.sku.as_ref().is_some_and(|s| s.as_str() == given)
+        })
+        .collect();
+    match exact.as_slice() {
+        [one] => Ok(one.id),
+        [] => Err(usage(format!(
+            "--product {given}: no product has this id, SKU or URL"
+        ))),
+        _ => Err(usage(format!(
+            "--product {given}: several products match; use the id"
+        ))),
+    }
+}
+
+/// Builds the batch the arguments describe.
+pub async fn batch_from(store: &Store, args: &RunArgs) -> Result<NewBatch, RunError> {
+    let storefront = storefront(store, args).await?;
+    let by =
+        SelectBy::parse(&args.accounts).map_err(|e| usage(format!("--accounts {}", e.message)))?;
+    let mut accounts = SelectionRequest {
+        storefront_id: storefront.id,
+        range: None,
+        ids: None,
+        tag: None,
+    };
+    match by {
+        SelectBy::Range { from, to } => {
+            accounts.range = Some(cartwright_core::selection::PositionRange { from, to })
+        }
+        SelectBy::Ids { ids } => accounts.ids = Some(ids),
+        SelectBy::Tag { tag } => accounts.tag = Some(tag),
+    }
+    if args.products.is_empty() {
+        return Err(usage(
+            "--product: give at least one product (id, SKU or URL, optionally :QTY)",
+        ));
+    }
+    let mut lines = Vec::new();
+    for given in &args.products {
+        // `URL:3` must not split inside `https://`: only a trailing `:digits` is a quantity.
+        let (what, qty) = match given.rsplit_once(':') {
+            Some((what, q)) if !q.is_empty() && q.chars().all(|c| c.is_ascii_digit()) => (
+                what,
+                q.parse()
+                    .map_err(|_| usage(format!("--product {given}: bad quantity")))?,
+            ),
+            _ => (given.as_str(), args.qty),
+        };
+        lines.push(CartLine {
+            product_id: product(store, storefront.id, what).await?,
+            quantity: qty,
+        });
+    }
+    let address_id = match args.address.as_str() {
+        "default" => None,
+        id => Some(AddressId(id.parse().map_err(|_| {
+            usage("--address must be `default` or an address id")
+        })?)),
+    };
+    let coupon: CouponPolicy = args
+        .coupon
+        .parse()
+        .map_err(|m: String| usage(format!("--coupon: {m}")))?;
+    let max_total = Money::parse(&args.max_total).map_err(|m| usage(format!("--max-total {m}")))?;
+    let payment = match args.payment.as_str() {
+        "cod" | "cash_on_delivery" => Payment::CashOnDelivery,
+        other => match other.strip_prefix("saved:") {
+            Some(label) => Payment::Saved {
+                label: Text::parse(label).map_err(|m| usage(format!("--payment {m}")))?,
+            },
+            None => {
+                return Err(usage(
+                    "--payment must be cod or saved:LABEL (card numbers are never taken)",
+                ));
+            }
+        },
+    };
+    let name = args
+        .name
+        .as_deref()
+        .map(Text::parse)
+        .transpose()
+        .map_err(|m| usage(format!("--name {m}")))?;
+    Ok(NewBatch {
+        name,
+        accounts,
+        lines,
+        repetitions: args.repetitions,
+        address_id,
+        payment,
+        coupon,
+        max_total,
+        clear_cart: !args.keep_cart,
+        clear_addresses: args.clear_addresses,
+    })
+}
+
+/// Runs the batch to its end, showing progress on standard error.
+pub async fn run(settings: &Settings, args: RunArgs) -> Result<RunOutcome, RunError> {
+    let key = crate::secret_key(settings)?;
+    let store = crate::open_store(settings, &key).await?;
+    let engine = Engine::new(store.clone(), settings.engine());
+    let spec = batch_from(&store, &args).await?;
+    let batch = engine
+        .submit_batch(&spec, None)
+        .await
+        .map_err(|e| match e {
+            cartwright_store::StoreError::Invalid(i) => {
+                usage(format!("{}: {}", i.field, i.message))
+            }
+            e => e.into(),
+        })?;
+    let mut worker_settings = settings.clone();
+    worker_settings.workers = args.concurrency.unwrap_or(settings.workers).max(1);
+    let workers = crate::start_workers(&worker_settings, &engine).await?;
+    eprintln!(
+        "batch {} : {} orders ({} accounts × {}), concurrency {}",
+        batch.id,
+        batch.counts.total,
+        batch.counts.total / i64::from(spec.repetitions.max(1)),
+        spec.repetitions,
+        worker_settings.workers
+    );
+    let bar = indicatif::ProgressBar::new(u64::try_from(batch.counts.total).unwrap_or(0));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    // Results and problems as they happen, above the bar.
+    let lines = {
+        let bar = bar.clone();
+        let mut events = Box::pin(engine.events().stream(
+            EventFilter {
+                batch: Some(batch.id),
+                order: None,
+                min_level: Some(Level::Info),
+            },
+            None,
+        ));
+        tokio::spawn(async move {
+            while let Some(e) = events.next().await {
+                let placed = e.message.starts_with("placed order");
+                if e.level >= Level::Warn || placed {
+                    let order = e
+                        .order_id
+                        .map(|o| format!("order {o}: "))
+                        .unwrap_or_default();
+                    bar.println(format!("{:5} {order}{}", e.level.as_str(), e.message));
+                }
+            }
+        })
+    };
+    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            _ = &mut ctrl_c => {
+                if stopping {
+                    bar.abandon_with_message("quit: unfinished orders are picked up by the next worker");
+                    workers.abandon().await;
+                    return Ok(RunOutcome::SomeNotPlaced);
+                }
+                stopping = true;
+                bar.println("stopping: waiting orders are cancelled; running ones finish their step (Ctrl-C again to quit at once)");
+                if let Err(e) = store.stop_batch(batch.id).await {
+                    bar.println(format!("could not stop the batch: {e}"));
+                }
+                ctrl_c.set(tokio::signal::ctrl_c());
+            }
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+        let now = store.batch(batch.id).await?;
+        let c = now.counts;
+        bar.set_position(u64::try_from(c.placed + c.failed + c.cancelled + c.skipped).unwrap_or(0));
+        bar.set_message(format!(
+            "placed {} failed {} running {}",
+            c.placed,
+            c.failed,
+            c.running + c.placing
+        ));
+        let idle = c.running + c.placing == 0;
+        if now.state == BatchState::Finished || (now.state != BatchState::Running && idle) {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    workers.shutdown(crate::SHUTDOWN_GRACE).await;
+    engine.shutdown().await;
+    lines.abort();
+    let orders = all_orders(&store, batch.id).await?;
+    let stats = store.batch_stats(batch.id).await?;
+    print_summary(&orders);
+    let c = stats.counts;
+    println!(
+        "\nbatch {}: {} placed, {} failed, {} cancelled, {} skipped; placed value {}; median order {}",
+        batch.id,
+        c.placed,
+        c.failed,
+        c.cancelled,
+        c.skipped,
+        minor(Some(stats.placed_total_minor)),
+        stats
+            .duration_p50_ms
+            .map_or("-".into(), |ms| format!("{:.1} s", ms as f64 / 1000.0))
+    );
+    if let Some(reason) = store.batch(batch.id).await?.pause_reason {
+        println!("the batch is paused: {reason}");
+    }
+    store.close().await;
+    Ok(if c.placed == c.total {
+        RunOutcome::AllPlaced
+    } else {
+        RunOutcome::SomeNotPlaced
+    })
+}
+
+async fn all_orders(
+    store: &Store,
+    batch: cartwright_core::ids::BatchId,
+) -> Result<Vec<Order>, RunError> {
+    let filter = OrderFilter {
+        batch: Some(batch),
+        ..Default::default()
+    };
+    let mut page = PageRequest::number(1, 500).map_err(|e| usage(e.to_string()))?;
+    let mut out = Vec::new();
+    loop {
+        let chunk = store.orders(&filter, &page).await?;
+        out.extend(chunk.items);
+        match chunk.next_cursor {
+            Some(c) => page = PageRequest::after(&c, 500).map_err(|e| usage(e.to_string()))?,
+            None => return Ok(out),
+        }
+    }
+}
+
+fn minor(m: Option<i64>) -> String {
+    m.map_or_else(
+        || "-".into(),
+        |m| format!("{}.{:02}", m / 100, (m % 100).abs()),
+    )
+}
+
+/// The summary table: one row per order.
+pub fn print_summary(orders: &[Order]) {
+    let rows: Vec<[String; 6]> = orders
+        .iter()
+        .map(|o| {
+            [
+                o.id.to_string(),
+                o.account
+                    .clone()
+                    .unwrap_or_else(|| o.account_id.to_string()),
+                o.state.as_str().to_owned(),
+                o.order_number.clone().unwrap_or_else(|| "-".into()),
+                minor(o.total_minor),
+                match o.state {
+                    OrderState::Placed => o
+                        .coupon
+                        .clone()
+                        .map(|c| format!("coupon {c}"))
+                        .unwrap_or_default(),
+                    _ => {
+                        let class = o
+                            .error_class
+                            .map(|c| format!("[{}] ", c.as_str()))
+                            .unwrap_or_default();
+                        let mut m =
+                            format!("{class}{}", o.error_message.clone().unwrap_or_default());
+                        if m.chars().count() > 70 {
+                            m = m.chars().take(69).collect::<String>() + "…";
+                        }
+                        m
+                    }
+                },
+            ]
+        })
+        .collect();
+    let head = ["order", "account", "state", "number", "total", "note"];
+    let mut widths = head.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; 6]| {
+        cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    println!("{}", line(head));
+    for row in &rows {
+        println!(
+            "{}",
+            line([&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]].map(String::as_str))
+        );
+    }
+}
+
+/// `cartwright worker`: runs jobs from the shared database until stopped.
+pub async fn worker(
+    settings: &Settings,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    let key = crate::secret_key(settings)?;
+    let store = crate::open_store(settings, &key).await?;
+    let engine: Arc<Engine> = Engine::new(store.clone(), settings.engine());
+    let workers = crate::start_workers(settings, &engine).await?;
+    eprintln!(
+        "worker {} running {} browser jobs at once; stop with Ctrl-C",
+        settings.node(),
+        settings.workers.max(1)
+    );
+    shutdown.await;
+    tracing::info!(
+        "stopping: running orders get {:?} to finish",
+        crate::SHUTDOWN_GRACE
+    );
+    workers.shutdown(crate::SHUTDOWN_GRACE).await;
+    engine.shutdown().await;
+    store.close().await;
+    Ok(())
+}

@@ -1,0 +1,482 @@
+//! Batches of orders: submit, list, follow, stop, resume; their orders with logs, failure
+//! artifacts and PDF reports; the live event stream (WebSocket and server-sent events).
+
+use crate::auth::{Auth, Operate, Read};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Json, Path, Query};
+use crate::routes::{created, page_request};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use cartwright_core::batch::{Batch, BatchStats, NewBatch};
+use cartwright_core::ids::{AccountId, BatchId, EventId, OrderId};
+use cartwright_core::order::{Event, Level, Order, OrderState};
+use cartwright_core::selection::SelectionRequest;
+use cartwright_engine::EventFilter;
+use cartwright_store::{EventQuery, OrderFilter, Page};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::convert::Infallible;
+use std::time::Duration;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get_one))
+        .routes(routes!(stats))
+        .routes(routes!(stop))
+        .routes(routes!(resume))
+        .routes(routes!(batch_orders))
+        .routes(routes!(batch_events))
+        .routes(routes!(batch_report))
+        .routes(routes!(list_orders))
+        .routes(routes!(get_order))
+        .routes(routes!(order_screenshot))
+        .routes(routes!(order_snapshot))
+        .routes(routes!(order_report))
+        .routes(routes!(events_socket))
+        .routes(routes!(session_checks))
+}
+
+/// Page parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Page number, from 1.
+    page: Option<u32>,
+    /// Rows per page, 1 to 500, default 50.
+    per_page: Option<u32>,
+    /// The `next_cursor` of the previous page, instead of `page`.
+    cursor: Option<String>,
+}
+
+/// Batches, newest first.
+#[utoipa::path(get, path = "/batches", tag = "batches", params(PageQuery),
+    responses((status = 200, body = Page<Batch>), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+async fn list(
+    State(state): State<AppState>,
+    _: Auth<Read>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<axum::Json<Page<Batch>>> {
+    let page = page_request(q.page, q.per_page, q.cursor.as_deref())?;
+    Ok(axum::Json(state.store.batches(&page).await?))
+}
+
+/// Submits a batch: the same cart ordered from every selected account (× repetitions). It is
+/// checked completely first; the batch, its orders and their jobs are written together.
+#[utoipa::path(post, path = "/batches", tag = "batches", request_body = NewBatch,
+    responses((status = 201, body = Batch), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+async fn create(
+    State(state): State<AppState>,
+    auth: Auth<Operate>,
+    Json(body): Json<NewBatch>,
+) -> ApiResult<Response> {
+    let batch = state.engine.submit_batch(&body, auth.0.operator()).await?;
+    Ok(created(format!("/api/v1/batches/{}", batch.id), batch))
+}
+
+/// One batch with its order counts.
+#[utoipa::path(get, path = "/batches/{id}", tag = "batches", params(("id" = i64, Path)),
+    responses((status = 200, body = Batch), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+async fn get_one(
+    State(state): State<AppState>,
+    _: Auth<Read>,
+    Path(id): Path<BatchId>,
+) -> ApiResult<axum::Json<Batch>> {
+    Ok(axum::Json(state.store.batch(id).await?))
+}
+
+/// A batch's figures: orders by state, failures by class, totals, durations, pace.
+#[utoipa::path(get, path = "/batches/{id}/stats", tag = "batches", params(("id" = i64, Path)),
+    responses((status = 200, body = BatchStats), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+async fn stats(
+    State(state): State<AppState>,
+    _: Auth<Read>,
+    Path(id): Path<BatchId>,
+) -> ApiResult<axum::Json<BatchStats>> {
+    Ok(axum::Json(state.store.batch_stats(id).await?))
+}
+
+/// Stops a batch: waiting orders are cancelled; running ones stop after their current step;
+/// one whose final click is out completes.
+#[utoipa::path(post, path = "/batches/{id}/stop", tag = "batches", params(("id" = i64, Path)),
+    responses((status = 200, body = Batch), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn stop(
+    State(state): State<AppState>,
+    _: Auth<Operate>,
+    Path(id): Path<BatchId>,
+) -> ApiResult<axum::Json<Batch>> {
+    Ok(axum::Json(state.store.stop_batch(id).await?))
+}
+
+/// Resumes a stopped or paused batch: cancelled orders are queued again.
+#[utoipa::path(post, path = "/batches/{id}/resume", tag = "batches", params(("id" = i64, Path)),
+    responses((status = 200, body = Batch), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn resume(
+    State(state): State<AppState>,
+    _: Auth<Operate>,
+    Path(id): Path<BatchId>,
+) -> ApiResult<axum::Json<Batch>> {
+    Ok(axum::Json(state.store.resume_batch(id).await?))
+}
+
+/// Order filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct OrderQuery {
+    /// Page number, from 1.
+    page: Option<u32>,
+    /// Rows per page, 1 to 500, default 50.
+    per_page: Option<u32>,
+    /// The `next_cursor` of the previous page, instead of `page`.
+    cursor: Option<String>,
+    /// Only this batch's orders.
+    batch_id: Option<BatchId>,
+    /// Only this account's orders.
+    account_id: Option<AccountId>,
+    /// Only orders in this state.
+    #[param(value_type = Option<String>)]
+    state: Option<OrderState>,
+}
+
+async fn orders_page(
+    state: &AppState,
+    q: OrderQuery,
+    batch: Option<BatchId>,
+) -> ApiResult<Page<Order>> {
+    let page = page_request(q.page, q.per_page, q.cursor.as_deref())?;
+    let filter = OrderFilter {
+        batch: batch.or(q.batch_id),
+        account: q.account_id,
+        state: q.state,
+    };
+    Ok(state.store.orders(&filter, &page).await?)
+}
+
+/// A batch's orders, in the order they were created.
+#[utoipa::path(get, path = "/batches/{id}/orders", tag = "batches", params(("id" = i64, Path), OrderQuery),
+    responses((status = 200, body = Page<Order>), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+async fn batch_orders(
+    State(state): State<AppState>,
+    _: Auth<Read>,
+    Path(id): Path<BatchId>,
+    Query(q): Query<OrderQuery>,
+) -> ApiResult<axum::Json<Page<Order>>> {
+    state.store.batch_state(id).await?;
+    Ok(axum::Json(orders_page(&state, q, Some(id)).await?))
+}
+
+/// Order history across batches, filtered by batch, account or state.
+#[utoipa::path(get, path = "/orders", tag = "batches", params(OrderQuery),
+    responses((status = 200, body = Page<Order>), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+async fn list_orders(
+    State(state): State<AppState>,
+    _: Auth<Read>,
+    Query(q): Query<OrderQuery>,
+) -> ApiResult<axum::Json<Page<Order>>> {
+    Ok(axum::Json(orders_page(&state, q, None).await?))
+}
+
+/// An order with its step log and links to its failure artifacts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderDetail {
+    /// The order.
+    pub order: Order,
+    /// Its log, oldest first.
+    pub log: Vec<Event>,
+    /// The failure screenshot (PNG), when one was kept.
+    pub screenshot_url: Option<String>,
+    /// The page's HTML at the failure, when it was kept.
+    pub snapshot_url: Option<String>,
+}
+
+/// One order with its step log.
+#[utoipa::path(get, path = "/orders/{id}", tag = "batches", params(("id" = i64, Path)),
+    responses((status = 200, body = OrderDetail), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+async fn get_order(
+    State(state): State<AppState>,
+    _: Auth<Read>,
+    Path(id): Path<OrderId>,
+) -> ApiResult<axum::Json<OrderDetail>> {
+    let order = state.store.order(id).await?;
+    let log = state
+        .store
+        .events(&EventQuery {
+            order: Some(id),
+            limit: 5_000,
+            ..Default::default()
+        })
+        .await?;
+    Ok(axum::Json(OrderDetail {
+        screenshot_url: order
+            .has_screenshot
+            .then(|| format!("/api/v1/orders/{id}/screenshot")),
+        snapshot_url: order
+            .has_snapshot
+            .then(|| format!("/api/v1/orders/{id}/snapshot")),
+        order,
+        log,
+    }))
+}
+
+async fn artifact(state: &AppState, relative: Option<String>, what: &str) -> ApiResult<Vec<u8>> {
+    let relative =
+        relative.ok_or_else(|| ApiError::not_found(format!("this order has no {what}")))?;
+    // Paths are written by the engine (`orders/{id}/run-{n}.png`); refuse anything else.
+    if relative
+        .split('/')
+        .any(|part| part.is_empty() || part == ".." || part.starts_with('.'))
+    {
+        return Err(ApiError::not_found(format!("this order has no {what}")));
+    }
+    tokio::fs::read(state.engine.artifacts_dir().join(&relative))
+        .await
+        .map_err(|_| ApiError::not_found(format!("the {what} is no longer on disk")))
+}
+
+/// The screenshot taken when the order failed.
+#[utoipa::path(get, path = "/orders/{id}/screenshot", tag = "batches", params(("id" = i64, Path)),
+    responses((status = 200, content_type = "image/png", body = Vec<u8>), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn order_screenshot(
+    State(state): State<AppState>,
+    _: Auth<Read>,
+    Path(id): Path<OrderId>,
+) -> ApiResult<Response> {
+    let (png, _) = state.store.order_artifacts(id).await?;
+    let bytes = artifact(&state, png, "screenshot").await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/png"),
+            (header::CACHE_CONTROL, "private, max-age=3600"),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// The storefront's page as it was when the order failed. Served inert: scripts do not run.
+#[utoipa::path(get, path = "/orders/{id}/snapshot", tag = "batches", params(("id" = i64, Path)),
+    responses((status = 200, content_type = "text/html", body = String), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn order_snapshot(
+    State(state): State<AppState>,
+    _: Auth<Read>,
+    Path(id): Path<OrderId>,
+) -> ApiResult<Response> {
+    let (_, html) = state.store.order_artifacts(id).await?;
+    let bytes = artifact(&state, html, "page snapshot").await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            // A foreign site's page under our origin: no scripts, no forms, no same-origin.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "sandbox; default-src 'none'; img-src * data:; style-src * 'unsafe-inline'",
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+fn pdf(bytes: Vec<u8>, name: String) -> Response {
+    let disposition = HeaderValue::from_str(&format!("inline; filename=\"{name}\""))
+        .unwrap_or(HeaderValue::from_static("inline"));
+    let mut response = ([(header::CONTENT_TYPE, "application/pdf")], bytes).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_DISPOSITION, disposition);
+    response
+}
+
+/// A PDF report of the batch: its figures, then every order.
+#[utoipa::path(get, path = "/batches/{id}/report.pdf", tag = "batches", params(("id" = i64, Path)),
+    responses((status = 200, content_type = "application/pdf", body = Vec<u8>), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn batch_report(
+    State(state): State<AppState>,
+    _: Auth<Read>,
+    Path(id): Path<BatchId>,
+) -> ApiResult<Response> {
+    let batch = state.store.batch(id).await?;
+    let stats = state.store.batch_stats(id).await?;
+    let mut orders = Vec::new();
+    let mut page = cartwright_store::PageRequest::number(1, 500)?;
+    loop {
+        let chunk = state
+            .store
+            .orders(
+                &OrderFilter {
+                    batch: Some(id),
+                    ..Default::default()
+                },
+                &page,
+            )
+            .await?;
+        orders.extend(chunk.items);
+        match chunk.next_cursor {
+            Some(c) => page = cartwright_store::PageRequest::after(&c, 500)?,
+            None => break,
+        }
+    }
+    let bytes =
+        cartwright_report::batch_report(&batch, &stats, &orders, time::OffsetDateTime::now_utc());
+    Ok(pdf(bytes, format!("batch-{id}.pdf")))
+}
+
+/// A PDF of one order: its summary, then its log.
+#[utoipa::path(get, path = "/orders/{id}/report.pdf", tag = "batches", params(("id" = i64, Path)),
+    responses((status = 200, content_type = "application/pdf", body = Vec<u8>), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn order_report(
+    State(state): State<AppState>,
+    _: Auth<Read>,
+    Path(id): Path<OrderId>,
+) -> ApiResult<Response> {
+    let order = state.store.order(id).await?;
+    let log = state
+        .store
+        .events(&EventQuery {
+            order: Some(id),
+            limit: 5_000,
+            ..Default::default()
+        })
+        .await?;
+    let bytes = cartwright_report::order_report(&order, &log, time::OffsetDateTime::now_utc());
+    Ok(pdf(bytes, format!("order-{id}.pdf")))
+}
+
+/// Which events a stream carries.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventStreamQuery {
+    /// Only this batch's events.
+    batch_id: Option<BatchId>,
+    /// Only this order's events.
+    order_id: Option<OrderId>,
+    /// Only events at least this loud: debug, info, warn, error.
+    #[param(value_type = Option<String>)]
+    level: Option<Level>,
+    /// Start after this event id (the backlog before it is skipped).
+    after: Option<EventId>,
+    /// The bearer token, for clients that cannot send headers (read by the authentication).
+    #[serde(rename = "access_token")]
+    _access_token: Option<String>,
+}
+
+/// Live events of a batch as server-sent events: the stored ones first (after
+/// `Last-Event-ID` when reconnecting), then each new one as it happens.
+#[utoipa::path(get, path = "/batches/{id}/events", tag = "batches", params(("id" = i64, Path), EventStreamQuery),
+    responses((status = 200, content_type = "text/event-stream", body = Event), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn batch_events(
+    State(state): State<AppState>,
+    _: Auth<Read>,
+    Path(id): Path<BatchId>,
+    headers: HeaderMap,
+    Query(q): Query<EventStreamQuery>,
+) -> ApiResult<Response> {
+    state.store.batch_state(id).await?;
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .map(EventId);
+    let filter = EventFilter {
+        batch: Some(id),
+        order: q.order_id,
+        min_level: q.level,
+    };
+    let stream = state
+        .engine
+        .events()
+        .stream(filter, resume.or(q.after))
+        .map(|e| {
+            let data = serde_json::to_string(&*e).unwrap_or_default();
+            Ok::<_, Infallible>(
+                SseEvent::default()
+                    .id(e.id.to_string())
+                    .event("event")
+                    .data(data),
+            )
+        });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
+
+/// Live events over a WebSocket, filtered by batch, order and level: the stored ones first,
+/// then each new one as it happens, as JSON text messages.
+#[utoipa::path(get, path = "/ws/events", tag = "batches", params(EventStreamQuery),
+    responses((status = 101, description = "switching to the WebSocket protocol")), security(("bearer" = [])))]
+async fn events_socket(
+    State(state): State<AppState>,
+    _: Auth<Read>,
+    Query(q): Query<EventStreamQuery>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let filter = EventFilter {
+        batch: q.batch_id,
+        order: q.order_id,
+        min_level: q.level,
+    };
+    let bus = state.engine.events().clone();
+    upgrade.on_upgrade(move |socket| relay(socket, bus.stream(filter, q.after)))
+}
+
+async fn relay(
+    mut socket: WebSocket,
+    events: impl futures::Stream<Item = std::sync::Arc<Event>> + Send,
+) {
+    let mut events = std::pin::pin!(events);
+    loop {
+        tokio::select! {
+            next = events.next() => {
+                let Some(e) = next else { break };
+                let text = serde_json::to_string(&*e).unwrap_or_default();
+                if socket.send(Message::Text(text.into())).await.is_err() {
+                    break;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
+/// How many sign-in tests were queued.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Queued {
+    /// Tests queued.
+    pub queued: usize,
+}
+
+/// Queues a sign-in test for each selected account: the session is checked in the browser and
+/// the storefront's profile details (email, phone, name) are read into the account.
+#[utoipa::path(post, path = "/accounts/session-checks", tag = "accounts", request_body = SelectionRequest,
+    responses((status = 202, body = Queued), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+async fn session_checks(
+    State(state): State<AppState>,
+    _: Auth<Operate>,
+    Json(body): Json<SelectionRequest>,
+) -> ApiResult<Response> {
+    let queued = state.engine.queue_session_checks(body).await?;
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        axum::Json(Queued { queued }),
+    )
+        .into_response())
+}
