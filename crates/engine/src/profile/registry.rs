@@ -49,6 +49,13 @@ impl Profiles {
         }
     }
 
+    /// Makes `profile` available under its name, ahead of files and built-in ones: for
+    /// profiles built in code (benchmarks, tests).
+    pub fn insert(&self, profile: Profile) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.insert(profile.name.clone(), (None, Arc::new(profile)));
+    }
+
     /// The profile named `name`: `{dir}/{name}.toml` if it exists, else the built-in one.
     pub fn get(&self, name: &str) -> Result<Arc<Profile>, RegistryError> {
         let file = self

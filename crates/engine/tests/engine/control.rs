@@ -243,11 +243,12 @@ async fn coupon_policies_first_best_and_required() {
     );
     let subtotal = placed.totals.mrp - placed.totals.mrp_discount;
     let best_discount = [
-        (10, 150_00, 499_00),
-        (0, 100_00, 999_00),
-        (15, 300_00, 1_499_00),
-        (0, 500_00, 4_999_00),
-        (0, 50_00, 0),
+        // (percent, cap, minimum subtotal), money in paise.
+        (10, 150 * 100, 499 * 100),
+        (0, 100 * 100, 999 * 100),
+        (15, 300 * 100, 1_499 * 100),
+        (0, 500 * 100, 4_999 * 100),
+        (0, 50 * 100, 0),
     ]
     .iter()
     .filter(|(_, _, min)| subtotal >= *min)
