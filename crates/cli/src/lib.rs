@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod rewards;
 pub mod run;
 
 pub use config::{ConfigError, LogFormat, Settings};
@@ -104,6 +105,7 @@ pub async fn start_workers(
         .workers(settings.node(), settings.workers)
         .timing(settings.job_timing())
         .start();
+    tokio::spawn(engine.clone().run_schedules());
     tracing::info!(concurrency = settings.workers, node = %settings.node(), "workers started");
     Ok(workers)
 }

@@ -63,6 +63,28 @@ enum Command {
         #[arg(long)]
         concurrency: Option<usize>,
     },
+    /// Check the rewards points of many accounts over plain HTTP and follow the run to the
+    /// end. Exits 0 when every account was read, 2 when some were not.
+    Rewards {
+        /// Storefront by slug (default: the only one, or the one using --profile).
+        #[arg(long)]
+        storefront: Option<String>,
+        /// Storefront by the name of its profile.
+        #[arg(long)]
+        profile: Option<String>,
+        /// Accounts: positions `1-500`, `7`, `ids:3,9,12` or `tag:NAME`.
+        #[arg(long)]
+        accounts: String,
+        /// Checks at once (default: the profile's).
+        #[arg(long)]
+        concurrency: Option<u32>,
+        /// Requests per second for this run (it can only lower the site's limit).
+        #[arg(long)]
+        rate_limit: Option<f64>,
+        /// Write the results to this file as CSV.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
     /// Order the same cart from many accounts and follow it to the end. Exits 0 when every
     /// order was placed, 2 when some were not.
     Run {
@@ -289,6 +311,32 @@ async fn main() -> anyhow::Result<()> {
             match cartwright::run::run(&settings, args).await {
                 Ok(cartwright::run::RunOutcome::AllPlaced) => {}
                 Ok(cartwright::run::RunOutcome::SomeNotPlaced) => std::process::exit(2),
+                Err(cartwright::run::RunError::Usage(m)) => {
+                    eprintln!("error: {m}");
+                    std::process::exit(64);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Command::Rewards {
+            storefront,
+            profile,
+            accounts,
+            concurrency,
+            rate_limit,
+            csv,
+        } => {
+            let args = cartwright::rewards::RewardsArgs {
+                storefront,
+                profile,
+                accounts,
+                concurrency,
+                rate_limit,
+                csv,
+            };
+            match cartwright::rewards::rewards(&settings, args).await {
+                Ok(true) => {}
+                Ok(false) => std::process::exit(2),
                 Err(cartwright::run::RunError::Usage(m)) => {
                     eprintln!("error: {m}");
                     std::process::exit(64);

@@ -63,7 +63,7 @@ pub enum RunError {
     Store(#[from] cartwright_store::StoreError),
 }
 
-fn usage(message: impl Into<String>) -> RunError {
+pub(crate) fn usage(message: impl Into<String>) -> RunError {
     RunError::Usage(message.into())
 }
 
@@ -80,8 +80,18 @@ async fn storefront(
     store: &Store,
     args: &RunArgs,
 ) -> Result<cartwright_core::storefront::Storefront, RunError> {
+    pick_storefront(store, args.storefront.as_deref(), args.profile.as_deref()).await
+}
+
+/// The storefront named by `--storefront SLUG`, or the one using `--profile NAME`, or the
+/// only one.
+pub(crate) async fn pick_storefront(
+    store: &Store,
+    slug: Option<&str>,
+    profile: Option<&str>,
+) -> Result<cartwright_core::storefront::Storefront, RunError> {
     let all = store.storefronts().await?;
-    if let Some(slug) = &args.storefront {
+    if let Some(slug) = slug {
         let slug = Slug::parse(slug).map_err(|m| usage(format!("--storefront {m}")))?;
         return store
             .storefront_by_slug(&slug)
@@ -90,18 +100,14 @@ async fn storefront(
     }
     let matching: Vec<_> = all
         .into_iter()
-        .filter(|s| {
-            args.profile
-                .as_deref()
-                .is_none_or(|p| s.profile.as_str() == p)
-        })
+        .filter(|s| profile.is_none_or(|p| s.profile.as_str() == p))
         .collect();
     match matching.len() {
         1 => Ok(matching
             .into_iter()
             .next()
             .ok_or_else(|| usage("no storefront"))?),
-        0 => Err(usage(match &args.profile {
+        0 => Err(usage(match profile {
             Some(p) => format!("--profile: no storefront uses the profile {p}"),
             None => "there is no storefront yet: add one (or run `cartwright demo`)".into(),
         })),
@@ -149,13 +155,14 @@ async fn product(
     }
 }
 
-/// Builds the batch the arguments describe.
-pub async fn batch_from(store: &Store, args: &RunArgs) -> Result<NewBatch, RunError> {
-    let storefront = storefront(store, args).await?;
-    let by =
-        SelectBy::parse(&args.accounts).map_err(|e| usage(format!("--accounts {}", e.message)))?;
+/// The selection `--accounts` describes: `1-20`, `7`, `ids:3,9`, `tag:vip`.
+pub(crate) fn selection(
+    storefront: cartwright_core::ids::StorefrontId,
+    given: &str,
+) -> Result<SelectionRequest, RunError> {
+    let by = SelectBy::parse(given).map_err(|e| usage(format!("--accounts {}", e.message)))?;
     let mut accounts = SelectionRequest {
-        storefront_id: storefront.id,
+        storefront_id: storefront,
         range: None,
         ids: None,
         tag: None,
@@ -167,6 +174,13 @@ pub async fn batch_from(store: &Store, args: &RunArgs) -> Result<NewBatch, RunEr
         SelectBy::Ids { ids } => accounts.ids = Some(ids),
         SelectBy::Tag { tag } => accounts.tag = Some(tag),
     }
+    Ok(accounts)
+}
+
+/// Builds the batch the arguments describe.
+pub async fn batch_from(store: &Store, args: &RunArgs) -> Result<NewBatch, RunError> {
+    let storefront = storefront(store, args).await?;
+    let accounts = selection(storefront.id, &args.accounts)?;
     if args.products.is_empty() {
         return Err(usage(
             "--product: give at least one product (id, SKU or URL, optionally :QTY)",
@@ -270,8 +284,8 @@ pub async fn run(settings: &Settings, args: RunArgs) -> Result<RunOutcome, RunEr
         let mut events = Box::pin(engine.events().stream(
             EventFilter {
                 batch: Some(batch.id),
-                order: None,
                 min_level: Some(Level::Info),
+                ..Default::default()
             },
             None,
         ));

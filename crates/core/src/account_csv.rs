@@ -349,6 +349,16 @@ pub const EXPORT_HEADER: [&str; 12] = [
     "created_at",
 ];
 
+/// A cell as text a spreadsheet will not run: one starting with = + - @ is a formula there,
+/// so it is quoted.
+pub fn spreadsheet_safe(v: &str) -> String {
+    if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{v}")
+    } else {
+        v.to_owned()
+    }
+}
+
 /// Writes accounts as CSV (without cookies), readable back by [`parse`].
 pub fn export(accounts: &[Account]) -> Result<Vec<u8>, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::with_capacity(accounts.len() * 128 + 128));
@@ -357,14 +367,7 @@ pub fn export(accounts: &[Account]) -> Result<Vec<u8>, csv::Error> {
         t.format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default()
     };
-    // A cell starting with = + - @ is a formula to a spreadsheet: quote it as text.
-    let cell = |v: &str| -> String {
-        if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-            format!("'{v}")
-        } else {
-            v.to_owned()
-        }
-    };
+    let cell = spreadsheet_safe;
     for a in accounts {
         w.write_record([
             a.id.to_string(),

@@ -55,4 +55,8 @@ ids! {
     OrderId,
     /// An event in the run log.
     EventId,
+    /// A run of rewards checks over an account selection.
+    RewardsRunId,
+    /// A recurring job (a rewards run every day at 09:00).
+    ScheduleId,
 }

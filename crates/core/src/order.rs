@@ -263,6 +263,9 @@ pub struct Event {
     pub batch_id: Option<crate::ids::BatchId>,
     /// The order.
     pub order_id: Option<crate::ids::OrderId>,
+    /// The rewards run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewards_run_id: Option<crate::ids::RewardsRunId>,
     /// The account.
     pub account_id: Option<crate::ids::AccountId>,
     /// The phase (`add_item`).
@@ -285,6 +288,8 @@ pub struct NewEvent {
     pub batch_id: Option<crate::ids::BatchId>,
     /// The order.
     pub order_id: Option<crate::ids::OrderId>,
+    /// The rewards run.
+    pub rewards_run_id: Option<crate::ids::RewardsRunId>,
     /// The account.
     pub account_id: Option<crate::ids::AccountId>,
     /// The phase.

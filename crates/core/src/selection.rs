@@ -23,7 +23,7 @@ pub struct PositionRange {
 }
 
 /// A selection as submitted: a storefront and exactly one of `range`, `ids` or `tag`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SelectionRequest {
     /// Storefront whose accounts are selected.

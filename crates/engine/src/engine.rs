@@ -57,6 +57,8 @@ pub struct Engine {
     pub(crate) limiter: Arc<RateLimiter>,
     pub(crate) events: Arc<EventBus>,
     pub(crate) profiles: Profiles,
+    pub(crate) http: reqwest::Client,
+    pub(crate) stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Engine {
@@ -71,6 +73,8 @@ impl Engine {
             config,
             limiter,
             events,
+            http: crate::rewards::http_client(),
+            stopping: tokio::sync::watch::Sender::new(false),
         })
     }
 
@@ -121,18 +125,22 @@ impl Engine {
     }
 
     /// Workers for this engine's jobs: orders and sign-in tests share the browser lane of
-    /// `concurrency` contexts.
+    /// `concurrency` contexts; rewards runs (plain HTTP, each with its own concurrency) go two
+    /// at a time in their own lane.
     pub fn workers(self: &Arc<Self>, id: impl Into<String>, concurrency: usize) -> Workers {
         let orders: Arc<dyn Handler> = Arc::new(crate::run::OrderHandler(self.clone()));
         let checks: Arc<dyn Handler> = Arc::new(crate::run::SessionCheckHandler(self.clone()));
-        Workers::new(self.store.clone(), id).lane(
-            "browser",
-            Self::browser_concurrency(concurrency),
-            vec![
-                (cartwright_store::ORDER_JOB, orders),
-                (SESSION_CHECK_JOB, checks),
-            ],
-        )
+        let rewards: Arc<dyn Handler> = Arc::new(crate::rewards::RewardsHandler(self.clone()));
+        Workers::new(self.store.clone(), id)
+            .lane(
+                "browser",
+                Self::browser_concurrency(concurrency),
+                vec![
+                    (cartwright_store::ORDER_JOB, orders),
+                    (SESSION_CHECK_JOB, checks),
+                ],
+            )
+            .lane("http", 2, vec![(cartwright_store::REWARDS_JOB, rewards)])
     }
 
     /// Records an event (and mirrors failures to the process log).
@@ -149,6 +157,7 @@ impl Engine {
 
     /// Closes the browser and writes pending events.
     pub async fn shutdown(&self) {
+        self.stopping.send_replace(true);
         self.events.flush().await;
         self.pool.shutdown().await;
     }

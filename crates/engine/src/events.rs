@@ -31,6 +31,8 @@ pub struct EventFilter {
     pub batch: Option<cartwright_core::ids::BatchId>,
     /// Of this order.
     pub order: Option<cartwright_core::ids::OrderId>,
+    /// Of this rewards run.
+    pub rewards_run: Option<cartwright_core::ids::RewardsRunId>,
     /// At least this loud.
     pub min_level: Option<Level>,
 }
@@ -40,6 +42,7 @@ impl EventFilter {
     pub fn matches(&self, e: &Event) -> bool {
         self.batch.is_none_or(|b| e.batch_id == Some(b))
             && self.order.is_none_or(|o| e.order_id == Some(o))
+            && self.rewards_run.is_none_or(|r| e.rewards_run_id == Some(r))
             && self.min_level.is_none_or(|l| e.level >= l)
     }
 
@@ -47,6 +50,7 @@ impl EventFilter {
         EventQuery {
             batch: self.batch,
             order: self.order,
+            rewards_run: self.rewards_run,
             min_level: self.min_level,
             after,
             limit,

@@ -7,6 +7,7 @@ pub mod events;
 pub mod flow;
 pub mod profile;
 pub mod ratelimit;
+mod rewards;
 mod run;
 
 pub use engine::{Engine, EngineConfig, SESSION_CHECK_JOB};

@@ -101,6 +101,7 @@ impl RunLog {
         NewEvent {
             batch_id: self.batch,
             order_id: self.order,
+            rewards_run_id: None,
             account_id: Some(self.account),
             phase: phase.map(str::to_owned),
             step: step.map(str::to_owned),

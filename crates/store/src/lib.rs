@@ -13,6 +13,7 @@ mod memo;
 mod operators;
 mod page;
 mod products;
+mod rewards;
 mod runs;
 mod storefronts;
 
@@ -26,6 +27,7 @@ pub use jobs::{Job, JobCount, NewJob};
 pub use operators::{LoginRecord, OperatorAuth, TokenAuth};
 pub use page::{Cursor, Page, PageRequest, PageStart};
 pub use products::ProductFilter;
+pub use rewards::{REWARDS_JOB, RunWork, ScheduleTurn, SnapshotFilter};
 pub use runs::{EventQuery, Finish, ORDER_JOB, OrderFilter, OrderStart, OrderTicket, RunRecord};
 
 use cartwright_core::Invalid;

@@ -142,6 +142,7 @@ struct EventRow {
     id: i64,
     batch_id: Option<i64>,
     order_id: Option<i64>,
+    rewards_run_id: Option<i64>,
     account_id: Option<i64>,
     phase: Option<String>,
     step: Option<String>,
@@ -157,6 +158,7 @@ impl TryFrom<EventRow> for Event {
             id: EventId(r.id),
             batch_id: r.batch_id.map(BatchId),
             order_id: r.order_id.map(OrderId),
+            rewards_run_id: r.rewards_run_id.map(cartwright_core::ids::RewardsRunId),
             account_id: r.account_id.map(AccountId),
             phase: r.phase,
             step: r.step,
@@ -310,6 +312,8 @@ pub struct EventQuery {
     pub batch: Option<BatchId>,
     /// Of this order.
     pub order: Option<OrderId>,
+    /// Of this rewards run.
+    pub rewards_run: Option<cartwright_core::ids::RewardsRunId>,
     /// At least this loud.
     pub min_level: Option<Level>,
     /// With ids above this.
@@ -1022,13 +1026,14 @@ impl Store {
         let mut tx = self.begin().await?;
         for chunk in events.chunks(400) {
             let mut sql = Sql::new(
-                "INSERT INTO events (batch_id, order_id, account_id, phase, step, level, message, at) VALUES ",
+                "INSERT INTO events (batch_id, order_id, rewards_run_id, account_id, phase, step, level, message, at) VALUES ",
             );
             for (i, e) in chunk.iter().enumerate() {
                 sql.push(if i == 0 { "(" } else { ", (" });
                 let ints = [
                     e.batch_id.map(|b| b.get()),
                     e.order_id.map(|o| o.get()),
+                    e.rewards_run_id.map(|r| r.get()),
                     e.account_id.map(|a| a.get()),
                 ];
                 let texts = [e.phase.clone(), e.step.clone()];
@@ -1059,6 +1064,7 @@ impl Store {
                     id: EventId(id),
                     batch_id: e.batch_id,
                     order_id: e.order_id,
+                    rewards_run_id: e.rewards_run_id,
                     account_id: e.account_id,
                     phase: e.phase.clone(),
                     step: e.step.clone(),
@@ -1126,13 +1132,16 @@ impl Store {
     /// Events in id order.
     pub async fn events(&self, query: &EventQuery) -> Result<Vec<Event>, StoreError> {
         let mut sql = Sql::new(
-            "SELECT id, batch_id, order_id, account_id, phase, step, level, message, at FROM events WHERE 1 = 1",
+            "SELECT id, batch_id, order_id, rewards_run_id, account_id, phase, step, level, message, at FROM events WHERE 1 = 1",
         );
         if let Some(b) = query.batch {
             sql.push(" AND batch_id = ").arg(Arg::Int(b.get()));
         }
         if let Some(o) = query.order {
             sql.push(" AND order_id = ").arg(Arg::Int(o.get()));
+        }
+        if let Some(r) = query.rewards_run {
+            sql.push(" AND rewards_run_id = ").arg(Arg::Int(r.get()));
         }
         if let Some(after) = query.after {
             sql.push(" AND id > ").arg(Arg::Int(after.get()));

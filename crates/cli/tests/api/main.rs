@@ -14,5 +14,6 @@ mod demo;
 mod helpers;
 mod import_export;
 mod operators;
+mod rewards;
 mod selection;
 mod system;

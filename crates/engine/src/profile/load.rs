@@ -443,7 +443,7 @@ fn rewards(c: &mut Checker<'_>, t: &Table, line: usize) -> Option<Rewards> {
     unknown_keys(
         c,
         t,
-        &["path", "points", "tier", "success", "warm_up"],
+        &["path", "points", "tier", "success", "warm_up", "concurrency"],
         line,
         place,
     );
@@ -488,6 +488,24 @@ fn rewards(c: &mut Checker<'_>, t: &Table, line: usize) -> Option<Rewards> {
         tier: pointer(c, "tier"),
         success: pointer(c, "success"),
         warm_up: t.get("warm_up").and_then(Value::as_bool).unwrap_or(false),
+        concurrency: match t.get("concurrency") {
+            None => 16,
+            Some(v) => match v.as_integer().and_then(|n| u32::try_from(n).ok()) {
+                Some(n) if (1..=cartwright_core::rewards::MAX_CONCURRENCY).contains(&n) => n,
+                _ => {
+                    c.fail(
+                        Some(line),
+                        place,
+                        Some("concurrency"),
+                        &format!(
+                            "must be a whole number from 1 to {}",
+                            cartwright_core::rewards::MAX_CONCURRENCY
+                        ),
+                    );
+                    16
+                }
+            },
+        },
     })
 }
 

@@ -80,6 +80,8 @@ pub struct Rewards {
     pub success: Option<String>,
     /// Load the home page first, as a browser would, so the site can refresh its cookies.
     pub warm_up: bool,
+    /// Checks in flight at once when a run does not say.
+    pub concurrency: u32,
 }
 
 /// Coupons: how the offers are opened, which buttons apply one, what confirms it, how one

@@ -6,3 +6,4 @@ mod flow;
 mod kit;
 mod orders;
 mod recovery;
+mod rewards;

@@ -365,6 +365,8 @@ pub struct EventStreamQuery {
     batch_id: Option<BatchId>,
     /// Only this order's events.
     order_id: Option<OrderId>,
+    /// Only this rewards run's events.
+    rewards_run_id: Option<cartwright_core::ids::RewardsRunId>,
     /// Only events at least this loud: debug, info, warn, error.
     #[param(value_type = Option<String>)]
     level: Option<Level>,
@@ -388,20 +390,32 @@ async fn batch_events(
     Query(q): Query<EventStreamQuery>,
 ) -> ApiResult<Response> {
     state.store.batch_state(id).await?;
+    let filter = EventFilter {
+        batch: Some(id),
+        order: q.order_id,
+        rewards_run: q.rewards_run_id,
+        min_level: q.level,
+    };
+    Ok(event_stream(&state, filter, &headers, q.after))
+}
+
+/// Events matching `filter` as server-sent events: the stored ones after `Last-Event-ID` (or
+/// `after`), then the live ones.
+pub(crate) fn event_stream(
+    state: &AppState,
+    filter: EventFilter,
+    headers: &HeaderMap,
+    after: Option<EventId>,
+) -> Response {
     let resume = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok())
         .map(EventId);
-    let filter = EventFilter {
-        batch: Some(id),
-        order: q.order_id,
-        min_level: q.level,
-    };
     let stream = state
         .engine
         .events()
-        .stream(filter, resume.or(q.after))
+        .stream(filter, resume.or(after))
         .map(|e| {
             let data = serde_json::to_string(&*e).unwrap_or_default();
             Ok::<_, Infallible>(
@@ -411,9 +425,9 @@ async fn batch_events(
                     .data(data),
             )
         });
-    Ok(Sse::new(stream)
+    Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response())
+        .into_response()
 }
 
 /// Live events over a WebSocket, filtered by batch, order and level: the stored ones first,
@@ -429,6 +443,7 @@ async fn events_socket(
     let filter = EventFilter {
         batch: q.batch_id,
         order: q.order_id,
+        rewards_run: q.rewards_run_id,
         min_level: q.level,
     };
     let bus = state.engine.events().clone();

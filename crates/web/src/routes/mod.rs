@@ -6,6 +6,7 @@ pub mod auth;
 pub mod batches;
 pub mod operators;
 pub mod products;
+pub mod rewards;
 pub mod storefronts;
 pub mod system;
 pub mod tokens;
