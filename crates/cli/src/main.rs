@@ -30,6 +30,10 @@ enum Command {
         /// Listen here instead of the configured address.
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Browser runs at once in this process (0: HTTP only, the work done by `cartwright
+        /// worker` processes on the same PostgreSQL).
+        #[arg(long)]
+        workers: Option<usize>,
     },
     /// Run the demo: the server on its own SQLite database in ./cartwright-demo and the demo
     /// shop beside it, with a demo admin and the shop's accounts, products and addresses.
@@ -205,9 +209,12 @@ async fn main() -> anyhow::Result<()> {
     }
     init_logging(&settings);
     match cli.command {
-        Command::Serve { listen } => {
+        Command::Serve { listen, workers } => {
             if let Some(listen) = listen {
                 settings.listen = listen;
+            }
+            if let Some(workers) = workers {
+                settings.workers = workers;
             }
             let server = Server::start(&settings).await?;
             eprintln!(

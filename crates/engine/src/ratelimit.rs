@@ -1,5 +1,8 @@
-//! Per-domain rate limits shared by every browser context and HTTP client of this process: a
-//! token bucket per host, and a pause when the site answers 429 with `Retry-After`.
+//! Per-domain rate limits shared by every browser context and HTTP client of this process: each
+//! request reserves the next free slot of its host's schedule (slots `1/rate` apart, no burst),
+//! and a pause when the site answers 429 with `Retry-After` moves the schedule past it.
+//! Reserving slots, rather than refilling tokens and sleeping until one is due, keeps the pace
+//! exact at high rates: a waiter woken a millisecond late does not cost the schedule a slot.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -8,10 +11,10 @@ use tokio::time::Instant;
 
 #[derive(Debug)]
 struct Bucket {
-    rate: f64,
-    tokens: f64,
-    updated: Instant,
-    paused_until: Option<Instant>,
+    /// Seconds between two requests.
+    interval: Duration,
+    /// The first free slot.
+    next: Instant,
 }
 
 /// The limiter. Hosts without a rate pass freely.
@@ -21,27 +24,25 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    /// A limiter with no limits yet.
+    /// An empty limiter.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Limits `host` (and its sub-domains) to `rate` requests per second, in bursts of at most
-    /// one request: the site sees an even pace, never more than `rate` in any second.
+    /// Limits `host` (and its sub-domains) to `rate` requests per second.
     pub fn limit(&self, host: &str, rate: f64) {
+        let interval = Duration::from_secs_f64(1.0 / rate.max(1e-6));
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
         buckets
             .entry(host.to_ascii_lowercase())
-            .and_modify(|b| b.rate = rate)
+            .and_modify(|b| b.interval = interval)
             .or_insert(Bucket {
-                rate,
-                tokens: 1.0,
-                updated: now,
-                paused_until: None,
+                interval,
+                next: Instant::now(),
             });
     }
 
+    /// The bucket that governs `host`: its own, or the closest parent domain's.
     fn key_for(buckets: &HashMap<String, Bucket>, host: &str) -> Option<String> {
         let host = host.to_ascii_lowercase();
         buckets
@@ -51,48 +52,33 @@ impl RateLimiter {
             .cloned()
     }
 
-    /// Waits until a request to `host` may go.
+    /// Waits for this request's slot to `host`.
     pub async fn acquire(&self, host: &str) {
-        loop {
-            let wait = {
-                let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-                let Some(key) = Self::key_for(&buckets, host) else {
-                    return;
-                };
-                let Some(b) = buckets.get_mut(&key) else {
-                    return;
-                };
-                let now = Instant::now();
-                if let Some(until) = b.paused_until.filter(|u| *u > now) {
-                    until - now
-                } else {
-                    b.tokens =
-                        (b.tokens + now.duration_since(b.updated).as_secs_f64() * b.rate).min(1.0);
-                    b.updated = now;
-                    if b.tokens >= 1.0 {
-                        b.tokens -= 1.0;
-                        return;
-                    }
-                    Duration::from_secs_f64((1.0 - b.tokens) / b.rate)
-                }
+        let slot = {
+            let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(key) = Self::key_for(&buckets, host) else {
+                return;
             };
-            tokio::time::sleep(wait).await;
-        }
+            let Some(b) = buckets.get_mut(&key) else {
+                return;
+            };
+            let slot = b.next.max(Instant::now());
+            b.next = slot + b.interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
     }
 
-    /// The site asked us to wait (429 `Retry-After`): nobody sends to `host` until then.
+    /// Holds every request to `host` for `wait` (a 429's `Retry-After`).
     pub fn pause(&self, host: &str, wait: Duration) {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         let key = Self::key_for(&buckets, host).unwrap_or_else(|| host.to_ascii_lowercase());
         let until = Instant::now() + wait;
         let b = buckets.entry(key).or_insert(Bucket {
-            rate: 1000.0,
-            tokens: 0.0,
-            updated: Instant::now(),
-            paused_until: None,
+            interval: Duration::from_millis(1),
+            next: until,
         });
-        b.paused_until = Some(b.paused_until.map_or(until, |u| u.max(until)));
-        b.tokens = 0.0;
+        b.next = b.next.max(until);
     }
 }
 

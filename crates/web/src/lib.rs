@@ -38,6 +38,7 @@ use utoipa_swagger_ui::SwaggerUi;
         (name = "products", description = "Products for carts"),
         (name = "addresses", description = "Shipping addresses"),
         (name = "batches", description = "Order batches, their orders, logs, reports and live events"),
+        (name = "rewards", description = "Rewards checks: runs, results, history, schedules"),
         (name = "system", description = "Health"),
     )
 )]
@@ -72,7 +73,8 @@ pub fn api(options: &WebOptions) -> (Router<AppState>, utoipa::openapi::OpenApi)
         .merge(routes::accounts::router(options.max_upload_bytes))
         .merge(routes::products::router())
         .merge(routes::addresses::router())
-        .merge(routes::batches::router());
+        .merge(routes::batches::router())
+        .merge(routes::rewards::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
         .merge(routes::system::router())

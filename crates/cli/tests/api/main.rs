@@ -15,5 +15,6 @@ mod helpers;
 mod import_export;
 mod operators;
 mod rewards;
+mod scale;
 mod selection;
 mod system;
