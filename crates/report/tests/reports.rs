@@ -117,6 +117,7 @@ fn event(i: usize, level: Level, message: String) -> Event {
         id: EventId(i as i64 + 1),
         batch_id: Some(BatchId(7)),
         order_id: Some(OrderId(42)),
+        rewards_run_id: None,
         account_id: Some(AccountId(142)),
         phase: Some("add_item".into()),
         step: Some(format!("2.{i}")),
