@@ -497,7 +497,7 @@ fn rewards(c: &mut Checker<'_>, t: &Table, line: usize) -> Option<Rewards> {
                         Some(line),
                         place,
                         Some("concurrency"),
-                        &format!(
+                        format!(
                             "must be a whole number from 1 to {}",
                             cartwright_core::rewards::MAX_CONCURRENCY
                         ),
