@@ -101,10 +101,10 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?;
     eprintln!(
-        "bench/rewards: {} accounts loaded in {:.1} s on {}",
+        "bench/rewards: {} accounts loaded in {:.1} s on {:?}",
         args.accounts,
         loaded.elapsed().as_secs_f64(),
-        format!("{:?}", store.backend())
+        store.backend()
     );
     let engine = Engine::new(store.clone(), settings.engine());
     // The demo profile without its per-domain limit: the run's own limit is what is measured.
