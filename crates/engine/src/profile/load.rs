@@ -443,7 +443,14 @@ fn rewards(c: &mut Checker<'_>, t: &Table, line: usize) -> Option<Rewards> {
     unknown_keys(
         c,
         t,
-        &["path", "points", "tier", "success", "warm_up", "concurrency"],
+        &[
+            "path",
+            "points",
+            "tier",
+            "success",
+            "warm_up",
+            "concurrency",
+        ],
         line,
         place,
     );
