@@ -873,6 +873,17 @@ mod tests {
         assert_eq!(back.cookies().len(), 2);
     }
 
+    #[tokio::test]
+    async fn the_client_speaks_https() {
+        // Nothing listens there: the error is about connecting, not about an unknown scheme.
+        let err = http_client()
+            .get("https://127.0.0.1:9/")
+            .send()
+            .await
+            .expect_err("nothing listens on port 9");
+        assert!(err.is_connect(), "{err}");
+    }
+
     #[test]
     fn excerpts_are_short_and_on_one_line() {
         let long = "x".repeat(500);

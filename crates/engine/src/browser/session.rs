@@ -430,54 +430,35 @@ impl Session {
     }
 
     async fn click_marked(&self, mark: &str) -> Result<bool, BrowserError> {
-        let t = self.call_timeout;
-        let Ok(element) = within(
-            t,
-            "finding the element",
-            self.page.find_element(format!("[data-cw-ref='{mark}']")),
+        // One round trip decides whether the element can take the click: scrolled into view,
+        // not moving between two frames (a drawer sliding in), and on top at its centre (not
+        // under an overlay or a toast). Then the mouse goes there as a person's would.
+        let js = format!(
+            "(async () => {{ const el = document.querySelector('[data-cw-ref=\"{mark}\"]'); \
+             if (!el) return null; el.scrollIntoView({{block: 'center', inline: 'center'}}); \
+             const a = el.getBoundingClientRect(); \
+             await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r))); \
+             const b = el.getBoundingClientRect(); \
+             if (Math.abs(a.x - b.x) > 0.5 || Math.abs(a.y - b.y) > 0.5 || b.width <= 0 || b.height <= 0) return null; \
+             const x = b.x + b.width / 2, y = b.y + b.height / 2; \
+             const top = document.elementFromPoint(x, y); \
+             return top && (top === el || el.contains(top)) ? [x, y] : null; }})()"
+        );
+        let t = self.call_timeout.min(EVAL);
+        let point = within(t, "preparing the click", self.page.evaluate_expression(js))
+            .await?
+            .into_value::<Option<[f64; 2]>>()
+            .ok()
+            .flatten();
+        let Some([x, y]) = point else {
+            return Ok(false);
+        };
+        within(
+            self.call_timeout,
+            "clicking",
+            self.page.click(chromiumoxide::layout::Point { x, y }),
         )
-        .await
-        else {
-            return Ok(false);
-        };
-        if within(t, "scrolling", element.scroll_into_view())
-            .await
-            .is_err()
-        {
-            return Ok(false);
-        }
-        let Ok(first) = within(t, "measuring", element.bounding_box()).await else {
-            return Ok(false);
-        };
-        sleep(Duration::from_millis(30)).await;
-        let Ok(second) = within(t, "measuring", element.bounding_box()).await else {
-            return Ok(false);
-        };
-        if (first.x - second.x).abs() > 0.5
-            || (first.y - second.y).abs() > 0.5
-            || second.width <= 0.0
-        {
-            return Ok(false); // still moving (a drawer sliding in)
-        }
-        let hit = within(
-            t,
-            "checking what is on top",
-            element.call_js_fn(
-                "function() { const r = this.getBoundingClientRect(); \
-                 const top = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2); \
-                 return !!top && (top === this || this.contains(top)); }",
-                false,
-            ),
-        )
-        .await?
-        .result
-        .value
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false);
-        if !hit {
-            return Ok(false); // covered by an overlay or a toast
-        }
-        within(t, "clicking", element.click()).await?;
+        .await?;
         Ok(true)
     }
 
