@@ -80,7 +80,54 @@ pub async fn start(settings: &Settings, shop_addr: SocketAddr) -> Result<Demo, S
     let server = Server::start(settings).await?;
     ensure_admin(&server.store).await?;
     seed(&server.store, &shop).await?;
+    seed_batches(&server).await?;
+    tracing::info!(url = %format!("http://{}/", server.addr), "dashboard ready; sign in as {DEMO_USERNAME}");
     Ok(Demo { server, shop })
+}
+
+/// On the first start, two batches for the dashboard to show: one whose orders go through,
+/// one whose cap refuses every cart (failures with their screenshots).
+pub async fn seed_batches(server: &Server) -> Result<(), StartError> {
+    let store = &server.store;
+    let page = |n| {
+        cartwright_store::PageRequest::number(1, n).map_err(|e| demo_error("page", e.to_string()))
+    };
+    if store.batches(&page(1)?).await?.total > 0 {
+        return Ok(());
+    }
+    let slug = Slug::parse(DEMO_STOREFRONT).map_err(|m| demo_error("slug", m))?;
+    let Some(storefront) = store.storefront_by_slug(&slug).await? else {
+        return Ok(());
+    };
+    let filter = cartwright_store::ProductFilter {
+        storefront_id: Some(storefront.id),
+        in_stock: Some(true),
+        ..Default::default()
+    };
+    let products = store.products(&filter, page(2)?).await?.items;
+    let [first, second] = products.as_slice() else {
+        return Ok(());
+    };
+    for (name, from, to, lines, cap) in [
+        (
+            "Demo: first orders",
+            1,
+            6,
+            vec![(first.id, 1), (second.id, 2)],
+            "100000",
+        ),
+        ("Demo: cap too low", 7, 9, vec![(first.id, 1)], "1"),
+    ] {
+        let spec: cartwright_core::batch::NewBatch = serde_json::from_value(serde_json::json!({
+            "name": name,
+            "accounts": {"storefront_id": storefront.id, "range": {"from": from, "to": to}},
+            "lines": lines.iter().map(|(id, q)| serde_json::json!({"product_id": id, "quantity": q})).collect::<Vec<_>>(),
+            "max_total": cap,
+        }))
+        .map_err(|e| demo_error("batch", e.to_string()))?;
+        server.engine.submit_batch(&spec, None).await?;
+    }
+    Ok(())
 }
 
 fn demo_error(what: &str, message: String) -> StartError {

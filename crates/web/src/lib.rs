@@ -8,6 +8,7 @@ pub mod extract;
 pub mod metrics;
 pub mod routes;
 pub mod state;
+pub mod ui;
 
 pub use error::{ApiError, ApiResult};
 pub use state::{AppState, WebOptions};
@@ -87,10 +88,13 @@ pub fn app(state: AppState) -> Router {
     metrics::handle();
     let (api, openapi) = api(&state.options);
     let request_id = HeaderName::from_static("x-request-id");
-    api.route("/metrics", axum::routing::get(routes::system::metrics))
+    let dashboard = ui::router(&state, api.clone());
+    api.merge(dashboard)
+        .route("/metrics", axum::routing::get(routes::system::metrics))
         .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
-        .fallback(|| async { ApiError::not_found("no such route") })
+        .fallback(ui::not_found)
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(axum::middleware::from_fn(ui::bearer_from_cookie))
         .layer(DefaultBodyLimit::max(state.options.max_body_bytes))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(

@@ -1,0 +1,388 @@
+//! The dashboard over plain HTTP: sessions, CSRF on every form, roles, sign-out, error pages.
+
+use crate::helpers::{PASSWORD, TestApp};
+use reqwest::StatusCode;
+use reqwest::redirect::Policy;
+
+/// A browser-like client: keeps cookies, does not follow redirects (so tests see them).
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The CSRF token in a page's forms.
+fn csrf(html: &str) -> String {
+    let start = html
+        .find(r#"name="_csrf" value=""#)
+        .expect("a form with a CSRF field")
+        + r#"name="_csrf" value=""#.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+async fn page(http: &reqwest::Client, url: String) -> (StatusCode, String) {
+    let r = http.get(url).send().await.unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
+/// Signs in through the form; returns the client and a page's CSRF token.
+async fn signed_in(app: &TestApp, username: &str) -> (reqwest::Client, String) {
+    let http = client();
+    let (_, login) = page(&http, format!("{}/login", app.base)).await;
+    let r = http
+        .post(format!("{}/login", app.base))
+        .form(&[
+            ("_csrf", csrf(&login).as_str()),
+            ("username", username),
+            ("password", PASSWORD),
+            ("next", "/accounts"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/accounts");
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.starts_with("cw_session=")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let (status, html) = page(&http, format!("{}/products", app.base)).await;
+    assert_eq!(status, StatusCode::OK);
+    let token = csrf(&html);
+    (http, token)
+}
+
+#[tokio::test]
+async fn signing_in_needs_the_forms_own_token_and_the_right_password() {
+    let app = TestApp::spawn().await;
+    let http = client();
+    let r = http
+        .get(format!("{}/accounts?q=a", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/login?next=%2Faccounts%3Fq%3Da");
+
+    // A sign-in posted from elsewhere (no token from our form) is refused.
+    let r = http
+        .post(format!("{}/login", app.base))
+        .form(&[("username", "admin"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    let (_, login) = page(&http, format!("{}/login", app.base)).await;
+    let r = http
+        .post(format!("{}/login", app.base))
+        .form(&[
+            ("_csrf", csrf(&login).as_str()),
+            ("username", "admin"),
+            ("password", "wrong password"),
+            ("next", "https://evil.example.com/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("Wrong username or password")
+    );
+
+    // After signing in, `next` only leads to this site.
+    let (_, login) = page(&http, format!("{}/login", app.base)).await;
+    let r = http
+        .post(format!("{}/login", app.base))
+        .form(&[
+            ("_csrf", csrf(&login).as_str()),
+            ("username", "admin"),
+            ("password", PASSWORD),
+            ("next", "//evil.example.com/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/");
+}
+
+#[tokio::test]
+async fn every_form_needs_the_sessions_csrf_token() {
+    let app = TestApp::spawn().await;
+    let storefront = app.storefront("csrf").await;
+    let (http, token) = signed_in(&app, "operator").await;
+    let product = |csrf: &str| {
+        vec![
+            ("_csrf".to_owned(), csrf.to_owned()),
+            ("storefront_id".to_owned(), storefront.to_string()),
+            ("name".to_owned(), "Balm".to_owned()),
+            (
+                "url".to_owned(),
+                "https://csrf.example.com/p/balm".to_owned(),
+            ),
+            ("in_stock".to_owned(), "on".to_owned()),
+        ]
+    };
+    for bad in ["", "0123456789abcdef0123456789abcdef"] {
+        let r = http
+            .post(format!("{}/products/new", app.base))
+            .form(&product(bad))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "token {bad:?}");
+        assert!(r.text().await.unwrap().contains("expired"));
+    }
+    // Another operator's token does not fit this session.
+    let (_, other) = signed_in(&app, "admin").await;
+    assert_ne!(other, token);
+    let r = http
+        .post(format!("{}/products/new", app.base))
+        .form(&product(&other))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.count("/api/v1/products").await,
+        0,
+        "nothing was written"
+    );
+
+    let r = http
+        .post(format!("{}/products/new", app.base))
+        .form(&product(&token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.count("/api/v1/products").await, 1);
+
+    // The live preview (fetch) sends it as a header.
+    let preview = [
+        ("storefront_id", storefront.to_string()),
+        ("select_by", "range".into()),
+        ("from", "1".into()),
+        ("to", "5".into()),
+    ];
+    let r = http
+        .post(format!("{}/accounts/preview", app.base))
+        .form(&preview)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = http
+        .post(format!("{}/accounts/preview", app.base))
+        .header("x-csrf-token", &token)
+        .form(&preview)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("selected"));
+
+    // The session cookie reads the API (downloads, event streams) but never changes it.
+    let r = http
+        .get(format!("{}/api/v1/products", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = http
+        .post(format!("{}/api/v1/storefronts", app.base))
+        .json(&serde_json::json!({"slug": "x", "name": "x", "profile": "demo", "base_url": "https://x.example.com/"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_viewer_reads_but_every_change_is_refused() {
+    let app = TestApp::spawn().await;
+    let storefront = app.storefront("roles").await;
+    let (http, token) = signed_in(&app, "viewer").await;
+    for path in [
+        "/",
+        "/accounts",
+        "/products",
+        "/addresses",
+        "/batches",
+        "/settings",
+    ] {
+        let (status, html) = page(&http, format!("{}{path}", app.base)).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(
+            !html.contains(r#"href="/batches/new""#),
+            "{path} offers a new batch"
+        );
+    }
+    for path in [
+        "/batches/new",
+        "/products/new",
+        "/addresses/new",
+        "/accounts/import",
+        "/settings/operators",
+        "/settings/tokens",
+    ] {
+        let (status, html) = page(&http, format!("{}{path}", app.base)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+        assert!(html.contains("Not allowed"), "{path}: {html}");
+    }
+    let posts = [
+        "/products/new",
+        "/addresses/new",
+        "/batches/new",
+        "/accounts/import",
+        "/settings/tokens",
+        "/settings/operators",
+    ];
+    for path in posts {
+        let r = http
+            .post(format!("{}{path}", app.base))
+            .form(&[
+                ("_csrf", token.as_str()),
+                ("storefront_id", &storefront.to_string()),
+                ("name", "x"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+    assert_eq!(app.count("/api/v1/products").await, 0);
+
+    // An operator may operate but not administer.
+    let (http, token) = signed_in(&app, "operator").await;
+    let (status, _) = page(&http, format!("{}/settings/tokens", app.base)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let r = http
+        .post(format!("{}/settings/tokens", app.base))
+        .form(&[
+            ("_csrf", token.as_str()),
+            ("name", "x"),
+            ("scope_read", "on"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_session_and_a_role_change_applies_at_once() {
+    let app = TestApp::spawn().await;
+    let (http, token) = signed_in(&app, "operator").await;
+    let r = http
+        .post(format!("{}/logout", app.base))
+        .form(&[("_csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/login");
+    assert!(
+        r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .starts_with("cw_session=;")
+    );
+    let r = http.get(format!("{}/", app.base)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/login");
+
+    // An admin demotes a signed-in operator: their next form is refused as a viewer's.
+    let (http, token) = signed_in(&app, "operator").await;
+    let (admin, admin_token) = signed_in(&app, "admin").await;
+    let id = app
+        .get("/api/v1/operators", &app.admin)
+        .await
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["username"] == "operator")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let r = admin
+        .post(format!("{}/settings/operators/{id}", app.base))
+        .form(&[("_csrf", admin_token.as_str()), ("role", "viewer")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // The role change ended the old sign-in: back to the sign-in page.
+    let r = http
+        .post(format!("{}/addresses/new", app.base))
+        .form(&[("_csrf", token.as_str()), ("full_name", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login")
+    );
+}
+
+#[tokio::test]
+async fn missing_pages_are_html_for_people_and_json_for_the_api() {
+    let app = TestApp::spawn().await;
+    let (http, _) = signed_in(&app, "viewer").await;
+    for path in [
+        "/no-such-page",
+        "/batches/424242",
+        "/accounts/424242",
+        "/orders/424242",
+    ] {
+        let r = http
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+    }
+    let r = http
+        .get(format!("{}/api/v1/nothing", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+
+    // Assets: long-lived under their versioned URL.
+    let (_, html) = page(&http, format!("{}/", app.base)).await;
+    let css = html
+        .split('"')
+        .find(|s| s.starts_with("/assets/") && s.ends_with("app.css"))
+        .unwrap()
+        .to_owned();
+    let r = http.get(format!("{}{css}", app.base)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+}

@@ -1,0 +1,147 @@
+//! The dashboard submits its forms to the API's own handlers, in process: a form becomes the
+//! API request a script would send, with the operator's token, so the dashboard has no rules
+//! of its own to drift from the API's, and an API error's `field` lands beside that field.
+
+use super::error::UiError;
+use super::session::Session;
+use axum::Router;
+use axum::body::Body as HttpBody;
+use axum::extract::ConnectInfo;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::{Method, Request, StatusCode};
+use bytes::Bytes;
+use serde_json::Value;
+use std::net::SocketAddr;
+use tower::ServiceExt;
+
+/// The API router, ready to take requests.
+pub struct Api {
+    router: Router,
+}
+
+/// A request body.
+pub enum Body {
+    /// None.
+    Empty,
+    /// JSON.
+    Json(Value),
+    /// Raw bytes of a content type.
+    Raw(&'static str, Vec<u8>),
+}
+
+/// An API answer.
+pub struct Reply {
+    /// Its status.
+    pub status: StatusCode,
+    /// Its body.
+    pub body: Bytes,
+}
+
+/// An API error answer, unpacked.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The error code (`invalid`, `conflict`, …).
+    pub code: String,
+    /// For people.
+    pub message: String,
+    /// The field at fault.
+    pub field: Option<String>,
+}
+
+impl Reply {
+    /// The body as JSON (`Null` when it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// The error, when the answer is one.
+    pub fn failure(&self) -> Option<Failure> {
+        if self.status.is_success() {
+            return None;
+        }
+        let json = self.json();
+        let error = &json["error"];
+        Some(Failure {
+            code: error["code"].as_str().unwrap_or("error").to_owned(),
+            message: error["message"].as_str().map_or_else(
+                || format!("failed with status {}", self.status),
+                str::to_owned,
+            ),
+            field: error["field"].as_str().map(str::to_owned),
+        })
+    }
+
+    /// The answer as an error page when it is an error the operator cannot fix in a form
+    /// (not found, not allowed, our failure); `Ok` otherwise.
+    pub fn fatal(&self) -> Result<(), UiError> {
+        let Some(f) = self.failure() else {
+            return Ok(());
+        };
+        match self.status {
+            StatusCode::NOT_FOUND => Err(UiError::NotFound(f.message)),
+            StatusCode::FORBIDDEN => Err(UiError::Forbidden(f.message)),
+            StatusCode::UNAUTHORIZED => Err(UiError::SignIn { next: "/".into() }),
+            StatusCode::SERVICE_UNAVAILABLE => Err(UiError::Unavailable),
+            s if s.is_server_error() => Err(UiError::Internal(f.message)),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Api {
+    /// Wraps the API router (with its state).
+    pub fn new(router: Router) -> Self {
+        Self { router }
+    }
+
+    /// Sends one request to the API.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Body,
+        peer: Option<SocketAddr>,
+    ) -> Result<Reply, UiError> {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            builder = builder.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = match body {
+            Body::Empty => builder.body(HttpBody::empty()),
+            Body::Json(v) => builder
+                .header(CONTENT_TYPE, "application/json")
+                .body(HttpBody::from(v.to_string())),
+            Body::Raw(kind, bytes) => builder
+                .header(CONTENT_TYPE, kind)
+                .body(HttpBody::from(bytes)),
+        };
+        let mut request = request.map_err(|e| UiError::Internal(format!("API request: {e}")))?;
+        if let Some(peer) = peer {
+            request.extensions_mut().insert(ConnectInfo(peer));
+        }
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .map_err(|e| UiError::Internal(format!("API call: {e}")))?;
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 64 * 1024 * 1024)
+            .await
+            .map_err(|e| UiError::Internal(format!("API answer: {e}")))?;
+        Ok(Reply { status, body })
+    }
+
+    /// Sends one request as the signed-in operator.
+    pub async fn call(
+        &self,
+        session: &Session,
+        method: Method,
+        path: &str,
+        body: Body,
+    ) -> Result<Reply, UiError> {
+        self.send(method, path, Some(&session.token), body, None)
+            .await
+    }
+}
