@@ -1,6 +1,6 @@
-//! At most once across a real crash: the worker process (and its browser) is killed with
-//! SIGKILL while an order is being placed; another worker process settles it from the
-//! storefront's history. One click, one order.
+//! At most once across a real crash: the server process (and its browser) is killed with
+//! SIGKILL while an order is being placed; the server started again settles it from the
+//! storefront's history and the batch goes on to its end. One click, one order.
 
 use base64::Engine as _;
 use cartwright::Settings;
@@ -9,7 +9,8 @@ use sqlx::Connection;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn worker(dir: &std::path::Path, settings: &Settings, name: &str) -> Child {
+/// `cartwright serve` with one browser worker, on a free port.
+fn server(dir: &std::path::Path, settings: &Settings, name: &str) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cartwright"));
     cmd.current_dir(dir)
         .env("CARTWRIGHT_DATA_DIR", &settings.data_dir)
@@ -21,7 +22,7 @@ fn worker(dir: &std::path::Path, settings: &Settings, name: &str) -> Child {
         .env("CARTWRIGHT_JOB_STALE_AFTER", "3s")
         .env("CARTWRIGHT_NODE_ID", name)
         .env("RUST_LOG", "warn")
-        .args(["worker", "--concurrency", "1"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     // Its own process group, so that the kill takes its Chromium with it, as a crash of the
@@ -99,7 +100,7 @@ async fn sigkill_while_placing_leaves_exactly_one_order() {
         .items[0]
         .id;
     let spec: cartwright_core::batch::NewBatch = serde_json::from_value(serde_json::json!({
-        "accounts": {"storefront_id": storefront.get(), "range": {"from": 1, "to": 1}},
+        "accounts": {"storefront_id": storefront.get(), "range": {"from": 1, "to": 3}},
         "lines": [{"product_id": product.get(), "quantity": 1}],
         "max_total": 100_000,
     }))
@@ -107,7 +108,7 @@ async fn sigkill_while_placing_leaves_exactly_one_order() {
     let engine = cartwright_engine::Engine::new(store.clone(), settings.engine());
     let batch = engine.submit_batch(&spec, None).await.unwrap();
 
-    let mut doomed = worker(dir.path(), &settings, "doomed");
+    let mut doomed = server(dir.path(), &settings, "doomed");
     wait(
         "the click to reach the shop",
         Duration::from_secs(90),
@@ -118,6 +119,7 @@ async fn sigkill_while_placing_leaves_exactly_one_order() {
         .orders(
             &cartwright_store::OrderFilter {
                 batch: Some(batch.id),
+                state: Some(cartwright_core::order::OrderState::Placing),
                 ..Default::default()
             },
             &cartwright_store::PageRequest::number(1, 5).unwrap(),
@@ -126,12 +128,11 @@ async fn sigkill_while_placing_leaves_exactly_one_order() {
         .unwrap()
         .items
         .remove(0);
-    assert_eq!(order.state, cartwright_core::order::OrderState::Placing);
     signal_group(&doomed, "-KILL");
     let _ = doomed.wait();
     shop.shop.set_faults(Faults::default());
 
-    let mut rescuer = worker(dir.path(), &settings, "rescuer");
+    let mut rescuer = server(dir.path(), &settings, "rescuer");
     wait(
         "the order to be settled",
         Duration::from_secs(90),
@@ -145,18 +146,26 @@ async fn sigkill_while_placing_leaves_exactly_one_order() {
     let status = rescuer.wait().unwrap();
     assert!(
         status.success(),
-        "the worker stops cleanly on SIGTERM: {status:?}"
+        "the server stops cleanly on SIGTERM: {status:?}"
     );
 
     let order = store.order(order.id).await.unwrap();
     let placed = shop.shop.orders();
-    assert_eq!(placed.len(), 1, "one click, one order");
-    assert_eq!(order.state, cartwright_core::order::OrderState::Placed);
     assert_eq!(
-        order.order_number.as_deref(),
-        Some(placed[0].number.as_str())
+        placed.len(),
+        3,
+        "one click, one order, for each of the three"
+    );
+    assert_eq!(order.state, cartwright_core::order::OrderState::Placed);
+    assert!(
+        placed
+            .iter()
+            .any(|p| Some(p.number.as_str()) == order.order_number.as_deref()),
+        "the crashed order's number is the one the shop recorded"
     );
     assert_eq!(order.attempts, 1);
+    let batch = store.batch(batch.id).await.unwrap();
+    assert_eq!(batch.counts.placed, 3, "the batch went on to its end");
     engine.shutdown().await;
     store.close().await;
 }
