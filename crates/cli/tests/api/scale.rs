@@ -94,7 +94,7 @@ async fn two_worker_processes_and_a_server_place_200_orders_once_each_through_a_
     if postgres {
         let mut doomed = worker(app, "doomed", 2);
         workers.push(worker(app, "steady", 2));
-        let deadline = Instant::now() + Duration::from_secs(240);
+        let deadline = Instant::now() + Duration::from_secs(600);
         while placed().await < 40 {
             assert!(Instant::now() < deadline, "the workers place orders");
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -102,7 +102,20 @@ async fn two_worker_processes_and_a_server_place_200_orders_once_each_through_a_
         kill_group(&doomed, "-KILL");
         let _ = doomed.wait();
     }
-    let done = s.settled(batch).await;
+    // 200 orders through Chromium on two cores take minutes: wait for the end generously.
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let done = loop {
+        let b = app
+            .get(&format!("/api/v1/batches/{batch}"), &app.viewer)
+            .await
+            .ok(200)
+            .clone();
+        if b["state"] != "running" {
+            break b;
+        }
+        assert!(Instant::now() < deadline, "the batch ends: {b}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     assert_eq!(done["state"], "finished", "{done}");
     let failed = app
         .get(
