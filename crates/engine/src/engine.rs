@@ -164,6 +164,47 @@ impl Engine {
 }
 
 impl Engine {
+    /// Validates a request's account selection, and finds its storefront and that storefront's
+    /// profile; problems are named under `accounts`.
+    pub(crate) async fn resolve_selection(
+        &self,
+        accounts: &cartwright_core::selection::SelectionRequest,
+    ) -> Result<
+        (
+            cartwright_core::selection::AccountSelection,
+            cartwright_core::storefront::Storefront,
+            Arc<crate::profile::Profile>,
+        ),
+        cartwright_store::StoreError,
+    > {
+        use cartwright_core::Invalid;
+        use cartwright_store::StoreError;
+        let selection = accounts
+            .clone()
+            .validate()
+            .map_err(|e| Invalid::new(format!("accounts.{}", e.field), e.message))?;
+        let storefront = match self.store.storefront(accounts.storefront_id).await {
+            Err(StoreError::NotFound { id, .. }) => {
+                return Err(Invalid::new(
+                    "accounts.storefront_id",
+                    format!("storefront {id} does not exist"),
+                )
+                .into());
+            }
+            other => other?,
+        };
+        let profile = self
+            .profiles
+            .get(storefront.profile.as_str())
+            .map_err(|e| {
+                Invalid::new(
+                    "accounts.storefront_id",
+                    format!("the storefront's profile cannot be used: {e}"),
+                )
+            })?;
+        Ok((selection, storefront, profile))
+    }
+
     /// Checks a batch against the store and writes it with its orders and jobs: the
     /// storefront and its profile, the products (of that storefront), the address (or a
     /// default one), and the accounts the selection names. Accounts the selection matches
@@ -179,26 +220,7 @@ impl Engine {
         let invalid =
             |field: &str, message: String| StoreError::Invalid(Invalid::new(field, message));
         spec.check()?;
-        let selection = spec
-            .accounts
-            .clone()
-            .validate()
-            .map_err(|e| Invalid::new(format!("accounts.{}", e.field), e.message))?;
-        let storefront = match self.store.storefront(spec.accounts.storefront_id).await {
-            Err(StoreError::NotFound { id, .. }) => {
-                return Err(invalid(
-                    "accounts.storefront_id",
-                    format!("storefront {id} does not exist"),
-                ));
-            }
-            other => other?,
-        };
-        if let Err(e) = self.profiles.get(storefront.profile.as_str()) {
-            return Err(invalid(
-                "accounts.storefront_id",
-                format!("the storefront's profile cannot be used: {e}"),
-            ));
-        }
+        let (selection, storefront, _) = self.resolve_selection(&spec.accounts).await?;
         for (i, line) in spec.lines.iter().enumerate() {
             match self.store.product(line.product_id).await {
                 Ok(p) if p.storefront_id == storefront.id => {}

@@ -702,30 +702,7 @@ impl Engine {
     ) -> Result<(Vec<AccountId>, i64, u32), StoreError> {
         use cartwright_core::Invalid;
         spec.check()?;
-        let selection = spec
-            .accounts
-            .clone()
-            .validate()
-            .map_err(|e| Invalid::new(format!("accounts.{}", e.field), e.message))?;
-        let storefront = match self.store.storefront(spec.accounts.storefront_id).await {
-            Err(StoreError::NotFound { id, .. }) => {
-                return Err(Invalid::new(
-                    "accounts.storefront_id",
-                    format!("storefront {id} does not exist"),
-                )
-                .into());
-            }
-            other => other?,
-        };
-        let profile = self
-            .profiles
-            .get(storefront.profile.as_str())
-            .map_err(|e| {
-                Invalid::new(
-                    "accounts.storefront_id",
-                    format!("the storefront's profile cannot be used: {e}"),
-                )
-            })?;
+        let (selection, storefront, profile) = self.resolve_selection(&spec.accounts).await?;
         let Some(rewards) = &profile.rewards else {
             return Err(Invalid::new(
                 "accounts.storefront_id",
