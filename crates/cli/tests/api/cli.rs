@@ -150,3 +150,84 @@ async fn admin_from_stdin_then_serve_then_stop_on_sigterm() {
     };
     assert!(status.success(), "a clean exit on SIGTERM: {status:?}");
 }
+
+/// `cartwright rewards` and `cartwright run` against the demo shop, through the binary: their
+/// exit codes, summaries and what they leave behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewards_and_run_commands_do_their_work_and_say_so() {
+    let s = crate::helpers::ShopApp::spawn(|_| {}).await;
+    let app = &s.app;
+    let sku = app.get("/api/v1/products?in_stock=true", &app.admin).await;
+    let sku = sku.ok(200)["items"][0]["sku"].as_str().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let command = |args: &[&str]| {
+        let mut cmd = cartwright(dir.path());
+        cmd.env("CARTWRIGHT_DATABASE_URL", &app.database_url)
+            .env("CARTWRIGHT_SECRET_KEY", &app.secret_key)
+            .env("RUST_LOG", "warn")
+            .args(args);
+        cmd
+    };
+
+    let csv = dir.path().join("points.csv");
+    let out = tokio::task::spawn_blocking({
+        let mut cmd = command(&[
+            "rewards",
+            "--profile",
+            "demo",
+            "--accounts",
+            "1-5",
+            "--csv",
+            csv.to_str().unwrap(),
+        ]);
+        move || cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("finished 5 of 5 checked: 5 ok, 0 logged out, 0 failed"),
+        "{stdout}"
+    );
+    let written = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(written.lines().count(), 6, "{written}");
+
+    let bad = tokio::task::spawn_blocking({
+        let mut cmd = command(&["rewards", "--accounts", "9999-10000"]);
+        move || cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(bad.status.code(), Some(64), "a usage error");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("accounts"));
+
+    let out = tokio::task::spawn_blocking({
+        let mut cmd = command(&[
+            "run",
+            "--accounts",
+            "1-2",
+            "--product",
+            &sku,
+            "--max-total",
+            "5000",
+            "--concurrency",
+            "2",
+        ]);
+        move || cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("2 placed, 0 failed"), "{stdout}");
+    assert_eq!(s.shop.shop.orders().len(), 2);
+}
