@@ -127,6 +127,15 @@ pub async fn seed_batches(server: &Server) -> Result<(), StartError> {
         .map_err(|e| demo_error("batch", e.to_string()))?;
         server.engine.submit_batch(&spec, None).await?;
     }
+    // And the accounts' reward points, for the overview's chart.
+    if store.rewards_runs(None, None, 1).await?.is_empty() {
+        let run: cartwright_core::rewards::NewRewardsRun =
+            serde_json::from_value(serde_json::json!({
+                "accounts": {"storefront_id": storefront.id, "range": {"from": 1, "to": DEMO_ACCOUNTS}},
+            }))
+            .map_err(|e| demo_error("rewards run", e.to_string()))?;
+        server.engine.start_rewards_run(&run, None).await?;
+    }
     Ok(())
 }
 

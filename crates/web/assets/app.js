@@ -128,6 +128,40 @@
     });
   }
 
+  // A rewards run's page: figures and results, live.
+  var run = document.getElementById("run-live");
+  if (run) {
+    var runId = run.getAttribute("data-run");
+    var setRunText = function (id, value) {
+      var el = document.getElementById(id);
+      if (el && el.textContent !== String(value)) { el.textContent = value; }
+    };
+    var refreshRun = debounce(function () {
+      fetch("/rewards/runs/" + runId + "/live", { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (data) {
+          if (!data) { return; }
+          Object.keys(data.counts).forEach(function (k) { setRunText("count-" + k, data.counts[k]); });
+          setRunText("run-points", data.points);
+          setRunText("run-duration", data.duration);
+          var bar = document.getElementById("progress");
+          bar.setAttribute("aria-valuenow", data.progress);
+          bar.firstElementChild.style.width = data.progress + "%";
+          var badge = document.getElementById("run-state");
+          badge.textContent = data.state; badge.className = "badge state-" + data.state;
+          run.setAttribute("data-state", data.state);
+          var results = document.getElementById("run-results");
+          if (results.innerHTML !== data.results) { results.innerHTML = data.results; }
+          var cancel = document.getElementById("cancel");
+          if (cancel && data.state !== "running") { cancel.closest("form").hidden = true; }
+        });
+    }, 300);
+    var runEvents = new EventSource("/api/v1/rewards/runs/" + runId + "/events");
+    runEvents.addEventListener("event", refreshRun);
+    refreshRun();
+    return;
+  }
+
   // The batch page: progress, rows and log, live.
   var live = document.getElementById("batch-live");
   if (!live) { return; }

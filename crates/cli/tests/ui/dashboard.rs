@@ -282,6 +282,67 @@ async fn an_operator_runs_a_day_in_the_dashboard_and_a_viewer_only_looks() {
     c.open(&order_href).await;
     c.shoot("order").await;
 
+    // A rewards run: started from the form, followed live to its total points.
+    c.open("/rewards").await;
+    c.fill("from", "1").await;
+    c.fill("to", "4").await;
+    c.wait_for(
+        "the run's preview",
+        "(document.querySelector('#run-preview .preview-summary') || {}).textContent === '4 selected'",
+    )
+    .await;
+    c.submit("Start run").await;
+    assert!(c.path().await.starts_with("/rewards/runs/"));
+    c.wait_long(
+        "the run to finish on the page, live",
+        "document.getElementById('run-state').textContent === 'finished' && \
+         document.querySelectorAll('#run-results tbody tr').length === 4",
+        Duration::from_secs(120),
+    )
+    .await;
+    let points = c
+        .text("document.getElementById('run-points').textContent")
+        .await;
+    assert!(points != "0" && !points.is_empty(), "total points {points}");
+    let csv = c
+        .text("fetch(document.getElementById('csv-link').href).then(r => r.status + ' ' + r.headers.get('content-type'))")
+        .await;
+    assert!(csv.starts_with("200 text/csv"), "{csv}");
+    c.shoot("rewards-run").await;
+    c.open("/rewards").await;
+    c.shoot("rewards").await;
+    c.open("/accounts/1").await;
+    c.wait_for(
+        "the rewards chart",
+        "!!document.querySelector('svg.chart polyline')",
+    )
+    .await;
+    c.shoot("account-rewards").await;
+
+    // A schedule: a bad pattern is named beside its field, then it is added.
+    c.open("/rewards/schedules").await;
+    c.fill("name", "Morning points").await;
+    c.fill("cron", "every morning").await;
+    c.submit("Add schedule").await;
+    c.wait_for(
+        "the pattern's inline error",
+        "!!document.getElementById('cron-error')",
+    )
+    .await;
+    c.shoot("schedule-error").await;
+    c.fill("cron", "0 9 * * *").await;
+    c.submit("Add schedule").await;
+    let listed = c
+        .text(
+            "(document.querySelector('table.list') || document.querySelector('main')).textContent",
+        )
+        .await;
+    assert!(
+        listed.contains("Morning points") && listed.contains("0 9 * * *"),
+        "{listed}"
+    );
+    c.shoot("schedules").await;
+
     // Every other main page, filled.
     for (path, name) in [
         ("/", "overview"),
@@ -343,6 +404,10 @@ async fn an_operator_runs_a_day_in_the_dashboard_and_a_viewer_only_looks() {
             .await
             .contains("Not allowed")
     );
+    c.open("/rewards").await;
+    assert!(!c.has("#run-form").await, "viewers start no runs");
+    c.open("/rewards/schedules").await;
+    assert!(!c.has("form[action='/rewards/schedules']").await);
     c.open("/").await;
     c.shoot("viewer-overview").await;
     c.close().await;

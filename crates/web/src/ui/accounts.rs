@@ -590,15 +590,31 @@ async fn account_page(
         .map(|o| (o.batch_id.get(), OrderRow::from(o)))
         .collect();
     rows.reverse();
-    let chart = match (account.points, account.last_checked_at) {
-        (Some(points), Some(at)) => charts::line(
-            "Reward points",
-            &[(
-                format!("{:02}-{:02}", u8::from(at.month()), at.day()),
-                points,
-            )],
-        ),
-        _ => String::new(),
+    let history: Vec<(String, i64)> = state
+        .store
+        .snapshots(&cartwright_store::SnapshotFilter {
+            account: Some(id),
+            limit: 1_000,
+            ..Default::default()
+        })
+        .await?
+        .iter()
+        .filter_map(|s| {
+            let at = s.checked_at;
+            let label = format!(
+                "{:02}-{:02} {:02}:{:02}",
+                u8::from(at.month()),
+                at.day(),
+                at.hour(),
+                at.minute()
+            );
+            Some((label, s.points?))
+        })
+        .collect();
+    let chart = if history.is_empty() {
+        String::new()
+    } else {
+        charts::line("Reward points, check by check", &history)
     };
     let status = e.status();
     let page = AccountPage {

@@ -13,6 +13,7 @@ mod charts;
 mod error;
 mod form;
 mod overview;
+mod rewards;
 mod session;
 mod settings;
 mod view;
@@ -73,6 +74,22 @@ pub fn router(state: &AppState, api: Router<AppState>) -> Router<AppState> {
         .route("/batches/{id}/stop", post(batches::stop))
         .route("/batches/{id}/resume", post(batches::resume))
         .route("/orders/{id}", get(batches::order))
+        .route("/rewards", get(rewards::runs).post(rewards::start))
+        .route("/rewards/runs/{id}", get(rewards::run))
+        .route("/rewards/runs/{id}/live", get(rewards::live))
+        .route("/rewards/runs/{id}/cancel", post(rewards::cancel))
+        .route(
+            "/rewards/schedules",
+            get(rewards::schedules).post(rewards::schedule_create),
+        )
+        .route(
+            "/rewards/schedules/{id}/toggle",
+            post(rewards::schedule_toggle),
+        )
+        .route(
+            "/rewards/schedules/{id}/delete",
+            post(rewards::schedule_delete),
+        )
         .route("/settings", get(settings::profiles))
         .route("/settings/profiles/validate", post(settings::validate))
         .route(

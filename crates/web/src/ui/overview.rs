@@ -108,24 +108,12 @@ pub async fn page(
 
     let accounts = store.all_accounts(&AccountFilter::default()).await?;
     let points: i64 = accounts.iter().filter_map(|a| a.points).sum();
-    // Points over time: each account's points on the day they were last checked, summed
-    // cumulatively; the rewards history will refine this once checks keep snapshots.
-    let mut checked: BTreeMap<Date, i64> = BTreeMap::new();
-    for a in &accounts {
-        if let (Some(p), Some(at)) = (a.points, a.last_checked_at) {
-            *checked.entry(at.date()).or_default() += p;
-        }
-    }
-    let mut running_total = 0;
-    let series: Vec<(String, i64)> = checked
-        .iter()
-        .map(|(day, p)| {
-            running_total += p;
-            (
-                format!("{:02}-{:02}", u8::from(day.month()), day.day()),
-                running_total,
-            )
-        })
+    // Points over time: the rewards history, day by day.
+    let series: Vec<(String, i64)> = store
+        .points_by_day(None, 30)
+        .await?
+        .into_iter()
+        .map(|(day, points)| (day.get(5..).unwrap_or(&day).to_owned(), points))
         .collect();
     let points_chart = if series.is_empty() {
         String::new()
