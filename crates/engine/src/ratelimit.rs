@@ -29,9 +29,11 @@ impl RateLimiter {
         Self::default()
     }
 
-    /// Limits `host` (and its sub-domains) to `rate` requests per second.
+    /// Limits `host` (and its sub-domains) to `rate` requests per second. The schedule runs 1%
+    /// under the rate, so that a waiter woken late followed by one on time never takes a
+    /// one-second window above it.
     pub fn limit(&self, host: &str, rate: f64) {
-        let interval = Duration::from_secs_f64(1.0 / rate.max(1e-6));
+        let interval = Duration::from_secs_f64(1.0 / (rate.max(1e-6) * 0.99));
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         buckets
             .entry(host.to_ascii_lowercase())
