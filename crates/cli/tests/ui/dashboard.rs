@@ -235,6 +235,43 @@ async fn an_operator_runs_a_day_in_the_dashboard_and_a_viewer_only_looks() {
         .await;
     assert_eq!(pdf, "application/pdf %PDF");
 
+    // Stop and resume from the batch page (a long batch, submitted over the API).
+    let long = s
+        .app
+        .post(
+            "/api/v1/batches",
+            &s.app.operator,
+            serde_json::json!({
+                "name": "UI long",
+                "accounts": {"storefront_id": s.storefront, "range": {"from": 1, "to": 8}},
+                "lines": [{"product_id": product, "quantity": 1}],
+                "repetitions": 4,
+                "max_total": 100_000,
+            }),
+        )
+        .await
+        .ok(201)["id"]
+        .as_i64()
+        .unwrap();
+    c.open(&format!("/batches/{long}")).await;
+    c.submit("Stop").await;
+    c.wait_long(
+        "the batch to stop",
+        "document.getElementById('batch-state').textContent === 'stopped' && \
+         Number(document.getElementById('count-other').textContent) > 0",
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(c.has("#resume").await && !c.has("#stop").await);
+    c.shoot("batch-stopped").await;
+    c.submit("Resume").await;
+    c.wait_for(
+        "the batch to run again",
+        "document.getElementById('batch-state').textContent === 'running'",
+    )
+    .await;
+    c.submit("Stop").await;
+
     // A batch whose cap refuses the cart: its order fails with a screenshot, in the drawer.
     c.open("/batches/new").await;
     c.fill("name", "UI capped").await;

@@ -386,3 +386,191 @@ async fn missing_pages_are_html_for_people_and_json_for_the_api() {
             .contains("immutable")
     );
 }
+
+#[tokio::test]
+async fn tokens_are_shown_once_and_revoked_and_profiles_are_validated_from_forms() {
+    let app = TestApp::spawn().await;
+    let (http, token) = signed_in(&app, "admin").await;
+    let r = http
+        .post(format!("{}/settings/tokens", app.base))
+        .form(&[
+            ("_csrf", token.as_str()),
+            ("name", "script"),
+            ("scope_read", "on"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let html = r.text().await.unwrap();
+    let start = html.find("cwt_").expect("the secret on the page");
+    let secret: String = html[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect();
+    assert_eq!(app.get("/api/v1/products", &secret).await.status, 200);
+    let (_, list) = page(&http, format!("{}/settings/tokens", app.base)).await;
+    assert!(!list.contains(&secret), "the secret is shown once");
+    let id = app.get("/api/v1/tokens", &app.admin).await.json[0]["id"]
+        .as_i64()
+        .unwrap();
+    let r = http
+        .post(format!("{}/settings/tokens/{id}/revoke", app.base))
+        .form(&[("_csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.get("/api/v1/products", &secret).await.status, 401);
+
+    // A pasted profile is checked, its problems named by line; a good one passes.
+    let r = http
+        .post(format!("{}/settings/profiles/validate", app.base))
+        .form(&[
+            ("_csrf", token.as_str()),
+            ("name", "broken"),
+            (
+                "profile",
+                "[site]\nname = \"Broken\"\nrate_limit = \"fast\"\n",
+            ),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("broken.toml"));
+    let good = include_str!("../../../../profiles/demo.toml");
+    let r = http
+        .post(format!("{}/settings/profiles/validate", app.base))
+        .form(&[
+            ("_csrf", token.as_str()),
+            ("name", "copy"),
+            ("profile", good),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("The profile is valid"));
+}
+
+#[tokio::test]
+async fn products_and_addresses_are_edited_and_deleted_from_their_forms() {
+    let app = TestApp::spawn().await;
+    let storefront = app.storefront("edits").await;
+    let (http, token) = signed_in(&app, "operator").await;
+    let product = app
+        .post(
+            "/api/v1/products",
+            &app.operator,
+            serde_json::json!({"storefront_id": storefront, "name": "Balm", "url": "https://edits.example.com/p/balm"}),
+        )
+        .await
+        .ok(201)["id"]
+        .as_i64()
+        .unwrap();
+    let (status, form) = page(&http, format!("{}/products/{product}", app.base)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(form.contains(r#"value="Balm""#));
+    // An emptied required field is refused beside it; nothing changes.
+    let r = http
+        .post(format!("{}/products/{product}", app.base))
+        .form(&[
+            ("_csrf", token.as_str()),
+            ("name", ""),
+            ("url", "https://edits.example.com/p/balm"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains(r#"id="name-error""#));
+    let r = http
+        .post(format!("{}/products/{product}", app.base))
+        .form(&[
+            ("_csrf", token.as_str()),
+            ("name", "Lip Balm"),
+            ("url", "https://edits.example.com/p/balm"),
+            ("price", "1,299.50"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let p = app
+        .get(&format!("/api/v1/products/{product}"), &app.admin)
+        .await;
+    assert_eq!(p.json["name"], "Lip Balm");
+    assert_eq!(p.json["price"], 1299.5);
+    let r = http
+        .post(format!("{}/products/{product}/delete", app.base))
+        .form(&[("_csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.count("/api/v1/products").await, 0);
+
+    // Two addresses; ticking "default" on the second moves the default there.
+    let address = |label: &'static str| {
+        [
+            ("_csrf", token.clone()),
+            ("label", label.to_owned()),
+            ("full_name", "Ira Das".to_owned()),
+            ("line1", "Studio 9".to_owned()),
+            ("postcode", "411001".to_owned()),
+            ("city", "Pune".to_owned()),
+            ("state", "Maharashtra".to_owned()),
+            ("phone", "9820099999".to_owned()),
+            ("kind", "work".to_owned()),
+        ]
+    };
+    for label in ["First", "Second"] {
+        let r = http
+            .post(format!("{}/addresses/new", app.base))
+            .form(&address(label))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    }
+    let list = app.get("/api/v1/addresses", &app.admin).await.json.clone();
+    let second = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["label"] == "Second")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let mut edit = address("Second").to_vec();
+    edit.push(("is_default", "on".to_owned()));
+    let r = http
+        .post(format!("{}/addresses/{second}", app.base))
+        .form(&edit)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let list = app.get("/api/v1/addresses", &app.admin).await.json.clone();
+    assert_eq!(list[0]["label"], "Second");
+    assert_eq!(list[0]["is_default"], true);
+    assert_eq!(list[1]["is_default"], false);
+    let r = http
+        .post(format!("{}/addresses/{second}/delete", app.base))
+        .form(&[("_csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.get("/api/v1/addresses", &app.admin)
+            .await
+            .json
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
