@@ -370,6 +370,11 @@ async fn missing_pages_are_html_for_people_and_json_for_the_api() {
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
 
+    // Pages run only their own scripts and are never framed elsewhere.
+    let r = http.get(format!("{}/", app.base)).send().await.unwrap();
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"));
+
     // Assets: long-lived under their versioned URL.
     let (_, html) = page(&http, format!("{}/", app.base)).await;
     let css = html

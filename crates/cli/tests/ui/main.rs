@@ -7,6 +7,7 @@
 
 mod browser;
 mod dashboard;
+mod demo;
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;

@@ -380,7 +380,12 @@ impl From<&Order> for OrderRow {
             state: o.state.as_str(),
             total: money_opt(o.total_minor),
             number: o.order_number.clone().unwrap_or_default(),
-            error: match (&o.error_class, &o.error_message) {
+            error: match (
+                &o.error_class,
+                &o.error_message
+                    .as_deref()
+                    .map(|m| m.trim_start_matches([':', ' ']).to_owned()),
+            ) {
                 (Some(c), Some(m)) => format!("{}: {m}", c.as_str()),
                 (Some(c), None) => c.as_str().to_owned(),
                 (None, Some(m)) => m.clone(),

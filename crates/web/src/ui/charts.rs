@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 const W: f64 = 640.0;
 const H: f64 = 220.0;
-const LEFT: f64 = 44.0;
+const LEFT: f64 = 64.0;
 const RIGHT: f64 = 12.0;
 const TOP: f64 = 14.0;
 const BOTTOM: f64 = 30.0;
@@ -104,7 +104,12 @@ pub fn bars(title: &str, series: &[(&str, &str)], bars: &[Bar]) -> String {
         if i % label_every == 0 {
             let _ = write!(
                 out,
-                r#"<text class="tick" x="{cx:.1}" y="{y}" text-anchor="middle">{label}</text>"#,
+                r#"<text class="tick xt{odd}" x="{cx:.1}" y="{y}" text-anchor="middle">{label}</text>"#,
+                odd = if (i / label_every) % 2 == 1 {
+                    " odd"
+                } else {
+                    ""
+                },
                 cx = x + width / 2.0,
                 y = H - 10.0,
                 label = escape(&bar.label)
@@ -156,10 +161,25 @@ pub fn line(title: &str, points: &[(String, i64)]) -> String {
         if i % label_every == 0 {
             let _ = write!(
                 out,
-                r#"<text class="tick" x="{x:.1}" y="{y}" text-anchor="middle">{label}</text>"#,
+                r#"<text class="tick xt{odd}" x="{x:.1}" y="{y}" text-anchor="middle">{label}</text>"#,
+                odd = if (i / label_every) % 2 == 1 {
+                    " odd"
+                } else {
+                    ""
+                },
                 x = x_of(i),
                 y = H - 10.0,
                 label = escape(label)
+            );
+        }
+        if i + 1 == n {
+            let _ = write!(
+                out,
+                r#"<text class="value" x="{x:.1}" y="{y:.1}" text-anchor="{anchor}">{v}</text>"#,
+                x = x_of(i),
+                y = y_of(*v) - 8.0,
+                anchor = if n > 1 { "end" } else { "middle" },
+                v = super::view::count(*v)
             );
         }
     }

@@ -103,6 +103,34 @@ pub fn router(state: &AppState, api: Router<AppState>) -> Router<AppState> {
         )
         .route("/settings/tokens/{id}/revoke", post(settings::token_revoke))
         .layer(axum::Extension(api))
+        .layer(axum::middleware::from_fn(page_headers))
+}
+
+/// Headers every dashboard answer carries: its own scripts and styles only, never framed by
+/// another site, no referrer to other origins.
+async fn page_headers(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+             frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ));
+    headers
+        .entry(header::X_FRAME_OPTIONS)
+        .or_insert(HeaderValue::from_static("DENY"));
+    headers
+        .entry(header::REFERRER_POLICY)
+        .or_insert(HeaderValue::from_static("same-origin"));
+    headers
+        .entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    response
 }
 
 /// The answer for paths nothing serves: the API's JSON 404 under `/api/`, else an HTML page.

@@ -172,7 +172,9 @@ pub async fn page(
                 reason: format!(
                     "order failed in batch {}: {}",
                     b.id,
-                    o.error_message.as_deref().unwrap_or("no reason kept")
+                    o.error_message
+                        .as_deref()
+                        .map_or("no reason kept", |m| m.trim_start_matches([':', ' ']))
                 ),
             });
         }
