@@ -489,6 +489,7 @@ pub async fn import(
         .trim_end_matches('&')
     );
     let csv = form.raw("csv").as_bytes().to_vec();
+    // A refused import's answer carries its report beside the error: read the whole reply.
     let reply = api
         .call(&session, Method::POST, &path, Body::Raw("text/csv", csv))
         .await?;
@@ -675,17 +676,16 @@ pub async fn set_cookies(
 ) -> Result<Response, UiError> {
     session.require(Permission::Operate)?;
     let reply = api
-        .call(
+        .submit(
             &session,
             Method::PUT,
             &format!("/api/v1/accounts/{id}/cookies"),
             Body::Raw("text/plain", form.get("cookies").as_bytes().to_vec()),
         )
         .await?;
-    reply.fatal()?;
-    match reply.failure() {
-        None => Ok(Redirect::to(&format!("/accounts/{id}?notice=cookies")).into_response()),
-        Some(failure) => {
+    match reply {
+        Ok(_) => Ok(Redirect::to(&format!("/accounts/{id}?notice=cookies")).into_response()),
+        Err(failure) => {
             let mut errors = Errors::from_failure(&failure, &["cookies"]);
             if !errors.has("cookies") {
                 errors = Errors::from_failure(
@@ -712,15 +712,14 @@ pub async fn test_login(
     let account = state.store.account(AccountId(id)).await?;
     let body = serde_json::json!({"storefront_id": account.storefront_id, "ids": [id]});
     let reply = api
-        .call(
+        .submit(
             &session,
             Method::POST,
             "/api/v1/accounts/session-checks",
             Body::Json(body),
         )
         .await?;
-    reply.fatal()?;
-    if let Some(failure) = reply.failure() {
+    if let Err(failure) = reply {
         return account_page(
             &state,
             &session,
@@ -741,15 +740,14 @@ pub async fn test_logins(
 ) -> Result<Response, UiError> {
     session.require(Permission::Operate)?;
     let reply = api
-        .call(
+        .submit(
             &session,
             Method::POST,
             "/api/v1/accounts/session-checks",
             Body::Json(selection_json(&form)),
         )
         .await?;
-    reply.fatal()?;
-    if let Some(failure) = reply.failure() {
+    if let Err(failure) = reply {
         return Err(UiError::BadRequest(format!(
             "The selection was refused: {}",
             failure.message

@@ -133,6 +133,24 @@ impl Api {
         Ok(Reply { status, body })
     }
 
+    /// Sends one request as the signed-in operator and sorts the answer: the JSON body, or
+    /// the API's error for the form to show; an answer no form can fix (not found, not
+    /// allowed, our failure) is an error page.
+    pub async fn submit(
+        &self,
+        session: &Session,
+        method: Method,
+        path: &str,
+        body: Body,
+    ) -> Result<Result<Value, Failure>, UiError> {
+        let reply = self.call(session, method, path, body).await?;
+        reply.fatal()?;
+        Ok(match reply.failure() {
+            None => Ok(reply.json()),
+            Some(failure) => Err(failure),
+        })
+    }
+
     /// Sends one request as the signed-in operator.
     pub async fn call(
         &self,

@@ -317,12 +317,14 @@ pub async fn create(
         "clear_addresses": form.checked("clear_addresses"),
     }));
     let reply = api
-        .call(&session, Method::POST, "/api/v1/batches", Body::Json(body))
+        .submit(&session, Method::POST, "/api/v1/batches", Body::Json(body))
         .await?;
-    reply.fatal()?;
-    let Some(failure) = reply.failure() else {
-        let id = reply.json()["id"].as_i64().unwrap_or_default();
-        return Ok(Redirect::to(&format!("/batches/{id}")).into_response());
+    let failure = match reply {
+        Ok(batch) => {
+            let id = batch["id"].as_i64().unwrap_or_default();
+            return Ok(Redirect::to(&format!("/batches/{id}")).into_response());
+        }
+        Err(failure) => failure,
     };
     let line_fields: Vec<String> = (0..lines.len()).map(|i| format!("lines[{i}]")).collect();
     let mut known = vec![
@@ -540,15 +542,14 @@ pub async fn rows(
 
 async fn act(api: &Api, session: &Session, id: i64, action: &str) -> Result<Response, UiError> {
     session.require(Permission::Operate)?;
-    let reply = api
-        .call(
+    let _ = api
+        .submit(
             session,
             Method::POST,
             &format!("/api/v1/batches/{id}/{action}"),
             Body::Empty,
         )
         .await?;
-    reply.fatal()?;
     // A conflict (already stopped, already finished) changes nothing; the page shows why.
     Ok(Redirect::to(&format!("/batches/{id}")).into_response())
 }

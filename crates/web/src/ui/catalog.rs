@@ -256,12 +256,8 @@ async fn submit(
     body: Value,
     fields: &[&str],
 ) -> Result<Result<Value, Errors>, UiError> {
-    let reply = api.call(session, method, path, Body::Json(body)).await?;
-    reply.fatal()?;
-    Ok(match reply.failure() {
-        None => Ok(reply.json()),
-        Some(failure) => Err(Errors::from_failure(&failure, fields)),
-    })
+    let reply = api.submit(session, method, path, Body::Json(body)).await?;
+    Ok(reply.map_err(|failure| Errors::from_failure(&failure, fields)))
 }
 
 /// `POST /products/new`.
@@ -314,11 +310,12 @@ async fn delete(
     done: &str,
 ) -> Result<Result<Response, Errors>, UiError> {
     session.require(Permission::Operate)?;
-    let reply = api.call(session, Method::DELETE, path, Body::Empty).await?;
-    reply.fatal()?;
-    Ok(match reply.failure() {
-        None => Ok(Redirect::to(done).into_response()),
-        Some(failure) => Err(Errors::summary(failure.message)),
+    let reply = api
+        .submit(session, Method::DELETE, path, Body::Empty)
+        .await?;
+    Ok(match reply {
+        Ok(_) => Ok(Redirect::to(done).into_response()),
+        Err(failure) => Err(Errors::summary(failure.message)),
     })
 }
 

@@ -183,20 +183,19 @@ pub async fn start(
 ) -> Result<Response, UiError> {
     session.require(Permission::Operate)?;
     let reply = api
-        .call(
+        .submit(
             &session,
             Method::POST,
             "/api/v1/rewards/runs",
             Body::Json(run_json(&form)),
         )
         .await?;
-    reply.fatal()?;
-    match reply.failure() {
-        None => {
-            let id = reply.json()["id"].as_i64().unwrap_or_default();
+    match reply {
+        Ok(json) => {
+            let id = json["id"].as_i64().unwrap_or_default();
             Ok(Redirect::to(&format!("/rewards/runs/{id}")).into_response())
         }
-        Some(failure) => {
+        Err(failure) => {
             let errors = Errors::from_failure(&failure, RUN_FIELDS);
             runs_page(&state, &session, form.values(), errors).await
         }
@@ -313,15 +312,14 @@ pub async fn cancel(
     Posted { session, .. }: Posted,
 ) -> Result<Response, UiError> {
     session.require(Permission::Operate)?;
-    let reply = api
-        .call(
+    let _ = api
+        .submit(
             &session,
             Method::POST,
             &format!("/api/v1/rewards/runs/{id}/cancel"),
             Body::Empty,
         )
         .await?;
-    reply.fatal()?;
     Ok(Redirect::to(&format!("/rewards/runs/{id}")).into_response())
 }
 
@@ -432,17 +430,16 @@ pub async fn schedule_create(
         "run": run_json(&form),
     }));
     let reply = api
-        .call(
+        .submit(
             &session,
             Method::POST,
             "/api/v1/schedules",
             Body::Json(body),
         )
         .await?;
-    reply.fatal()?;
-    match reply.failure() {
-        None => Ok(Redirect::to("/rewards/schedules").into_response()),
-        Some(mut failure) => {
+    match reply {
+        Ok(_) => Ok(Redirect::to("/rewards/schedules").into_response()),
+        Err(mut failure) => {
             // The run's fields are the form's own: `run.accounts.range` is `accounts.range`.
             failure.field = failure
                 .field
@@ -478,15 +475,14 @@ pub async fn schedule_toggle(
         "run": schedule.run,
     });
     let reply = api
-        .call(
+        .submit(
             &session,
             Method::PUT,
             &format!("/api/v1/schedules/{id}"),
             Body::Json(body),
         )
         .await?;
-    reply.fatal()?;
-    if let Some(failure) = reply.failure() {
+    if let Err(failure) = reply {
         return Err(UiError::BadRequest(failure.message));
     }
     Ok(Redirect::to("/rewards/schedules").into_response())
@@ -499,14 +495,13 @@ pub async fn schedule_delete(
     Posted { session, .. }: Posted,
 ) -> Result<Response, UiError> {
     session.require(Permission::Operate)?;
-    let reply = api
-        .call(
+    let _ = api
+        .submit(
             &session,
             Method::DELETE,
             &format!("/api/v1/schedules/{id}"),
             Body::Empty,
         )
         .await?;
-    reply.fatal()?;
     Ok(Redirect::to("/rewards/schedules").into_response())
 }

@@ -235,17 +235,16 @@ pub async fn operator_create(
         "role": form.text("role"),
     }));
     let reply = api
-        .call(
+        .submit(
             &session,
             Method::POST,
             "/api/v1/operators",
             Body::Json(body),
         )
         .await?;
-    reply.fatal()?;
-    match reply.failure() {
-        None => Ok(Redirect::to("/settings/operators").into_response()),
-        Some(failure) => {
+    match reply {
+        Ok(_) => Ok(Redirect::to("/settings/operators").into_response()),
+        Err(failure) => {
             let errors = Errors::from_failure(&failure, &["username", "email", "password", "role"]);
             let mut v = form.values();
             v.set("password", "");
@@ -264,17 +263,16 @@ pub async fn operator_update(
     session.require(Permission::Administer)?;
     let body = json!({"role": form.get("role"), "disabled": form.checked("disabled")});
     let reply = api
-        .call(
+        .submit(
             &session,
             Method::PATCH,
             &format!("/api/v1/operators/{id}"),
             Body::Json(body),
         )
         .await?;
-    reply.fatal()?;
-    match reply.failure() {
-        None => Ok(Redirect::to("/settings/operators").into_response()),
-        Some(failure) => {
+    match reply {
+        Ok(_) => Ok(Redirect::to("/settings/operators").into_response()),
+        Err(failure) => {
             let mut v = Values::default();
             v.set("role", "operator");
             operators_page(&state, &session, v, Errors::summary(failure.message)).await
@@ -383,20 +381,16 @@ pub async fn token_create(
         "expires_in_days": super::form::number(days),
     }));
     let reply = api
-        .call(&session, Method::POST, "/api/v1/tokens", Body::Json(body))
+        .submit(&session, Method::POST, "/api/v1/tokens", Body::Json(body))
         .await?;
-    reply.fatal()?;
-    match reply.failure() {
-        None => {
-            let secret = reply.json()["secret"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
+    match reply {
+        Ok(created) => {
+            let secret = created["secret"].as_str().unwrap_or_default().to_owned();
             let mut v = Values::default();
             v.set("scope_read", "on");
             tokens_page(&state, &session, v, Errors::default(), secret).await
         }
-        Some(failure) => {
+        Err(failure) => {
             let errors = Errors::from_failure(&failure, &["name", "scopes", "expires_in_days"]);
             tokens_page(&state, &session, form.values(), errors, String::new()).await
         }
@@ -410,14 +404,13 @@ pub async fn token_revoke(
     Posted { session, .. }: Posted,
 ) -> Result<Response, UiError> {
     session.require(Permission::Administer)?;
-    let reply = api
-        .call(
+    let _ = api
+        .submit(
             &session,
             Method::DELETE,
             &format!("/api/v1/tokens/{id}"),
             Body::Empty,
         )
         .await?;
-    reply.fatal()?;
     Ok(Redirect::to("/settings/tokens").into_response())
 }
