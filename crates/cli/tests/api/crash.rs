@@ -2,15 +2,16 @@
 //! SIGKILL while an order is being placed; the server started again settles it from the
 //! storefront's history and the batch goes on to its end. One click, one order.
 
+use crate::helpers::Group;
 use base64::Engine as _;
 use cartwright::Settings;
 use cartwright_demo_shop::{Confirmation, Faults, ShopConfig};
 use sqlx::Connection;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// `cartwright serve` with one browser worker, on a free port.
-fn server(dir: &std::path::Path, settings: &Settings, name: &str) -> Child {
+fn server(dir: &std::path::Path, settings: &Settings, name: &str) -> Group {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cartwright"));
     cmd.current_dir(dir)
         .env("CARTWRIGHT_DATA_DIR", &settings.data_dir)
@@ -27,16 +28,7 @@ fn server(dir: &std::path::Path, settings: &Settings, name: &str) -> Child {
         .stderr(Stdio::null());
     // Its own process group, so that the kill takes its Chromium with it, as a crash of the
     // machine would.
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    cmd.spawn().unwrap()
-}
-
-fn signal_group(child: &Child, signal: &str) {
-    let status = Command::new("kill")
-        .args([signal, "--", &format!("-{}", child.id())])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    Group::spawn(cmd)
 }
 
 async fn wait(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
@@ -128,8 +120,8 @@ async fn sigkill_while_placing_leaves_exactly_one_order() {
         .unwrap()
         .items
         .remove(0);
-    signal_group(&doomed, "-KILL");
-    let _ = doomed.wait();
+    doomed.signal("-KILL");
+    doomed.wait();
     shop.shop.set_faults(Faults::default());
 
     let mut rescuer = server(dir.path(), &settings, "rescuer");
@@ -142,8 +134,8 @@ async fn sigkill_while_placing_leaves_exactly_one_order() {
         },
     )
     .await;
-    signal_group(&rescuer, "-TERM");
-    let status = rescuer.wait().unwrap();
+    rescuer.signal("-TERM");
+    let status = rescuer.wait();
     assert!(
         status.success(),
         "the server stops cleanly on SIGTERM: {status:?}"

@@ -407,3 +407,37 @@ impl ShopApp {
         }
     }
 }
+
+/// A child process in its own process group (so a signal reaches its Chromium too), killed
+/// with everything under it when the test ends — also when the test fails.
+pub struct Group(std::process::Child);
+
+impl Group {
+    pub fn spawn(mut cmd: std::process::Command) -> Group {
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        Group(cmd.spawn().expect("the process starts"))
+    }
+
+    /// Sends `signal` (`-KILL`, `-TERM`) to the whole group.
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([signal, "--", &format!("-{}", self.0.id())])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal}");
+    }
+
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.0.wait().expect("wait")
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .stderr(std::process::Stdio::null())
+            .status();
+        let _ = self.0.wait();
+    }
+}

@@ -10,10 +10,10 @@ use crate::helpers::*;
 use futures::StreamExt;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn worker(app: &TestApp, name: &str, concurrency: usize) -> Child {
+fn worker(app: &TestApp, name: &str, concurrency: usize) -> Group {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cartwright"));
     cmd.current_dir(app.store_dir())
         .env("CARTWRIGHT_DATA_DIR", app.store_dir().join(name))
@@ -25,16 +25,7 @@ fn worker(app: &TestApp, name: &str, concurrency: usize) -> Child {
         .args(["worker", "--concurrency", &concurrency.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    cmd.spawn().unwrap()
-}
-
-fn kill_group(child: &Child, signal: &str) {
-    let status = Command::new("kill")
-        .args([signal, "--", &format!("-{}", child.id())])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    Group::spawn(cmd)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,8 +90,8 @@ async fn two_worker_processes_and_a_server_place_200_orders_once_each_through_a_
             assert!(Instant::now() < deadline, "the workers place orders");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        kill_group(&doomed, "-KILL");
-        let _ = doomed.wait();
+        doomed.signal("-KILL");
+        doomed.wait();
     }
     // 200 orders through Chromium on two cores take minutes: wait for the end generously.
     let deadline = Instant::now() + Duration::from_secs(900);
@@ -176,10 +167,10 @@ async fn two_worker_processes_and_a_server_place_200_orders_once_each_through_a_
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for w in &workers {
-        kill_group(w, "-TERM");
+        w.signal("-TERM");
     }
     for mut w in workers {
-        let status = w.wait().unwrap();
+        let status = w.wait();
         assert!(
             status.success(),
             "a worker stops cleanly on SIGTERM: {status:?}"
