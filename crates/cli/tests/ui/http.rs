@@ -113,6 +113,45 @@ async fn signing_in_needs_the_forms_own_token_and_the_right_password() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(r.headers()["location"], "/");
+    assert!(
+        !r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Secure")
+    );
+
+    // Behind a TLS proxy, the cookies are marked Secure.
+    let https = client();
+    let r = https
+        .get(format!("{}/login", app.base))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .ends_with("; Secure")
+    );
+    let login = r.text().await.unwrap();
+    let r = https
+        .post(format!("{}/login", app.base))
+        .header("x-forwarded-proto", "https")
+        .form(&[
+            ("_csrf", csrf(&login).as_str()),
+            ("username", "admin"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let session = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        session.starts_with("cw_session=") && session.ends_with("; Secure"),
+        "{session}"
+    );
 }
 
 #[tokio::test]

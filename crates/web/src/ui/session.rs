@@ -187,9 +187,19 @@ pub async fn bearer_from_cookie(mut req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-fn set_cookie(name: &str, value: &str, max_age: u64) -> HeaderValue {
+/// Whether the browser reached us over HTTPS (through a proxy that says so): then cookies are
+/// marked `Secure`. Plain HTTP (the default, and `cartwright demo`) cannot carry those.
+fn over_https(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
+}
+
+fn set_cookie(name: &str, value: &str, max_age: u64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}"
+        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
     ))
     .unwrap_or(HeaderValue::from_static("cw_invalid=; Max-Age=0"))
 }
@@ -216,7 +226,13 @@ pub struct NextQuery {
     next: Option<String>,
 }
 
-fn login_page(status: StatusCode, next: String, username: String, message: String) -> Response {
+fn login_page(
+    secure: bool,
+    status: StatusCode,
+    next: String,
+    username: String,
+    message: String,
+) -> Response {
     let mut random = [0u8; 16];
     if getrandom::fill(&mut random).is_err() {
         return UiError::Internal("no randomness for the sign-in form".into()).into_response();
@@ -233,7 +249,7 @@ fn login_page(status: StatusCode, next: String, username: String, message: Strin
             let mut response = (status, Html(html)).into_response();
             response
                 .headers_mut()
-                .append(SET_COOKIE, set_cookie(LOGIN_COOKIE, &csrf, 3600));
+                .append(SET_COOKIE, set_cookie(LOGIN_COOKIE, &csrf, 3600, secure));
             response
         }
         Err(e) => UiError::from(e).into_response(),
@@ -247,6 +263,7 @@ pub async fn login_form(
     Query(q): Query<NextQuery>,
 ) -> Response {
     let next = safe_next(q.next.as_deref());
+    let secure = over_https(&headers);
     if cookie(&headers, SESSION_COOKIE).is_some() {
         let mut parts = Request::new(()).into_parts().0;
         parts.headers = headers;
@@ -257,7 +274,7 @@ pub async fn login_form(
             return Redirect::to(&next).into_response();
         }
     }
-    login_page(StatusCode::OK, next, String::new(), String::new())
+    login_page(secure, StatusCode::OK, next, String::new(), String::new())
 }
 
 #[derive(Deserialize)]
@@ -281,8 +298,10 @@ pub async fn login(
     Form(form): Form<LoginForm>,
 ) -> Response {
     let next = safe_next(form.next.as_deref());
+    let secure = over_https(&headers);
     if !cookie(&headers, LOGIN_COOKIE).is_some_and(|c| same(c, &form.csrf)) {
         return login_page(
+            secure,
             StatusCode::FORBIDDEN,
             next,
             form.username,
@@ -309,7 +328,7 @@ pub async fn login(
             "unauthorized" => "Wrong username or password.".to_owned(),
             _ => failure.message,
         };
-        return login_page(reply.status, next, form.username, message);
+        return login_page(secure, reply.status, next, form.username, message);
     }
     let json = reply.json();
     let Some(token) = json["token"].as_str() else {
@@ -327,16 +346,64 @@ pub async fn login(
         });
     let mut response = Redirect::to(&next).into_response();
     let headers = response.headers_mut();
-    headers.append(SET_COOKIE, set_cookie(SESSION_COOKIE, token, ttl));
-    headers.append(SET_COOKIE, set_cookie(LOGIN_COOKIE, "", 0));
+    headers.append(SET_COOKIE, set_cookie(SESSION_COOKIE, token, ttl, secure));
+    headers.append(SET_COOKIE, set_cookie(LOGIN_COOKIE, "", 0, secure));
     response
 }
 
 /// `POST /logout`: forgets the session cookie.
-pub async fn logout(_: Posted) -> Response {
+pub async fn logout(headers: HeaderMap, _: Posted) -> Response {
     let mut response = Redirect::to("/login").into_response();
+    response.headers_mut().append(
+        SET_COOKIE,
+        set_cookie(SESSION_COOKIE, "", 0, over_https(&headers)),
+    );
     response
-        .headers_mut()
-        .append(SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0));
-    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_found_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.append(COOKIE, HeaderValue::from_static("a=1; cw_session=tok; b=2"));
+        headers.append(COOKIE, HeaderValue::from_static("cw_login=x"));
+        assert_eq!(cookie(&headers, SESSION_COOKIE), Some("tok"));
+        assert_eq!(cookie(&headers, LOGIN_COOKIE), Some("x"));
+        assert_eq!(cookie(&headers, "cw"), None);
+        headers.insert(COOKIE, HeaderValue::from_static("cw_session="));
+        assert_eq!(
+            cookie(&headers, SESSION_COOKIE),
+            None,
+            "an emptied cookie is no session"
+        );
+    }
+
+    #[test]
+    fn csrf_tokens_follow_the_session_and_compare_whole() {
+        let a = csrf_of("token-a");
+        assert_eq!(a.len(), 32);
+        assert_eq!(a, csrf_of("token-a"));
+        assert_ne!(a, csrf_of("token-b"));
+        assert!(same(&a, &a.clone()));
+        assert!(!same(&a, &a[..31]));
+        assert!(!same(&a, ""));
+    }
+
+    #[test]
+    fn after_sign_in_only_local_paths() {
+        assert_eq!(safe_next(Some("/accounts?q=1")), "/accounts?q=1");
+        for bad in [
+            "//evil.example.com/",
+            "https://evil.example.com/",
+            "/\\evil",
+            "",
+            "accounts",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
 }
