@@ -32,7 +32,7 @@
   function wirePreview(form, box) {
     var seq = 0;
     var link = form.querySelector("[data-range-link]");
-    var run = debounce(function () {
+    var runNow = function () {
       var data = new URLSearchParams(new FormData(form));
       var mine = ++seq;
       box.setAttribute("aria-busy", "true");
@@ -49,7 +49,8 @@
         ["storefront_id", "from", "to"].forEach(function (k) { if (data.get(k)) { q.set(k, data.get(k)); } });
         link.href = "/batches/new?" + q.toString();
       }
-    }, 250);
+    };
+    var run = debounce(runNow, 250);
     form.addEventListener("input", function (e) {
       var name = e.target && e.target.name;
       if (["storefront_id", "select_by", "from", "to", "tag", "ids"].indexOf(name) >= 0) { run(); }
@@ -57,7 +58,7 @@
     form.addEventListener("change", function (e) {
       if (e.target && (e.target.name === "select_by" || e.target.name === "storefront_id")) { run(); }
     });
-    run();
+    runNow();
   }
   document.querySelectorAll("form[data-preview]").forEach(function (form) {
     var box = document.getElementById(form.getAttribute("data-preview"));

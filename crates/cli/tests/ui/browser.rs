@@ -246,6 +246,13 @@ impl Chrome {
                 &format!("window.innerWidth === {width} || document.documentElement.scrollWidth > {width}"),
             )
             .await;
+            // Bars and meters glide to their value: shoot once they are there.
+            self.wait_for(
+                "transitions to end",
+                "document.getAnimations().every(a => a.playState !== 'running') && \
+                 !document.querySelector('[aria-busy]')",
+            )
+            .await;
             // A phone must not need sideways scrolling for the page itself.
             if width == 375 {
                 let overflow = self
