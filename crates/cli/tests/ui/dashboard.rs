@@ -86,6 +86,27 @@ async fn an_operator_runs_a_day_in_the_dashboard_and_a_viewer_only_looks() {
     )
     .await;
     c.shoot("accounts").await;
+    // The export link hands the browser the CSV of what the list shows.
+    c.open("/accounts?tag=ui").await;
+    let export = c
+        .text(
+            "fetch(document.querySelector('a[download]').href).then(async r => \
+             r.headers.get('content-type') + '\\n' + await r.text())",
+        )
+        .await;
+    assert!(export.starts_with("text/csv"), "{export}");
+    assert_eq!(export.matches("@example.com").count(), 3, "{export}");
+    // Sorting by a column header.
+    c.click("th a[href*='sort=email']").await;
+    c.ready().await;
+    c.wait_for("the sorted list", "location.search.includes('sort=email')")
+        .await;
+    assert_eq!(
+        c.text("document.querySelector('th[aria-sort=ascending]').textContent")
+            .await
+            .trim(),
+        "Email ▲"
+    );
 
     // Paste cookies on an imported account, and queue its sign-in test.
     c.open("/accounts?q=ui-2").await;
