@@ -642,7 +642,13 @@ pub async fn order(
                 steps: log
                     .iter()
                     .map(|e| StepView {
-                        at: e.at.time().to_string(),
+                        at: format!(
+                            "{:02}:{:02}:{:02}.{:03}",
+                            e.at.hour(),
+                            e.at.minute(),
+                            e.at.second(),
+                            e.at.millisecond()
+                        ),
                         level: e.level.as_str(),
                         phase: e.phase.clone().unwrap_or_default(),
                         step: e.step.clone().unwrap_or_default(),
