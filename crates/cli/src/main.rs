@@ -218,7 +218,7 @@ async fn main() -> anyhow::Result<()> {
             }
             let server = Server::start(&settings).await?;
             eprintln!(
-                "Cartwright is listening on http://{} (API docs at /api/docs)",
+                "Cartwright is listening on http://{} (dashboard at /, API docs at /api/docs)",
                 server.addr
             );
             shutdown_signal().await;
@@ -236,6 +236,7 @@ async fn main() -> anyhow::Result<()> {
             let demo = cartwright::demo::start(&settings, shop_listen).await?;
             eprintln!();
             eprintln!("  Cartwright demo is running.");
+            eprintln!("  Dashboard:  http://{}/", demo.server.addr);
             eprintln!("  API docs:   http://{}/api/docs", demo.server.addr);
             eprintln!(
                 "  Sign in as: {} / {}",
