@@ -12,6 +12,8 @@ use tokio::time::{Instant, sleep};
 
 /// How often a condition is looked at again.
 const POLL: Duration = Duration::from_millis(40);
+/// Longest the page waits by itself before the site's answers are checked again.
+const WAIT_TURN: Duration = Duration::from_millis(500);
 /// Longest wait for the network to go quiet after a click.
 const SETTLE: Duration = Duration::from_secs(3);
 
@@ -558,20 +560,71 @@ impl<'a> Flow<'a> {
     /// Waits until `condition` holds; false when `limit` passes first.
     async fn wait(&self, condition: &Condition, limit: Duration) -> Result<bool, StepError> {
         let deadline = Instant::now() + limit;
+        let expression = self.condition_js(condition)?;
         loop {
-            // A page busy navigating may not answer: never wait past the deadline for it.
-            let left = deadline.saturating_duration_since(Instant::now()).max(POLL);
-            if let Ok(held) = tokio::time::timeout(left, self.holds(condition)).await
-                && held?
+            // The page looks by itself for a while; between those turns the site's answers
+            // are checked for errors. A page busy navigating may not answer, or its wait ends
+            // with the document: never wait past the deadline for it.
+            let left = deadline.saturating_duration_since(Instant::now());
+            let turn = left.clamp(POLL, WAIT_TURN);
+            let started = Instant::now();
+            match tokio::time::timeout(
+                left.max(POLL),
+                self.session.wait_until(&expression, turn),
+            )
+            .await
             {
-                return Ok(true);
+                Ok(Ok(true)) => return Ok(true),
+                Ok(Ok(false)) => {}
+                // The document went away under the wait (a navigation): look again.
+                Ok(Err(_)) | Err(_) => {
+                    if started.elapsed() < POLL {
+                        sleep(POLL).await;
+                    }
+                }
             }
             self.check_errors().await?;
             if Instant::now() >= deadline {
                 return Ok(false);
             }
-            sleep(POLL).await;
         }
+    }
+
+    /// A condition as a JavaScript expression evaluated in the page.
+    fn condition_js(&self, condition: &Condition) -> Result<String, StepError> {
+        let find = |spec: Value| Session::find_expression(&spec);
+        Ok(match condition {
+            Condition::Present(t) => format!(
+                "{}.count > 0",
+                find(self.spec(t, "visible", None, false, false, 0)?)
+            ),
+            Condition::Absent(t) => format!(
+                "{}.count === 0",
+                find(self.spec(t, "visible", None, false, false, 0)?)
+            ),
+            Condition::Filled(t) => format!(
+                "(((({}).values || [])[0] || '').trim() !== '')",
+                find(self.spec(t, "any", Some("value"), false, false, 0)?)
+            ),
+            Condition::Text(t) => {
+                let want = Value::String(normalise(&self.render(t)?));
+                format!(
+                    "(document.body ? document.body.innerText : '').replace(/\\s+/g, ' ').trim().toLowerCase().includes({want})"
+                )
+            }
+            Condition::Url(t) => {
+                let want = Value::String(self.render(t)?);
+                format!("location.href.includes({want})")
+            }
+            Condition::Any(targets) => {
+                let mut alternatives = Vec::new();
+                for t in targets {
+                    alternatives.extend(self.selectors(t)?);
+                }
+                let spec = json!({ "alternatives": alternatives, "want": "visible", "read": null, "all": false, "mark": false });
+                format!("{}.count > 0", find(spec))
+            }
+        })
     }
 
     /// The site answered the last action with an error: a 5xx means what a step waits for

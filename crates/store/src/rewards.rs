@@ -564,6 +564,16 @@ impl Store {
         Ok(rows)
     }
 
+    /// How many accounts there are and their current points in total, for the overview.
+    pub async fn account_totals(&self) -> Result<(i64, i64), StoreError> {
+        let (count, points): (i64, Option<i64>) = read!(&self.db, |c| {
+            sqlx::query_as("SELECT COUNT(*), CAST(SUM(points) AS BIGINT) FROM accounts")
+                .fetch_one(c)
+                .await
+        })?;
+        Ok((count, points.unwrap_or(0)))
+    }
+
     /// Cookies of many accounts, unsealed, for the rewards checker.
     pub async fn account_jars(
         &self,

@@ -380,6 +380,31 @@ impl Session {
         result.into_value::<Found>().map_err(cdp)
     }
 
+    /// The finder's expression for `spec`, for conditions evaluated in the page.
+    pub fn find_expression(spec: &serde_json::Value) -> String {
+        format!("({FIND_JS})({spec})")
+    }
+
+    /// Waits in the page, for at most `budget`, until the JavaScript expression `condition`
+    /// is true: the page looks every 40 ms by itself, so a wait costs one DevTools call
+    /// rather than one per look. A navigation under way ends the wait early with `false`.
+    pub async fn wait_until(&self, condition: &str, budget: Duration) -> Result<bool, BrowserError> {
+        let ms = budget.as_millis();
+        let js = format!(
+            "(async () => {{ const until = Date.now() + {ms}; \
+             for (;;) {{ try {{ if ({condition}) return true; }} catch (e) {{}} \
+             if (Date.now() >= until) return false; \
+             await new Promise(r => setTimeout(r, 40)); }} }})()"
+        );
+        let result = within(
+            budget + self.call_timeout.min(EVAL),
+            "waiting in the page",
+            self.page.evaluate_expression(js),
+        )
+        .await?;
+        Ok(result.into_value::<bool>().unwrap_or(false))
+    }
+
     /// Evaluates a JavaScript expression that yields a boolean.
     pub async fn check(&self, js: &str) -> Result<bool, BrowserError> {
         let result = within(

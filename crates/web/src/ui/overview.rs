@@ -106,8 +106,7 @@ pub async fn page(
         .collect();
     let recent: Vec<BatchRow> = rows.into_iter().take(8).collect();
 
-    let accounts = store.all_accounts(&AccountFilter::default()).await?;
-    let points: i64 = accounts.iter().filter_map(|a| a.points).sum();
+    let (accounts, points) = store.account_totals().await?;
     // Points over time: the rewards history, day by day.
     let series: Vec<(String, i64)> = store
         .points_by_day(None, 30)
@@ -189,7 +188,7 @@ pub async fn page(
         failed: count(failed),
         running: count(running),
         points: count(points),
-        accounts: count(accounts.len() as i64),
+        accounts: count(accounts),
         attention,
         attention_total: count(attention_total),
         orders_chart,
