@@ -568,11 +568,8 @@ impl<'a> Flow<'a> {
             let left = deadline.saturating_duration_since(Instant::now());
             let turn = left.clamp(POLL, WAIT_TURN);
             let started = Instant::now();
-            match tokio::time::timeout(
-                left.max(POLL),
-                self.session.wait_until(&expression, turn),
-            )
-            .await
+            match tokio::time::timeout(left.max(POLL), self.session.wait_until(&expression, turn))
+                .await
             {
                 Ok(Ok(true)) => return Ok(true),
                 Ok(Ok(false)) => {}

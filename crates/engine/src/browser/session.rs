@@ -388,7 +388,11 @@ impl Session {
     /// Waits in the page, for at most `budget`, until the JavaScript expression `condition`
     /// is true: the page looks every 40 ms by itself, so a wait costs one DevTools call
     /// rather than one per look. A navigation under way ends the wait early with `false`.
-    pub async fn wait_until(&self, condition: &str, budget: Duration) -> Result<bool, BrowserError> {
+    pub async fn wait_until(
+        &self,
+        condition: &str,
+        budget: Duration,
+    ) -> Result<bool, BrowserError> {
         let ms = budget.as_millis();
         let js = format!(
             "(async () => {{ const until = Date.now() + {ms}; \
