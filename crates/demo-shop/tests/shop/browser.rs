@@ -258,6 +258,10 @@ async fn a_purchase_clicked_through_in_chromium() {
         "document.body.innerText.includes('applied')",
     )
     .await;
+    // The message and the new total are separate updates: wait for the total as well.
+    let lowered =
+        format!("Number(document.querySelector('[data-total]').dataset.total) < {before_coupon}");
+    wait_for(&page, "the total to drop", &lowered).await;
     let after_coupon = total(&page).await;
     assert!(
         after_coupon < before_coupon,
