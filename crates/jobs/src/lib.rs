@@ -71,7 +71,9 @@ pub struct Timing {
     pub idle_poll: Duration,
     /// How often running jobs are marked alive.
     pub heartbeat: Duration,
-    /// A running job whose worker has not beaten for this long is rescued.
+    /// The lease this worker takes on a running job, renewed by every beat: a job whose lease
+    /// ran out (its worker stopped beating) is rescued by any worker. Each worker's own
+    /// setting governs its own jobs, so nodes may differ.
     pub stale_after: Duration,
 }
 
@@ -271,7 +273,12 @@ async fn claim_loop(
             let kinds: Vec<&str> = lane.handlers.keys().copied().collect();
             let jobs = match shared
                 .store
-                .claim_jobs(&shared.id, &kinds, free.min(100) as i64)
+                .claim_jobs(
+                    &shared.id,
+                    &kinds,
+                    free.min(100) as i64,
+                    shared.timing.stale_after,
+                )
                 .await
             {
                 Ok(jobs) => jobs,
@@ -387,12 +394,15 @@ async fn housekeeping(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             _ = beat.tick() => {
                 let ids: Vec<JobId> = shared.running().iter().copied().collect();
-                if let Err(e) = shared.store.heartbeat_jobs(&shared.id, &ids).await {
+                if let Err(e) = shared
+                    .store
+                    .heartbeat_jobs(&shared.id, &ids, shared.timing.stale_after)
+                    .await {
                     tracing::warn!(error = %e, "job heartbeat failed");
                 }
             }
             _ = rescue.tick() => {
-                match shared.store.rescue_jobs(shared.timing.stale_after).await {
+                match shared.store.rescue_jobs().await {
                     Ok(0) => {}
                     Ok(n) => tracing::warn!(jobs = n, "rescued jobs whose worker stopped answering"),
                     Err(e) => tracing::warn!(error = %e, "rescuing jobs failed"),
@@ -404,7 +414,10 @@ async fn housekeeping(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                     loop {
                         beat.tick().await;
                         let ids: Vec<JobId> = shared.running().iter().copied().collect();
-                        let _ = shared.store.heartbeat_jobs(&shared.id, &ids).await;
+                        let _ = shared
+                    .store
+                    .heartbeat_jobs(&shared.id, &ids, shared.timing.stale_after)
+                    .await;
                     }
                 }
             }

@@ -169,7 +169,10 @@ async fn a_dead_workers_jobs_are_rescued_and_a_panic_fails_the_job() {
         .await
         .unwrap();
     // This worker claims the job, then "dies": it never beats and never answers.
-    let claimed = store.claim_jobs("dead", &["slow"], 10).await.unwrap();
+    let claimed = store
+        .claim_jobs("dead", &["slow"], 10, fast().stale_after)
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1);
     let ran = Arc::new(AtomicUsize::new(0));
     let counter = ran.clone();
@@ -232,9 +235,58 @@ async fn shutdown_hands_unfinished_jobs_back() {
         1,
         "handed back, ready for another worker"
     );
-    let again = store.claim_jobs("other", &["forever"], 1).await.unwrap();
+    let again = store
+        .claim_jobs("other", &["forever"], 1, fast().stale_after)
+        .await
+        .unwrap();
     assert_eq!(
         again[0].attempt, 1,
         "handing back does not spend an attempt"
     );
+}
+
+#[tokio::test]
+async fn a_node_with_a_shorter_lease_never_takes_a_live_job_of_a_node_with_a_longer_one() {
+    let (store, _dir) = store().await;
+    store
+        .enqueue(&NewJob::new("steady", serde_json::json!({})))
+        .await
+        .unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let counter = ran.clone();
+    // Beats every 500 ms on a 3 s lease (a beat is older than the other node's whole lease
+    // most of the time), and runs for longer than that lease.
+    let steady: Arc<dyn Handler> = Arc::new(move |_job: Job| {
+        let counter = counter.clone();
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(1_500)).await;
+            Outcome::Done
+        }
+    });
+    let patient = Workers::new(store.clone(), "patient")
+        .timing(Timing {
+            idle_poll: Duration::from_millis(50),
+            heartbeat: Duration::from_millis(500),
+            stale_after: Duration::from_secs(3),
+        })
+        .lane("l", 1, vec![("steady", steady.clone())])
+        .start();
+    wait_until("the job to start", async || ran.load(Ordering::SeqCst) == 1).await;
+    // This node rescues whatever it believes dead after 300 ms, many times over.
+    let hasty = Workers::new(store.clone(), "hasty")
+        .timing(Timing {
+            idle_poll: Duration::from_millis(50),
+            heartbeat: Duration::from_millis(50),
+            stale_after: Duration::from_millis(300),
+        })
+        .lane("l", 1, vec![("steady", steady)])
+        .start();
+    wait_until("the job to finish", async || {
+        count(&store, "steady", "done").await == 1
+    })
+    .await;
+    assert_eq!(ran.load(Ordering::SeqCst), 1, "run once, by its owner");
+    hasty.shutdown(Duration::from_secs(5)).await;
+    patient.shutdown(Duration::from_secs(5)).await;
 }

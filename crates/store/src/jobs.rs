@@ -154,6 +154,7 @@ impl Store {
         worker: &str,
         kinds: &[&str],
         limit: i64,
+        lease: std::time::Duration,
     ) -> Result<Vec<Job>, StoreError> {
         if kinds.is_empty() || limit <= 0 {
             return Ok(Vec::new());
@@ -161,8 +162,8 @@ impl Store {
         let now = Ts::now();
         let mut sql = Sql::new("UPDATE jobs SET state = 'running', worker = ");
         sql.arg(Arg::Text(worker.to_owned()))
-            .push(", heartbeat_at = ")
-            .arg(Arg::Ts(now.0))
+            .push(", lease_until = ")
+            .arg(Arg::Ts(lease_end(now, lease)))
             .push(", attempts = attempts + 1 WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND run_at <= ")
             .arg(Arg::Ts(now.0))
             .push(" AND kind IN (");
@@ -203,13 +204,18 @@ impl Store {
         Ok(jobs)
     }
 
-    /// Records that `worker` is still running these jobs.
-    pub async fn heartbeat_jobs(&self, worker: &str, ids: &[JobId]) -> Result<(), StoreError> {
+    /// Records that `worker` is still running these jobs: their lease runs `lease` from now.
+    pub async fn heartbeat_jobs(
+        &self,
+        worker: &str,
+        ids: &[JobId],
+        lease: std::time::Duration,
+    ) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut sql = Sql::new("UPDATE jobs SET heartbeat_at = ");
-        sql.arg(Arg::Ts(Ts::now().0))
+        let mut sql = Sql::new("UPDATE jobs SET lease_until = ");
+        sql.arg(Arg::Ts(lease_end(Ts::now(), lease)))
             .push(" WHERE state = 'running' AND worker = ")
             .arg(Arg::Text(worker.to_owned()));
         in_ids(&mut sql, ids);
@@ -246,7 +252,7 @@ impl Store {
         write!(&mut tx, |c| {
             sqlx::query(
                 "UPDATE jobs SET state = CASE WHEN $4 OR attempts >= max_attempts THEN 'failed' ELSE 'queued' END, \
-                 run_at = $5, last_error = $3, worker = NULL, heartbeat_at = NULL, \
+                 run_at = $5, last_error = $3, worker = NULL, lease_until = NULL, \
                  finished_at = CASE WHEN $4 OR attempts >= max_attempts THEN $6 ELSE NULL END \
                  WHERE id = $1 AND state = 'running' AND worker = $2",
             )
@@ -278,7 +284,7 @@ impl Store {
         write!(&mut tx, |c| {
             sqlx::query(
                 "UPDATE jobs SET state = 'queued', run_at = $3, last_error = $4, worker = NULL, \
-                 heartbeat_at = NULL, attempts = attempts - 1 WHERE id = $1 AND state = 'running' AND worker = $2",
+                 lease_until = NULL, attempts = attempts - 1 WHERE id = $1 AND state = 'running' AND worker = $2",
             )
             .bind(id.get())
             .bind(worker)
@@ -299,7 +305,7 @@ impl Store {
             return Ok(());
         }
         let mut sql = Sql::new(
-            "UPDATE jobs SET state = 'queued', worker = NULL, heartbeat_at = NULL, attempts = attempts - 1 \
+            "UPDATE jobs SET state = 'queued', worker = NULL, lease_until = NULL, attempts = attempts - 1 \
              WHERE state = 'running' AND worker = ",
         );
         sql.arg(Arg::Text(worker.to_owned()));
@@ -307,18 +313,18 @@ impl Store {
         self.execute(sql).await.map(drop)
     }
 
-    /// Re-queues running jobs whose worker has not beaten for `stale_after` (it crashed or was
-    /// killed); a job out of attempts fails instead. Returns how many were rescued.
-    pub async fn rescue_jobs(&self, stale_after: std::time::Duration) -> Result<u64, StoreError> {
+    /// Re-queues running jobs whose lease ran out (their worker crashed or was killed, and
+    /// stopped beating); a job out of attempts fails instead. Returns how many were rescued.
+    pub async fn rescue_jobs(&self) -> Result<u64, StoreError> {
         let now = Ts::now();
-        let cutoff = Ts(now.0 - Duration::try_from(stale_after).unwrap_or(Duration::MINUTE));
+        let cutoff = now;
         let mut tx = self.begin().await?;
         let n = write!(&mut tx, |c| {
             sqlx::query(
                 "UPDATE jobs SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END, \
-                 last_error = 'its worker stopped answering', worker = NULL, heartbeat_at = NULL, \
+                 last_error = 'its worker stopped answering', worker = NULL, lease_until = NULL, \
                  finished_at = CASE WHEN attempts >= max_attempts THEN $2 ELSE NULL END \
-                 WHERE state = 'running' AND heartbeat_at < $1",
+                 WHERE state = 'running' AND lease_until < $1",
             )
             .bind(cutoff)
             .bind(now)
@@ -380,4 +386,9 @@ fn truncate(error: &str) -> &str {
         Some((i, _)) => &error[..i],
         None => error,
     }
+}
+
+/// When a lease of `lease` taken at `now` runs out.
+fn lease_end(now: Ts, lease: std::time::Duration) -> time::OffsetDateTime {
+    now.0 + Duration::try_from(lease).unwrap_or(Duration::MINUTE)
 }
