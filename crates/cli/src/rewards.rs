@@ -3,7 +3,7 @@
 //! a summary and, when asked, the results as CSV. Ctrl-C cancels the run; what was checked
 //! stays.
 
-use crate::run::{RunError, pick_storefront, selection, usage};
+use crate::run::{RunError, pick_storefront, progress_bar, selection, usage};
 use cartwright_core::order::Level;
 use cartwright_core::rewards::{NewRewardsRun, RunState};
 use cartwright_engine::{Engine, EventFilter};
@@ -61,13 +61,9 @@ pub async fn rewards(settings: &crate::Settings, args: RewardsArgs) -> Result<bo
             .map(|r| format!(", at most {r}/s"))
             .unwrap_or_default()
     );
-    let bar = indicatif::ProgressBar::new(u64::try_from(run.total).unwrap_or(0));
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30}] {pos}/{len} {per_sec} {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> "),
+    let bar = progress_bar(
+        run.total,
+        "{elapsed_precise} [{bar:30}] {pos}/{len} {per_sec} {msg}",
     );
     let problems = {
         let bar = bar.clone();

@@ -177,6 +177,17 @@ pub(crate) fn selection(
     Ok(accounts)
 }
 
+/// A progress bar of `len` steps drawn with `template` on standard error.
+pub(crate) fn progress_bar(len: i64, template: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(u64::try_from(len).unwrap_or(0));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar
+}
+
 /// Builds the batch the arguments describe.
 pub async fn batch_from(store: &Store, args: &RunArgs) -> Result<NewBatch, RunError> {
     let storefront = storefront(store, args).await?;
@@ -272,11 +283,9 @@ pub async fn run(settings: &Settings, args: RunArgs) -> Result<RunOutcome, RunEr
         spec.repetitions,
         worker_settings.workers
     );
-    let bar = indicatif::ProgressBar::new(u64::try_from(batch.counts.total).unwrap_or(0));
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
+    let bar = progress_bar(
+        batch.counts.total,
+        "{elapsed_precise} [{bar:30}] {pos}/{len} {msg}",
     );
     // Results and problems as they happen, above the bar.
     let lines = {

@@ -487,6 +487,26 @@ impl Sql {
         self.text.push_str(&self.args.len().to_string());
         self
     }
+
+    /// Appends one row of a multi-row `VALUES` list, `(…)` with `NULL` for `None`, preceded
+    /// by `, ` unless it is the first.
+    pub(crate) fn values_row(
+        &mut self,
+        first: bool,
+        values: impl IntoIterator<Item = Option<Arg>>,
+    ) -> &mut Self {
+        self.push(if first { "(" } else { ", (" });
+        for (i, value) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            match value {
+                Some(v) => self.arg(v),
+                None => self.push("NULL"),
+            };
+        }
+        self.push(")")
+    }
 }
 
 impl Sql {

@@ -361,31 +361,20 @@ impl Store {
                 "INSERT INTO rewards_snapshots (run_id, account_id, status, points, tier, http_status, error, duration_ms, checked_at) VALUES ",
             );
             for (i, (s, _)) in chunk.iter().enumerate() {
-                sql.push(if i == 0 { "(" } else { ", (" });
-                sql.arg(Arg::Int(run.get()))
-                    .push(", ")
-                    .arg(Arg::Int(s.account_id.get()))
-                    .push(", ")
-                    .arg(Arg::Text(s.status.as_str().into()))
-                    .push(", ");
-                push_opt_int(&mut sql, s.points);
-                sql.push(", ");
-                match &s.tier {
-                    Some(t) => sql.arg(Arg::Text(t.clone())),
-                    None => sql.push("NULL"),
-                };
-                sql.push(", ");
-                push_opt_int(&mut sql, s.http_status.map(i64::from));
-                sql.push(", ");
-                match &s.error {
-                    Some(t) => sql.arg(Arg::Text(t.clone())),
-                    None => sql.push("NULL"),
-                };
-                sql.push(", ")
-                    .arg(Arg::Int(s.duration_ms))
-                    .push(", ")
-                    .arg(Arg::Ts(s.checked_at))
-                    .push(")");
+                sql.values_row(
+                    i == 0,
+                    [
+                        Some(Arg::Int(run.get())),
+                        Some(Arg::Int(s.account_id.get())),
+                        Some(Arg::Text(s.status.as_str().into())),
+                        s.points.map(Arg::Int),
+                        s.tier.clone().map(Arg::Text),
+                        s.http_status.map(|c| Arg::Int(i64::from(c))),
+                        s.error.clone().map(Arg::Text),
+                        Some(Arg::Int(s.duration_ms)),
+                        Some(Arg::Ts(s.checked_at)),
+                    ],
+                );
             }
             sql.push(" ON CONFLICT DO NOTHING RETURNING account_id");
             let ids: Vec<i64> = write!(&mut tx, |c| {
@@ -414,36 +403,31 @@ impl Store {
             }
             update_account(&mut tx, s, sealed.as_ref()).await?;
         }
-        let now = Ts::now();
-        write!(&mut tx, |c| {
-            sqlx::query(
-                "UPDATE rewards_runs SET checked = checked + $2, ok = ok + $3, logged_out = logged_out + $4, \
-                 failed = failed + $5, points_total = points_total + $6 WHERE id = $1",
-            )
-            .bind(run.get())
-            .bind(ok + logged_out + failed)
-            .bind(ok)
-            .bind(logged_out)
-            .bind(failed)
-            .bind(points)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected())
+        // One statement: the counts, and the end of the run when this batch completes it
+        // (SET reads the row as it was, on both backends).
+        let sql = format!(
+            "UPDATE rewards_runs SET checked = checked + $2, ok = ok + $3, logged_out = logged_out + $4, \
+             failed = failed + $5, points_total = points_total + $6, \
+             state = CASE WHEN state = 'running' AND checked + $2 >= total THEN 'finished' ELSE state END, \
+             finished_at = CASE WHEN state = 'running' AND checked + $2 >= total THEN $7 ELSE finished_at END \
+             WHERE id = $1 RETURNING {RUN_COLUMNS}"
+        );
+        let row: RunRow = write!(&mut tx, |c| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(run.get())
+                .bind(ok + logged_out + failed)
+                .bind(ok)
+                .bind(logged_out)
+                .bind(failed)
+                .bind(points)
+                .bind(Ts::now())
+                .fetch_one(c)
+                .await
+        })
+        .map_err(|e| match e {
+            sqlx::Error::RowNotFound => StoreError::not_found("rewards run", run.get()),
+            e => e.into(),
         })?;
-        write!(&mut tx, |c| {
-            sqlx::query(
-                "UPDATE rewards_runs SET state = 'finished', finished_at = $2 \
-                 WHERE id = $1 AND state = 'running' AND checked >= total",
-            )
-            .bind(run.get())
-            .bind(now)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
-        let row: RunRow = tx
-            .row_by_id(RUN_COLUMNS, "rewards_runs", run.get(), "rewards run")
-            .await?;
         tx.commit().await?;
         row.try_into()
     }
@@ -747,13 +731,6 @@ impl Store {
         tx.delete_by_id("schedules", id.get(), "schedule").await?;
         tx.commit().await
     }
-}
-
-fn push_opt_int(sql: &mut Sql, v: Option<i64>) {
-    match v {
-        Some(v) => sql.arg(Arg::Int(v)),
-        None => sql.push("NULL"),
-    };
 }
 
 async fn update_account(

@@ -389,17 +389,17 @@ impl Store {
                     "INSERT INTO orders (batch_id, account_id, repetition, state, created_at, updated_at) VALUES ",
                 );
                 for (i, account) in chunk.iter().enumerate() {
-                    sql.push(if i == 0 { "(" } else { ", (" });
-                    sql.arg(Arg::Int(batch_id))
-                        .push(", ")
-                        .arg(Arg::Int(account.get()))
-                        .push(", ")
-                        .arg(Arg::Int(repetition));
-                    sql.push(", 'queued', ")
-                        .arg(Arg::Ts(now.0))
-                        .push(", ")
-                        .arg(Arg::Ts(now.0))
-                        .push(")");
+                    sql.values_row(
+                        i == 0,
+                        [
+                            Some(Arg::Int(batch_id)),
+                            Some(Arg::Int(account.get())),
+                            Some(Arg::Int(repetition)),
+                            Some(Arg::Text("queued".into())),
+                            Some(Arg::Ts(now.0)),
+                            Some(Arg::Ts(now.0)),
+                        ],
+                    );
                 }
                 sql.push(" RETURNING id");
                 let ids: Vec<i64> = write!(&mut tx, |c| {
@@ -1029,33 +1029,20 @@ impl Store {
                 "INSERT INTO events (batch_id, order_id, rewards_run_id, account_id, phase, step, level, message, at) VALUES ",
             );
             for (i, e) in chunk.iter().enumerate() {
-                sql.push(if i == 0 { "(" } else { ", (" });
-                let ints = [
-                    e.batch_id.map(|b| b.get()),
-                    e.order_id.map(|o| o.get()),
-                    e.rewards_run_id.map(|r| r.get()),
-                    e.account_id.map(|a| a.get()),
-                ];
-                let texts = [e.phase.clone(), e.step.clone()];
-                for (j, v) in ints.into_iter().enumerate() {
-                    if j > 0 {
-                        sql.push(", ");
-                    }
-                    match v {
-                        Some(v) => sql.arg(Arg::Int(v)),
-                        None => sql.push("NULL"),
-                    };
-                }
-                for v in texts {
-                    sql.push(", ");
-                    match v {
-                        Some(v) => sql.arg(Arg::Text(v)),
-                        None => sql.push("NULL"),
-                    };
-                }
-                sql.push(", ").arg(Arg::Text(e.level.as_str().into()));
-                sql.push(", ").arg(Arg::Text(e.message.clone()));
-                sql.push(", ").arg(Arg::Ts(e.at)).push(")");
+                sql.values_row(
+                    i == 0,
+                    [
+                        e.batch_id.map(|b| Arg::Int(b.get())),
+                        e.order_id.map(|o| Arg::Int(o.get())),
+                        e.rewards_run_id.map(|r| Arg::Int(r.get())),
+                        e.account_id.map(|a| Arg::Int(a.get())),
+                        e.phase.clone().map(Arg::Text),
+                        e.step.clone().map(Arg::Text),
+                        Some(Arg::Text(e.level.as_str().into())),
+                        Some(Arg::Text(e.message.clone())),
+                        Some(Arg::Ts(e.at)),
+                    ],
+                );
             }
             sql.push(" RETURNING id");
             let ids: Vec<i64> = tx.ints(&sql).await?;

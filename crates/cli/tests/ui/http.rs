@@ -44,7 +44,7 @@ async fn signed_in(app: &TestApp, username: &str) -> (reqwest::Client, String) {
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(r.headers()["location"], "/accounts");
-    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let cookie = header(&r, "set-cookie").to_owned();
     assert!(
         cookie.starts_with("cw_session=")
             && cookie.contains("HttpOnly")
@@ -113,12 +113,7 @@ async fn signing_in_needs_the_forms_own_token_and_the_right_password() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(r.headers()["location"], "/");
-    assert!(
-        !r.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .contains("Secure")
-    );
+    assert!(!header(&r, "set-cookie").contains("Secure"));
 
     // Behind a TLS proxy, the cookies are marked Secure.
     let https = client();
@@ -128,12 +123,7 @@ async fn signing_in_needs_the_forms_own_token_and_the_right_password() {
         .send()
         .await
         .unwrap();
-    assert!(
-        r.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .ends_with("; Secure")
-    );
+    assert!(header(&r, "set-cookie").ends_with("; Secure"));
     let login = r.text().await.unwrap();
     let r = https
         .post(format!("{}/login", app.base))
@@ -147,7 +137,7 @@ async fn signing_in_needs_the_forms_own_token_and_the_right_password() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let session = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let session = header(&r, "set-cookie").to_owned();
     assert!(
         session.starts_with("cw_session=") && session.ends_with("; Secure"),
         "{session}"
@@ -330,12 +320,7 @@ async fn signing_out_ends_the_session_and_a_role_change_applies_at_once() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(r.headers()["location"], "/login");
-    assert!(
-        r.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .starts_with("cw_session=;")
-    );
+    assert!(header(&r, "set-cookie").starts_with("cw_session=;"));
     let r = http.get(format!("{}/", app.base)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(r.headers()["location"], "/login");
@@ -369,12 +354,7 @@ async fn signing_out_ends_the_session_and_a_role_change_applies_at_once() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert!(
-        r.headers()["location"]
-            .to_str()
-            .unwrap()
-            .starts_with("/login")
-    );
+    assert!(header(&r, "location").starts_with("/login"));
 }
 
 #[tokio::test]
@@ -393,12 +373,7 @@ async fn missing_pages_are_html_for_people_and_json_for_the_api() {
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
-        assert!(
-            r.headers()["content-type"]
-                .to_str()
-                .unwrap()
-                .starts_with("text/html")
-        );
+        assert!(header(&r, "content-type").starts_with("text/html"));
     }
     let r = http
         .get(format!("{}/api/v1/nothing", app.base))
@@ -411,7 +386,7 @@ async fn missing_pages_are_html_for_people_and_json_for_the_api() {
 
     // Pages run only their own scripts and are never framed elsewhere.
     let r = http.get(format!("{}/", app.base)).send().await.unwrap();
-    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    let csp = header(&r, "content-security-policy");
     assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"));
 
     // Assets: long-lived under their versioned URL.
@@ -423,12 +398,7 @@ async fn missing_pages_are_html_for_people_and_json_for_the_api() {
         .to_owned();
     let r = http.get(format!("{}{css}", app.base)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert!(
-        r.headers()["cache-control"]
-            .to_str()
-            .unwrap()
-            .contains("immutable")
-    );
+    assert!(header(&r, "cache-control").contains("immutable"));
 }
 
 #[tokio::test]
@@ -617,4 +587,13 @@ async fn products_and_addresses_are_edited_and_deleted_from_their_forms() {
             .len(),
         1
     );
+}
+
+/// A response header's value as text; the test fails when it is missing.
+fn header<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {
+    r.headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} header"))
+        .to_str()
+        .expect("a text header")
 }

@@ -228,40 +228,27 @@ impl Session {
         Ok(session)
     }
 
+    /// A stream of the page's `T` events, subscribed under the DevTools call timeout.
+    async fn listen<T: chromiumoxide::cdp::IntoEventKind>(
+        &self,
+    ) -> Result<chromiumoxide::listeners::EventStream<T>, BrowserError> {
+        within(
+            self.call_timeout,
+            "listening to the page's events",
+            self.page.event_listener::<T>(),
+        )
+        .await
+    }
+
     /// Pauses every request until the rate limiter lets it go, and keeps track of requests in
     /// flight and of the documents' answers.
     async fn watch_network(&mut self, limiter: Arc<RateLimiter>) -> Result<(), BrowserError> {
         let t = self.call_timeout;
-        let mut paused = within(
-            t,
-            "listening to requests",
-            self.page.event_listener::<EventRequestPaused>(),
-        )
-        .await?;
-        let mut sent = within(
-            t,
-            "listening to requests",
-            self.page.event_listener::<EventRequestWillBeSent>(),
-        )
-        .await?;
-        let mut finished = within(
-            t,
-            "listening to requests",
-            self.page.event_listener::<EventLoadingFinished>(),
-        )
-        .await?;
-        let mut failed = within(
-            t,
-            "listening to requests",
-            self.page.event_listener::<EventLoadingFailed>(),
-        )
-        .await?;
-        let mut responses = within(
-            t,
-            "listening to responses",
-            self.page.event_listener::<EventResponseReceived>(),
-        )
-        .await?;
+        let mut paused = self.listen::<EventRequestPaused>().await?;
+        let mut sent = self.listen::<EventRequestWillBeSent>().await?;
+        let mut finished = self.listen::<EventLoadingFinished>().await?;
+        let mut failed = self.listen::<EventLoadingFailed>().await?;
+        let mut responses = self.listen::<EventResponseReceived>().await?;
         let pattern = RequestPattern {
             url_pattern: Some("*".into()),
             resource_type: None,
