@@ -327,6 +327,59 @@ async fn run(
         for (phase, (ms, n)) in sums {
             eprintln!("  {label} {phase:<16} mean {:>6} ms", ms / n.max(1));
         }
+        // Each step's log line ends with "(N ms)": the mean per phase and step.
+        let mut steps: std::collections::BTreeMap<(String, String), (String, u64, u64)> =
+            Default::default();
+        let mut after = None;
+        loop {
+            let page = store
+                .events(&cartwright_store::EventQuery {
+                    batch: Some(batch.id),
+                    after,
+                    limit: 5_000,
+                    ..Default::default()
+                })
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id);
+            for e in &page {
+                let ms = e
+                    .message
+                    .rsplit_once(" (")
+                    .and_then(|(_, t)| t.strip_suffix(" ms)"))
+                    .and_then(|t| t.parse::<u64>().ok());
+                if let (Some(phase), Some(step), Some(ms)) = (&e.phase, &e.step, ms) {
+                    let what = e.message.chars().take(50).collect();
+                    let entry = steps
+                        .entry((phase.clone(), step.clone()))
+                        .or_insert((what, 0, 0));
+                    entry.1 += ms;
+                    entry.2 += 1;
+                }
+            }
+        }
+        let seen: serde_json::Value = reqwest::get(format!("{}/_control/requests", shop.url()))
+            .await?
+            .json()
+            .await?;
+        let total = seen["total"].as_u64().unwrap_or(0);
+        eprintln!(
+            "  the shop saw {total} requests, {:.1} per order",
+            total as f64 / orders.items.len().max(1) as f64
+        );
+        if let Some(counts) = seen["counts"].as_object() {
+            let mut by_path: Vec<_> = counts.iter().collect();
+            by_path.sort_by_key(|(_, n)| std::cmp::Reverse(n.as_u64()));
+            for (path, n) in by_path.iter().take(20) {
+                eprintln!("    {n:>5} {path}");
+            }
+        }
+        for ((phase, step), (what, ms, n)) in steps {
+            eprintln!(
+                "  {phase:<16} {step:<6} mean {:>5} ms  {what}",
+                ms / n.max(1)
+            );
+        }
     }
     store.close().await;
     shop.stop().await?;

@@ -123,6 +123,9 @@ pub struct Flow<'a> {
     /// When the last click, key press or navigation went out: a server error after it means
     /// what it asked for is not coming.
     last_action: std::sync::Mutex<Instant>,
+    /// The page a navigation just loaded, until anything is done on it: a navigation to the
+    /// same address would load the same thing again.
+    fresh: std::sync::Mutex<Option<String>>,
 }
 
 impl<'a> Flow<'a> {
@@ -151,6 +154,7 @@ impl<'a> Flow<'a> {
             log,
             stop: None,
             last_action: std::sync::Mutex::new(Instant::now()),
+            fresh: std::sync::Mutex::new(None),
         }
     }
 
@@ -302,6 +306,7 @@ impl<'a> Flow<'a> {
             *self.last_action.lock().unwrap_or_else(|p| p.into_inner()) = started;
         }
         let pacing = self.profile.site.pacing;
+        let fresh = std::mem::take(&mut *self.fresh.lock().unwrap_or_else(|p| p.into_inner()));
         match &step.action {
             Action::Goto(t) => {
                 let target = self.render(t)?;
@@ -312,11 +317,20 @@ impl<'a> Flow<'a> {
                         None,
                     )
                 })?;
+                if fresh.as_deref() == Some(url.as_str())
+                    && self.session.url().await == url.as_str()
+                {
+                    self.set_fresh(Some(url.into()));
+                    return Ok(Some(
+                        "loaded by the step before, nothing done on it since".into(),
+                    ));
+                }
                 let limit = step.timeout.unwrap_or(self.profile.site.page_timeout);
                 self.session
                     .goto(url.as_str(), limit)
                     .await
                     .map_err(net_error)?;
+                self.set_fresh(Some(url.into()));
                 Ok(None)
             }
             Action::Click(target) => {
@@ -364,6 +378,7 @@ impl<'a> Flow<'a> {
                 Ok(None)
             }
             Action::WaitFor(condition) => {
+                self.set_fresh(fresh);
                 if !self.wait(condition, limit).await? {
                     return Err(StepError::NotFound(format!(
                         "waited {limit:?} for {}",
@@ -372,12 +387,16 @@ impl<'a> Flow<'a> {
                 }
                 Ok(None)
             }
-            Action::Extract(extract) => self.extract(extract, limit).await.map(Some),
+            Action::Extract(extract) => {
+                self.set_fresh(fresh);
+                self.extract(extract, limit).await.map(Some)
+            }
             Action::Assert {
                 condition,
                 fail,
                 message,
             } => {
+                self.set_fresh(fresh);
                 // An assertion looks once: the page is expected to be ready (a wait_for comes first).
                 if self.holds(condition).await? {
                     Ok(None)
@@ -386,13 +405,19 @@ impl<'a> Flow<'a> {
                 }
             }
             Action::Repeat { rounds, steps, max } => {
+                self.set_fresh(fresh);
                 self.repeat(phase, rounds, steps, *max, limit, label).await
             }
             Action::Pause(d) => {
+                self.set_fresh(fresh);
                 sleep(*d).await;
                 Ok(None)
             }
         }
+    }
+
+    fn set_fresh(&self, url: Option<String>) {
+        *self.fresh.lock().unwrap_or_else(|p| p.into_inner()) = url;
     }
 
     async fn repeat(
@@ -804,6 +829,7 @@ impl<'a> Flow<'a> {
             .map_err(into_failure)?;
         let started = Instant::now();
         *self.last_action.lock().unwrap_or_else(|p| p.into_inner()) = started;
+        self.set_fresh(None);
         let clicked = self
             .session
             .click(&spec, self.profile.site.step_timeout)

@@ -306,6 +306,7 @@ impl Engine {
                     .await;
             }
         };
+        let opening = Instant::now();
         let session = match self.open(&prepared).await {
             Ok(s) => s,
             Err(e) => {
@@ -339,6 +340,9 @@ impl Engine {
         let stop_flag = stopped.clone();
         let stop = move || stop_flag.load(Ordering::Acquire);
         let mut record = RunRecord::default();
+        record
+            .timings
+            .insert("browser".into(), opening.elapsed().as_millis() as u64);
         let mut flow = Flow::new(
             &session,
             &prepared.profile,

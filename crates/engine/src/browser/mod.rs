@@ -82,6 +82,31 @@ pub struct BrowserPool {
     launches: AtomicUsize,
     limiter: Arc<RateLimiter>,
     contexts: Arc<AtomicUsize>,
+    spare: Arc<Spare>,
+}
+
+/// A context opened ahead of need: opening one (a renderer process started, a page attached,
+/// interception switched on) takes a few hundred milliseconds that a run would otherwise
+/// wait for. It holds no cookies until a run takes it.
+#[derive(Default)]
+struct Spare {
+    ready: std::sync::Mutex<Vec<Session>>,
+    filling: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    closed: AtomicBool,
+}
+
+/// How many contexts are kept open ahead: runs finishing close together each find one.
+const SPARES: usize = 2;
+
+impl Spare {
+    fn take(&self) -> Option<Session> {
+        self.ready.lock().unwrap_or_else(|p| p.into_inner()).pop()
+    }
+
+    fn wanted(&self) -> bool {
+        !self.closed.load(Ordering::Acquire)
+            && self.ready.lock().unwrap_or_else(|p| p.into_inner()).len() < SPARES
+    }
 }
 
 impl BrowserPool {
@@ -93,6 +118,7 @@ impl BrowserPool {
             launches: AtomicUsize::new(0),
             limiter,
             contexts: Arc::default(),
+            spare: Arc::default(),
         }
     }
 
@@ -146,6 +172,10 @@ impl BrowserPool {
                 "disable-component-update",
                 "disable-sync",
             ])
+            // Chromium starts a spare renderer ahead of every navigation, for the context
+            // used last; with a context per run it is rarely the one that gets used, and
+            // each costs a process start (a third of a run's renderer CPU here).
+            .arg(("disable-features", "SpareRendererForSitePerProcess"))
             .user_data_dir(profile.path())
             .window_size(w, h)
             .viewport(None)
@@ -197,15 +227,98 @@ impl BrowserPool {
         Ok(live)
     }
 
-    /// Opens an isolated context with one page, the given cookies loaded.
+    /// Opens an isolated context with one page, the given cookies loaded. Without a proxy
+    /// it is the context opened ahead of time when there is one, and another is opened
+    /// ahead for the next run.
     pub async fn session(&self, options: SessionOptions) -> Result<Session, BrowserError> {
         let live = self.live().await?;
-        live.served.fetch_add(1, Ordering::Relaxed);
-        Session::open(live, options, self.limiter.clone(), self.contexts.clone()).await
+        let warm = match (&options.proxy, self.spare.take()) {
+            (None, Some(s)) if Arc::ptr_eq(s.live(), &live) && live.is_alive() => Some(s),
+            _ => None,
+        };
+        let mut session = match warm {
+            Some(mut session) => {
+                session.set_call_timeout(options.call_timeout);
+                session
+            }
+            None => {
+                live.served.fetch_add(1, Ordering::Relaxed);
+                Session::open_blank(
+                    live.clone(),
+                    options.proxy.as_deref(),
+                    options.call_timeout,
+                    self.limiter.clone(),
+                    self.contexts.clone(),
+                )
+                .await?
+            }
+        };
+        if options.proxy.is_none() {
+            self.open_spare(&live, options.call_timeout);
+        }
+        session.load_cookies(&options.cookies).await?;
+        Ok(session)
+    }
+
+    /// Opens contexts for the next runs in the background, unless enough are ready or on
+    /// their way, or the browser is due to be replaced.
+    fn open_spare(&self, live: &Arc<Live>, call_timeout: Duration) {
+        let mut filling = self.spare.filling.lock().unwrap_or_else(|p| p.into_inner());
+        if filling.as_ref().is_some_and(|f| !f.is_finished()) || !self.spare.wanted() {
+            return;
+        }
+        let (live, spare) = (live.clone(), self.spare.clone());
+        let (limiter, contexts) = (self.limiter.clone(), self.contexts.clone());
+        let recycle_after = self.config.recycle_after;
+        *filling = Some(tokio::spawn(async move {
+            while spare.wanted()
+                && live.is_alive()
+                && live.served.fetch_add(1, Ordering::Relaxed) < recycle_after
+            {
+                let opened = Session::open_blank(
+                    live.clone(),
+                    None,
+                    call_timeout,
+                    limiter.clone(),
+                    contexts.clone(),
+                )
+                .await;
+                match opened {
+                    Ok(session) if !spare.closed.load(Ordering::Acquire) => {
+                        let mut ready = spare.ready.lock().unwrap_or_else(|p| p.into_inner());
+                        // Spares left from a replaced browser are closed by their drop.
+                        ready.retain(|s| Arc::ptr_eq(s.live(), &live));
+                        ready.push(session);
+                    }
+                    Ok(session) => session.close().await,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "opening a context ahead of time failed");
+                        return;
+                    }
+                }
+            }
+        }));
     }
 
     /// Closes the current browser (contexts still open keep theirs until they close).
     pub async fn shutdown(&self) {
+        self.spare.closed.store(true, Ordering::Release);
+        let filling = self
+            .spare
+            .filling
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(mut filling) = filling
+            && tokio::time::timeout(Duration::from_secs(10), &mut filling)
+                .await
+                .is_err()
+        {
+            filling.abort();
+        }
+        while let Some(spare) = self.spare.take() {
+            spare.close().await;
+        }
         let live = self.current.lock().await.take();
         if let Some(live) = live
             && let Ok(mut live) = Arc::try_unwrap(live)

@@ -177,16 +177,19 @@ fn from_cdp(c: &network::Cookie) -> Cookie {
 }
 
 impl Session {
-    pub(super) async fn open(
+    /// A context with one blank page whose requests already go through the limiter, and no
+    /// cookies yet: what the pool keeps warm.
+    pub(super) async fn open_blank(
         live: Arc<Live>,
-        options: SessionOptions,
+        proxy: Option<&str>,
+        call_timeout: Duration,
         limiter: Arc<RateLimiter>,
         contexts: Arc<AtomicUsize>,
     ) -> Result<Session, BrowserError> {
-        let t = options.call_timeout;
+        let t = call_timeout;
         let mut params = CreateBrowserContextParams::builder().dispose_on_detach(true);
-        if let Some(proxy) = &options.proxy {
-            params = params.proxy_server(proxy.clone());
+        if let Some(proxy) = proxy {
+            params = params.proxy_server(proxy);
         }
         let context = within(
             t,
@@ -195,37 +198,56 @@ impl Session {
         )
         .await?;
         contexts.fetch_add(1, Ordering::Relaxed);
+        let page = live.browser.new_page(CreateTargetParams {
+            browser_context_id: Some(context.clone()),
+            ..CreateTargetParams::new("about:blank")
+        });
+        let page = match within(t, "opening a page", page).await {
+            Ok(page) => page,
+            Err(e) => {
+                let _ = timeout(t, live.browser.dispose_browser_context(context)).await;
+                contexts.fetch_sub(1, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
         let mut session = Session {
-            live: live.clone(),
-            context: Some(context.clone()),
-            page: within(
-                t,
-                "opening a page",
-                live.browser.new_page(CreateTargetParams {
-                    browser_context_id: Some(context.clone()),
-                    ..CreateTargetParams::new("about:blank")
-                }),
-            )
-            .await?,
+            live,
+            context: Some(context),
+            page,
             net: Arc::default(),
             tasks: Vec::new(),
             contexts,
             call_timeout: t,
         };
-        if !options.cookies.is_empty() {
-            let cookies = options.cookies.iter().map(to_param).collect();
-            within(
-                t,
-                "loading cookies",
-                live.browser.execute(storage::SetCookiesParams {
-                    cookies,
-                    browser_context_id: Some(context),
-                }),
-            )
-            .await?;
-        }
         session.watch_network(limiter).await?;
         Ok(session)
+    }
+
+    /// Loads the account's cookies into the context, before its first request.
+    pub(super) async fn load_cookies(&mut self, cookies: &[Cookie]) -> Result<(), BrowserError> {
+        if cookies.is_empty() {
+            return Ok(());
+        }
+        within(
+            self.call_timeout,
+            "loading cookies",
+            self.live.browser.execute(storage::SetCookiesParams {
+                cookies: cookies.iter().map(to_param).collect(),
+                browser_context_id: self.context.clone(),
+            }),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The browser this session lives in.
+    pub(super) fn live(&self) -> &Arc<Live> {
+        &self.live
+    }
+
+    /// Sets the longest wait for a DevTools call.
+    pub(super) fn set_call_timeout(&mut self, t: Duration) {
+        self.call_timeout = t;
     }
 
     /// A stream of the page's `T` events, subscribed under the DevTools call timeout.

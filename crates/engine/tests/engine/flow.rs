@@ -25,7 +25,7 @@ async fn the_demo_profile_places_an_order_step_by_step() {
     let base = url::Url::parse(&shop.url()).unwrap();
     let mut flow = Flow::new(&session, &profile, base, context, &log);
     let started = std::time::Instant::now();
-    for phase in [Phase::CheckLogin, Phase::ClearCart] {
+    for phase in [Phase::CheckLogin, Phase::FindInHistory, Phase::ClearCart] {
         flow.phase(phase).await.unwrap_or_else(|e| panic!("{e}"));
     }
     flow.set(
@@ -59,6 +59,22 @@ async fn the_demo_profile_places_an_order_step_by_step() {
     let history = flow.var("history").unwrap().as_array().unwrap().clone();
     eprintln!("placed {number} in {:?}", started.elapsed());
     assert!(history.iter().any(|h| h == &json!(number)), "{history:?}");
+    // check_login's page was the history read next; read_total's was the checkout page
+    // set_address went on with: neither was loaded twice.
+    assert_eq!(
+        seen(&shop, "GET /profile/orders").await,
+        2,
+        "check_login + after placing"
+    );
+    assert_eq!(seen(&shop, "GET /checkout").await, 1);
+    assert!(
+        log.0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, _, m)| m.contains("loaded by the step before")),
+        "the log says why a navigation was skipped"
+    );
     let orders = shop.shop.orders();
     assert_eq!(orders.len(), 1);
     assert_eq!(orders[0].number, number);
@@ -66,4 +82,83 @@ async fn the_demo_profile_places_an_order_step_by_step() {
     assert_eq!(orders[0].lines[0].1, 2);
     session.close().await;
     pool.shutdown().await;
+}
+
+/// The demo profile with its `read_profile` phase replaced by `steps`.
+fn with_steps(steps: &str) -> cartwright_engine::profile::Profile {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../profiles/demo.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let cut = text.find("read_profile = [").unwrap();
+    let text = format!("{}read_profile = {steps}\n", &text[..cut]);
+    cartwright_engine::profile::parse(&text, &path, "demo").unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_is_loaded_again_once_anything_was_done_on_it() {
+    let shop = shop(|_| {}).await;
+    let pool = pool();
+    let session = pool
+        .session(options(vec![session_cookie(&shop, 1)]))
+        .await
+        .unwrap();
+    let log = Lines::default();
+    let base = url::Url::parse(&shop.url()).unwrap();
+    let page = format!("/p/{}", shop.shop.products()[0].slug);
+    let get = format!("GET {page}");
+    let loads = || seen(&shop, &get);
+    // Looked at only: the second visit is the page already there.
+    let looked = with_steps(&format!(
+        r#"[{{ goto = "{page}" }}, {{ wait_for = {{ present = "add_to_bag" }} }}, {{ goto = "{page}" }}]"#
+    ));
+    let mut flow = Flow::new(&session, &looked, base.clone(), json!({}), &log);
+    flow.phase(Phase::ReadProfile)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loads().await, 1);
+    drop(flow);
+    // Clicked on (added to the bag): the page is loaded again.
+    let clicked = with_steps(&format!(
+        r#"[{{ click = "add_to_bag" }}, {{ goto = "{page}" }}, {{ wait_for = {{ present = "add_to_bag" }} }}]"#
+    ));
+    let mut flow = Flow::new(&session, &clicked, base, json!({}), &log);
+    flow.phase(Phase::ReadProfile)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loads().await, 2);
+    drop(flow);
+    session.close().await;
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contexts_opened_ahead_carry_only_the_cookies_of_the_run_that_takes_them() {
+    let shop = shop(|c| c.rotate_every = 0).await;
+    let pool = pool();
+    for customer in 1..=4 {
+        let cookie = session_cookie(&shop, customer);
+        let session = pool.session(options(vec![cookie.clone()])).await.unwrap();
+        session
+            .goto(
+                &format!("{}/profile/orders", shop.url()),
+                std::time::Duration::from_secs(15),
+            )
+            .await
+            .unwrap();
+        let cookies = session.cookies().await.unwrap();
+        let sessions: Vec<_> = cookies.iter().filter(|c| c.name == "f.session").collect();
+        assert_eq!(sessions.len(), 1, "{cookies:?}");
+        assert_eq!(
+            sessions[0].value, cookie.value,
+            "run {customer} sees its own session only"
+        );
+        session.close().await;
+        // Contexts wait for the next runs, none of them holding a cookie.
+        assert!(pool.open_contexts() <= 2, "{} open", pool.open_contexts());
+    }
+    pool.shutdown().await;
+    assert_eq!(
+        pool.open_contexts(),
+        0,
+        "shutting down closes the contexts opened ahead"
+    );
 }

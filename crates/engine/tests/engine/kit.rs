@@ -44,6 +44,17 @@ pub fn session_cookie(shop: &RunningShop, customer: u32) -> cartwright_core::coo
     }
 }
 
+/// How many times the shop saw `what` (`"GET /cart"`), from its request log.
+pub async fn seen(shop: &RunningShop, what: &str) -> u64 {
+    let log: serde_json::Value = reqwest::get(format!("{}/_control/requests", shop.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    log["counts"][what].as_u64().unwrap_or(0)
+}
+
 pub fn options(cookies: Vec<cartwright_core::cookies::Cookie>) -> SessionOptions {
     SessionOptions {
         cookies,

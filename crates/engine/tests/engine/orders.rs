@@ -19,6 +19,8 @@ async fn a_batch_places_one_order_per_account_and_records_everything() {
     assert_eq!(done.counts.placed, 3);
     let shop_orders = f.shop.shop.orders();
     assert_eq!(shop_orders.len(), 3, "exactly one order per account");
+    let customers: std::collections::HashSet<_> = shop_orders.iter().map(|o| o.customer).collect();
+    assert_eq!(customers.len(), 3, "each run signed in as its own account");
     for order in f.orders(batch.id).await {
         assert_eq!(order.state, OrderState::Placed);
         let number = order.order_number.clone().unwrap();
