@@ -196,14 +196,19 @@ fn pss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Samples the browser tree's memory until `stop`; returns the peak in kB.
+/// Samples the browser tree's memory until `stop`; returns the peak in kB. Once a second:
+/// reading a renderer's PSS walks its page tables, and at five times a second the sampling
+/// took a tenth of the machine from what it measures.
 fn sample_memory(stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
     let peak = AtomicU64::new(0);
     std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
             let total: u64 = descendants().into_iter().map(pss_kb).sum();
             peak.fetch_max(total, Ordering::Relaxed);
-            std::thread::sleep(Duration::from_millis(200));
+            let next = std::time::Instant::now() + Duration::from_secs(1);
+            while !stop.load(Ordering::Relaxed) && std::time::Instant::now() < next {
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
         peak.load(Ordering::Relaxed)
     })
@@ -327,6 +332,35 @@ async fn run(
         for (phase, (ms, n)) in sums {
             eprintln!("  {label} {phase:<16} mean {:>6} ms", ms / n.max(1));
         }
+        // The slowest orders, phase by phase: where the tail of the distribution comes from.
+        let mut slowest: Vec<_> = orders.items.iter().collect();
+        slowest.sort_by_key(|o| std::cmp::Reverse(o.timings.values().sum::<u64>()));
+        for o in slowest.iter().take(3) {
+            let phases: Vec<String> = o
+                .timings
+                .iter()
+                .map(|(p, ms)| format!("{p} {ms}"))
+                .collect();
+            eprintln!(
+                "  slow order {}: {} ms: {}",
+                o.id,
+                o.timings.values().sum::<u64>(),
+                phases.join(", ")
+            );
+            let log = store
+                .events(&cartwright_store::EventQuery {
+                    order: Some(o.id),
+                    limit: 500,
+                    ..Default::default()
+                })
+                .await?;
+            for e in log
+                .iter()
+                .filter(|e| matches!(e.phase.as_deref(), Some("place" | "add_item")))
+            {
+                eprintln!("      {}", e.message);
+            }
+        }
         // Each step's log line ends with "(N ms)": the mean per phase and step.
         let mut steps: std::collections::BTreeMap<(String, String), (String, u64, u64)> =
             Default::default();
@@ -398,6 +432,13 @@ async fn run(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
+    // RUST_LOG shows the engine's and chromiumoxide's logs (every DevTools message at trace).
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     println!(
         "bench/orders: {} orders across {} accounts ({} product lines each), concurrency {}, on {} cores",
         args.orders,

@@ -66,6 +66,8 @@ async fn reset(State(shop): State<Arc<Shop>>) -> StatusCode {
     *lock(&shop.data) = seed::shop(shop.config.seed, shop.config.customers);
     shop.set_faults(shop.config.faults.clone());
     lock(&shop.traffic).reset();
+    shop.static_served
+        .store(0, std::sync::atomic::Ordering::Relaxed);
     StatusCode::NO_CONTENT
 }
 
@@ -112,7 +114,13 @@ async fn requests(State(shop): State<Arc<Shop>>, Query(q): Query<AccountQuery>) 
             .entry(format!("{} {}", s.method, s.path))
             .or_default() += 1;
     }
-    Json(json!({"total": seen.len(), "counts": counts, "requests": seen})).into_response()
+    // The script and stylesheet are not the storefront's requests (no session, no faults):
+    // only how many times they were served.
+    let assets = shop
+        .static_served
+        .load(std::sync::atomic::Ordering::Relaxed);
+    Json(json!({"total": seen.len(), "counts": counts, "requests": seen, "static": assets}))
+        .into_response()
 }
 
 async fn customers(State(shop): State<Arc<Shop>>) -> Response {

@@ -21,6 +21,7 @@ pub mod session;
 pub mod traffic;
 
 use axum::Router;
+use axum::extract::State;
 use model::ShopData;
 use serde::{Deserialize, Serialize};
 use session::Sessions;
@@ -110,6 +111,8 @@ pub struct Shop {
     sessions: Mutex<Sessions>,
     faults: RwLock<Faults>,
     traffic: Mutex<Traffic>,
+    /// How many times the script and the stylesheet were served.
+    static_served: std::sync::atomic::AtomicU64,
     chaos: Mutex<rand::rngs::StdRng>,
     market: Arc<marketplace::Market>,
 }
@@ -133,6 +136,7 @@ impl Shop {
             )),
             faults: RwLock::new(config.faults.clone()),
             traffic: Mutex::new(Traffic::default()),
+            static_served: Default::default(),
             chaos: Mutex::new(rand::rngs::StdRng::seed_from_u64(config.seed ^ 0x000c_4a05)),
             market: Arc::new(marketplace::Market::new(&config.marketplace, config.seed)),
             config,
@@ -208,19 +212,36 @@ pub fn router(shop: Arc<Shop>) -> Router {
         .with_state(shop)
 }
 
-async fn static_js() -> impl axum::response::IntoResponse {
+/// How long a browser may keep the shop's script and stylesheet, as a storefront's static
+/// bundles are kept: pages after the first in a session do not fetch them again.
+const STATIC_CACHE: &str = "public, max-age=3600";
+
+fn served_static(shop: &Shop) {
+    shop.static_served
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+async fn static_js(State(shop): State<Arc<Shop>>) -> impl axum::response::IntoResponse {
+    served_static(&shop);
     (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/javascript; charset=utf-8",
-        )],
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/javascript; charset=utf-8",
+            ),
+            (axum::http::header::CACHE_CONTROL, STATIC_CACHE),
+        ],
         include_str!("../static/shop.js"),
     )
 }
 
-async fn static_css() -> impl axum::response::IntoResponse {
+async fn static_css(State(shop): State<Arc<Shop>>) -> impl axum::response::IntoResponse {
+    served_static(&shop);
     (
-        [(axum::http::header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        [
+            (axum::http::header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (axum::http::header::CACHE_CONTROL, STATIC_CACHE),
+        ],
         include_str!("../static/shop.css"),
     )
 }

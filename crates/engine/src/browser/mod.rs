@@ -174,8 +174,14 @@ impl BrowserPool {
             ])
             // Chromium starts a spare renderer ahead of every navigation, for the context
             // used last; with a context per run it is rarely the one that gets used, and
-            // each costs a process start (a third of a run's renderer CPU here).
-            .arg(("disable-features", "SpareRendererForSitePerProcess"))
+            // each costs a process start (a third of a run's renderer CPU here). Every
+            // context's window also preloads two omnibox popups as WebUI pages in a renderer
+            // of their own (Chromium 156.0.8078.114): a headless window never shows them,
+            // and they cost as much CPU as the run's page.
+            .arg((
+                "disable-features",
+                "SpareRendererForSitePerProcess,WebUIOmniboxPopup,WebUIOmniboxAimPopup",
+            ))
             .user_data_dir(profile.path())
             .window_size(w, h)
             .viewport(None)

@@ -24,7 +24,7 @@ use chromiumoxide::cdp::browser_protocol::target::{
 use chromiumoxide::page::ScreenshotParams;
 use futures::StreamExt;
 use serde::Deserialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -89,6 +89,9 @@ pub struct Found {
 struct Net {
     /// Requests sent and not yet answered: id → (URL, when sent).
     in_flight: HashMap<String, (String, Instant)>,
+    /// Requests whose end was seen before their start (each kind of event comes on a stream
+    /// of its own): their start, when it comes, is not put in flight.
+    ended_early: HashSet<String>,
     last_document: Option<(u16, String, Option<u64>)>,
     /// The latest 4xx and 5xx answers to pages and scripts' requests: (status, URL, when).
     http_errors: Vec<(u16, String, Instant)>,
@@ -302,23 +305,47 @@ impl Session {
             }
         }));
         let net = self.net.clone();
+        let main_frame = self.page.target_id().clone();
         self.tasks.push(tokio::spawn(async move {
             let lock = || net.lock().unwrap_or_else(|p| p.into_inner());
+            let end = |id: &str| {
+                let mut net = lock();
+                if net.in_flight.remove(id).is_none() {
+                    if net.ended_early.len() >= 256 {
+                        net.ended_early.clear();
+                    }
+                    net.ended_early.insert(id.to_owned());
+                }
+            };
             loop {
+                // Starts first: of two events both waiting, the start is the older one. A
+                // resource from the memory cache starts and ends at once, and an end taken
+                // before its start left the request in flight for good.
                 tokio::select! {
+                    biased;
                     Some(e) = sent.next() => {
                         // Page loads are awaited by the steps that follow; settling waits
                         // for what scripts send.
-                        if e.r#type != Some(ResourceType::Document) {
-                            lock().in_flight.insert(e.request_id.inner().clone(), (e.request.url.clone(), Instant::now()));
+                        let id = e.request_id.inner();
+                        let mut net = lock();
+                        if e.r#type == Some(ResourceType::Document) {
+                            // A new page in the tab (the main frame's id is the target's)
+                            // cancels what the old one had in flight, not always with an
+                            // end for each (a favicon).
+                            if e.frame_id.as_ref().map(|f| f.inner()) == Some(main_frame.inner()) {
+                                net.in_flight.clear();
+                            }
+                        } else if e.r#type == Some(ResourceType::Other)
+                            && e.initiator.r#type == network::InitiatorType::Other
+                        {
+                            // The browser's own (a favicon): not the page's doing, and its
+                            // end is not always reported.
+                        } else if !net.ended_early.remove(id) {
+                            net.in_flight.insert(id.clone(), (e.request.url.clone(), Instant::now()));
                         }
                     }
-                    Some(e) = finished.next() => {
-                        lock().in_flight.remove(e.request_id.inner());
-                    }
-                    Some(e) = failed.next() => {
-                        lock().in_flight.remove(e.request_id.inner());
-                    }
+                    Some(e) = finished.next() => end(e.request_id.inner()),
+                    Some(e) = failed.next() => end(e.request_id.inner()),
                     Some(e) = responses.next() => {
                         let status = u16::try_from(e.response.status).unwrap_or(0);
                         let wait = retry_after(&e.response.headers);
@@ -511,28 +538,23 @@ impl Session {
         loop {
             let found = self.find(spec).await?;
             if let Some(mark) = found.mark {
-                let t = self.call_timeout;
-                if let Ok(element) = within(
-                    t,
-                    "finding the field",
-                    self.page.find_element(format!("[data-cw-ref='{mark}']")),
-                )
-                .await
-                {
-                    within(t, "focusing", element.focus()).await?;
-                    within(
-                        t,
-                        "clearing",
-                        element.call_js_fn(
-                            "function() { if (this.select) this.select(); this.value = ''; \
-                             this.dispatchEvent(new Event('input', { bubbles: true })); }",
-                            false,
-                        ),
-                    )
-                    .await?;
+                // Focus and clearing in the page, in one round trip: going through DevTools'
+                // DOM domain would take five and make the page report every DOM change from
+                // then on.
+                let js = format!(
+                    "(() => {{ const el = document.querySelector('[data-cw-ref=\"{mark}\"]'); \
+                     if (!el) return false; el.focus(); if (el.select) el.select(); \
+                     el.value = ''; el.dispatchEvent(new Event('input', {{ bubbles: true }})); \
+                     return document.activeElement === el; }})()"
+                );
+                if self.check(&js).await? {
                     if !value.is_empty() {
-                        within(t, "typing", self.page.execute(InsertTextParams::new(value)))
-                            .await?;
+                        within(
+                            self.call_timeout,
+                            "typing",
+                            self.page.execute(InsertTextParams::new(value)),
+                        )
+                        .await?;
                     }
                     return Ok(true);
                 }
@@ -616,6 +638,15 @@ impl Session {
             .map(|(url, _)| url.clone())
             .collect();
         tracing::debug!(?pending, "the network did not settle within {limit:?}");
+    }
+
+    /// How many of the page's requests (other than pages) are sent and not yet answered.
+    pub fn requests_in_flight(&self) -> usize {
+        self.net
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .in_flight
+            .len()
     }
 
     /// The first error (4xx or 5xx, not 429) the site answered a page or a script's request

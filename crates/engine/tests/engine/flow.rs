@@ -10,10 +10,7 @@ async fn the_demo_profile_places_an_order_step_by_step() {
     let shop = shop(|_| {}).await;
     let profile = demo_profile();
     let pool = pool();
-    let session = pool
-        .session(options(vec![session_cookie(&shop, 1)]))
-        .await
-        .unwrap();
+    let session = signed_in(&pool, &shop, 1).await;
     let log = Lines::default();
     let product = &shop.shop.products()[0];
     let context = json!({
@@ -97,10 +94,7 @@ fn with_steps(steps: &str) -> cartwright_engine::profile::Profile {
 async fn a_page_is_loaded_again_once_anything_was_done_on_it() {
     let shop = shop(|_| {}).await;
     let pool = pool();
-    let session = pool
-        .session(options(vec![session_cookie(&shop, 1)]))
-        .await
-        .unwrap();
+    let session = signed_in(&pool, &shop, 1).await;
     let log = Lines::default();
     let base = url::Url::parse(&shop.url()).unwrap();
     let page = format!("/p/{}", shop.shop.products()[0].slug);
@@ -161,4 +155,35 @@ async fn contexts_opened_ahead_carry_only_the_cookies_of_the_run_that_takes_them
         0,
         "shutting down closes the contexts opened ahead"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_answered_from_the_cache_do_not_stay_in_flight() {
+    // The shop's script and stylesheet are cached: every page after the first takes them
+    // from the memory cache, whose start and end come at once. A request left in flight
+    // would hold up every later click's wait for the network, to its limit.
+    let shop = shop(|_| {}).await;
+    let pool = pool();
+    let session = signed_in(&pool, &shop, 1).await;
+    let started = tokio::time::Instant::now();
+    for product in shop.shop.products().iter().cycle().take(12) {
+        session
+            .goto(
+                &format!("{}/p/{}", shop.url(), product.slug),
+                std::time::Duration::from_secs(15),
+            )
+            .await
+            .unwrap();
+    }
+    session
+        .settle(started, std::time::Duration::from_secs(5))
+        .await;
+    assert_eq!(session.requests_in_flight(), 0);
+    let log = requests(&shop).await;
+    assert_eq!(
+        log["static"], 2,
+        "script and stylesheet fetched once: {log}"
+    );
+    session.close().await;
+    pool.shutdown().await;
 }

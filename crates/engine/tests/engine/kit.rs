@@ -44,15 +44,30 @@ pub fn session_cookie(shop: &RunningShop, customer: u32) -> cartwright_core::coo
     }
 }
 
-/// How many times the shop saw `what` (`"GET /cart"`), from its request log.
-pub async fn seen(shop: &RunningShop, what: &str) -> u64 {
-    let log: serde_json::Value = reqwest::get(format!("{}/_control/requests", shop.url()))
+/// The shop's request log (`/_control/requests`).
+pub async fn requests(shop: &RunningShop) -> serde_json::Value {
+    reqwest::get(format!("{}/_control/requests", shop.url()))
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
-    log["counts"][what].as_u64().unwrap_or(0)
+        .unwrap()
+}
+
+/// How many times the shop saw `what` (`"GET /cart"`), from its request log.
+pub async fn seen(shop: &RunningShop, what: &str) -> u64 {
+    requests(shop).await["counts"][what].as_u64().unwrap_or(0)
+}
+
+/// A session signed in as `customer`, from `pool`.
+pub async fn signed_in(
+    pool: &BrowserPool,
+    shop: &RunningShop,
+    customer: u32,
+) -> cartwright_engine::browser::Session {
+    pool.session(options(vec![session_cookie(shop, customer)]))
+        .await
+        .unwrap()
 }
 
 pub fn options(cookies: Vec<cartwright_core::cookies::Cookie>) -> SessionOptions {
