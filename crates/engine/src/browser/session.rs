@@ -179,6 +179,15 @@ fn from_cdp(c: &network::Cookie) -> Cookie {
     }
 }
 
+/// JavaScript statements that run the finder with `spec` and leave the element it marked, or
+/// null, in `el`.
+fn marked_element(spec: &serde_json::Value) -> String {
+    format!(
+        "const found = ({FIND_JS})({spec}); \
+         const el = found.ref ? document.querySelector(`[data-cw-ref=\"${{found.ref}}\"]`) : null;"
+    )
+}
+
 impl Session {
     /// A context with one blank page whose requests already go through the limiter, and no
     /// cookies yet: what the pool keeps warm.
@@ -479,12 +488,40 @@ impl Session {
         spec: &serde_json::Value,
         limit: Duration,
     ) -> Result<bool, BrowserError> {
+        // One round trip finds the element and decides whether it can take the click:
+        // scrolled into view, not moving between two frames (a drawer sliding in), and on top
+        // at its centre (not under an overlay or a toast). Then the mouse goes there as a
+        // person's would.
+        let js = format!(
+            "(async () => {{ {find} if (!el) return null; \
+             el.scrollIntoView({{block: 'center', inline: 'center'}}); \
+             const a = el.getBoundingClientRect(); \
+             await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r))); \
+             const b = el.getBoundingClientRect(); \
+             if (Math.abs(a.x - b.x) > 0.5 || Math.abs(a.y - b.y) > 0.5 || b.width <= 0 || b.height <= 0) return null; \
+             const x = b.x + b.width / 2, y = b.y + b.height / 2; \
+             const top = document.elementFromPoint(x, y); \
+             return top && (top === el || el.contains(top)) ? [x, y] : null; }})()",
+            find = marked_element(spec)
+        );
         let deadline = Instant::now() + limit;
         loop {
-            let found = self.find(spec).await?;
-            if let Some(mark) = found.mark
-                && self.click_marked(&mark).await?
-            {
+            let point = within(
+                self.call_timeout.min(EVAL),
+                "finding what to click",
+                self.page.evaluate_expression(js.as_str()),
+            )
+            .await?
+            .into_value::<Option<[f64; 2]>>()
+            .ok()
+            .flatten();
+            if let Some([x, y]) = point {
+                within(
+                    self.call_timeout,
+                    "clicking",
+                    self.page.click(chromiumoxide::layout::Point { x, y }),
+                )
+                .await?;
                 return Ok(true);
             }
             if Instant::now() >= deadline {
@@ -494,39 +531,6 @@ impl Session {
         }
     }
 
-    async fn click_marked(&self, mark: &str) -> Result<bool, BrowserError> {
-        // One round trip decides whether the element can take the click: scrolled into view,
-        // not moving between two frames (a drawer sliding in), and on top at its centre (not
-        // under an overlay or a toast). Then the mouse goes there as a person's would.
-        let js = format!(
-            "(async () => {{ const el = document.querySelector('[data-cw-ref=\"{mark}\"]'); \
-             if (!el) return null; el.scrollIntoView({{block: 'center', inline: 'center'}}); \
-             const a = el.getBoundingClientRect(); \
-             await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r))); \
-             const b = el.getBoundingClientRect(); \
-             if (Math.abs(a.x - b.x) > 0.5 || Math.abs(a.y - b.y) > 0.5 || b.width <= 0 || b.height <= 0) return null; \
-             const x = b.x + b.width / 2, y = b.y + b.height / 2; \
-             const top = document.elementFromPoint(x, y); \
-             return top && (top === el || el.contains(top)) ? [x, y] : null; }})()"
-        );
-        let t = self.call_timeout.min(EVAL);
-        let point = within(t, "preparing the click", self.page.evaluate_expression(js))
-            .await?
-            .into_value::<Option<[f64; 2]>>()
-            .ok()
-            .flatten();
-        let Some([x, y]) = point else {
-            return Ok(false);
-        };
-        within(
-            self.call_timeout,
-            "clicking",
-            self.page.click(chromiumoxide::layout::Point { x, y }),
-        )
-        .await?;
-        Ok(true)
-    }
-
     /// Replaces the value of the field `spec` finds with `value`, typed as text input.
     pub async fn fill(
         &self,
@@ -534,30 +538,26 @@ impl Session {
         value: &str,
         limit: Duration,
     ) -> Result<bool, BrowserError> {
+        // Found, focused and cleared in the page, in one round trip: going through DevTools'
+        // DOM domain would take five and make the page report every DOM change from then on.
+        let js = format!(
+            "(() => {{ {find} if (!el) return false; el.focus(); if (el.select) el.select(); \
+             el.value = ''; el.dispatchEvent(new Event('input', {{ bubbles: true }})); \
+             return document.activeElement === el; }})()",
+            find = marked_element(spec)
+        );
         let deadline = Instant::now() + limit;
         loop {
-            let found = self.find(spec).await?;
-            if let Some(mark) = found.mark {
-                // Focus and clearing in the page, in one round trip: going through DevTools'
-                // DOM domain would take five and make the page report every DOM change from
-                // then on.
-                let js = format!(
-                    "(() => {{ const el = document.querySelector('[data-cw-ref=\"{mark}\"]'); \
-                     if (!el) return false; el.focus(); if (el.select) el.select(); \
-                     el.value = ''; el.dispatchEvent(new Event('input', {{ bubbles: true }})); \
-                     return document.activeElement === el; }})()"
-                );
-                if self.check(&js).await? {
-                    if !value.is_empty() {
-                        within(
-                            self.call_timeout,
-                            "typing",
-                            self.page.execute(InsertTextParams::new(value)),
-                        )
-                        .await?;
-                    }
-                    return Ok(true);
+            if self.check(&js).await? {
+                if !value.is_empty() {
+                    within(
+                        self.call_timeout,
+                        "typing",
+                        self.page.execute(InsertTextParams::new(value)),
+                    )
+                    .await?;
                 }
+                return Ok(true);
             }
             if Instant::now() >= deadline {
                 return Ok(false);
