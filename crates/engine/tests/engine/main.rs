@@ -5,5 +5,6 @@ mod control;
 mod flow;
 mod kit;
 mod orders;
+mod pool;
 mod recovery;
 mod rewards;

@@ -1,0 +1,111 @@
+//! The browser pool: a clear error without Chromium, a fresh browser after its share of
+//! contexts, and after a crash.
+
+use crate::kit::*;
+use cartwright_engine::browser::{BrowserPool, PoolConfig};
+use cartwright_engine::ratelimit::RateLimiter;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn pool_with(adjust: impl FnOnce(&mut PoolConfig)) -> BrowserPool {
+    let mut config = PoolConfig::default();
+    adjust(&mut config);
+    BrowserPool::new(config, Arc::new(RateLimiter::new()))
+}
+
+/// Opens a signed-in session, loads the account's orders page and closes it.
+async fn one_run(pool: &BrowserPool, shop: &cartwright_demo_shop::RunningShop, customer: u32) {
+    let session = signed_in(pool, shop, customer).await;
+    session
+        .goto(
+            &format!("{}/profile/orders", shop.url()),
+            Duration::from_secs(15),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("run {customer}: {e}"));
+    session.close().await;
+}
+
+/// Chromium processes started by this test process (nextest runs each test in its own).
+fn our_chromium() -> Vec<u32> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
+                stat.contains("(chromium)") && after.split_whitespace().nth(1) == Some(&me)
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_chromium_is_named_with_the_package_to_install() {
+    let pool = pool_with(|c| c.executable = Some("/nowhere/chromium".into()));
+    let err = pool
+        .session(options(Vec::new()))
+        .await
+        .err()
+        .expect("no browser to start");
+    let text = err.to_string();
+    assert!(text.contains("/nowhere/chromium"), "{text}");
+    assert!(text.contains("apt-get install chromium"), "{text}");
+    assert_eq!(pool.launches(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_is_replaced_after_its_share_of_contexts() {
+    let shop = shop(|_| {}).await;
+    let pool = pool_with(|c| c.recycle_after = 3);
+    for customer in 1..=7 {
+        one_run(&pool, &shop, customer).await;
+    }
+    // Contexts opened ahead count towards a browser's share: at least three browsers for
+    // seven runs of at most three contexts each.
+    assert!(pool.launches() >= 3, "{} launches", pool.launches());
+    pool.shutdown().await;
+    assert_eq!(pool.open_contexts(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_browser_is_replaced_for_the_next_run() {
+    let shop = shop(|_| {}).await;
+    let pool = pool();
+    one_run(&pool, &shop, 1).await;
+    assert_eq!(pool.launches(), 1);
+    let browsers = our_chromium();
+    assert_eq!(browsers.len(), 1, "one Chromium: {browsers:?}");
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &browsers[0].to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // The next run finds the browser gone and starts another. A context taken in the moment
+    // before the pool hears of the crash fails, as a run under way would: one more try.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let session = pool.session(options(vec![session_cookie(&shop, 2)])).await;
+        let loaded = match session {
+            Ok(s) => {
+                let r = s
+                    .goto(
+                        &format!("{}/profile/orders", shop.url()),
+                        Duration::from_secs(15),
+                    )
+                    .await;
+                s.close().await;
+                r.is_ok()
+            }
+            Err(_) => false,
+        };
+        if loaded {
+            break;
+        }
+        assert!(attempts < 3, "no working browser after the crash");
+    }
+    assert_eq!(pool.launches(), 2);
+    pool.shutdown().await;
+}
