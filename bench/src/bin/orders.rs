@@ -333,34 +333,12 @@ async fn run(
             eprintln!("  {label} {phase:<16} mean {:>6} ms", ms / n.max(1));
         }
         // The slowest orders, phase by phase: where the tail of the distribution comes from.
+        // Their add_item and place lines are kept from the pass over the batch's events below.
         let mut slowest: Vec<_> = orders.items.iter().collect();
         slowest.sort_by_key(|o| std::cmp::Reverse(o.timings.values().sum::<u64>()));
-        for o in slowest.iter().take(3) {
-            let phases: Vec<String> = o
-                .timings
-                .iter()
-                .map(|(p, ms)| format!("{p} {ms}"))
-                .collect();
-            eprintln!(
-                "  slow order {}: {} ms: {}",
-                o.id,
-                o.timings.values().sum::<u64>(),
-                phases.join(", ")
-            );
-            let log = store
-                .events(&cartwright_store::EventQuery {
-                    order: Some(o.id),
-                    limit: 500,
-                    ..Default::default()
-                })
-                .await?;
-            for e in log
-                .iter()
-                .filter(|e| matches!(e.phase.as_deref(), Some("place" | "add_item")))
-            {
-                eprintln!("      {}", e.message);
-            }
-        }
+        slowest.truncate(3);
+        let mut slow_logs: std::collections::HashMap<_, Vec<String>> =
+            slowest.iter().map(|o| (o.id, Vec::new())).collect();
         // Each step's log line ends with "(N ms)": the mean per phase and step.
         let mut steps: std::collections::BTreeMap<(String, String), (String, u64, u64)> =
             Default::default();
@@ -377,6 +355,11 @@ async fn run(
             let Some(last) = page.last() else { break };
             after = Some(last.id);
             for e in &page {
+                if let Some(lines) = e.order_id.and_then(|id| slow_logs.get_mut(&id))
+                    && matches!(e.phase.as_deref(), Some("place" | "add_item"))
+                {
+                    lines.push(e.message.clone());
+                }
                 let ms = e
                     .message
                     .rsplit_once(" (")
@@ -390,6 +373,22 @@ async fn run(
                     entry.1 += ms;
                     entry.2 += 1;
                 }
+            }
+        }
+        for o in &slowest {
+            let phases: Vec<String> = o
+                .timings
+                .iter()
+                .map(|(p, ms)| format!("{p} {ms}"))
+                .collect();
+            eprintln!(
+                "  slow order {}: {} ms: {}",
+                o.id,
+                o.timings.values().sum::<u64>(),
+                phases.join(", ")
+            );
+            for line in slow_logs.get(&o.id).into_iter().flatten() {
+                eprintln!("      {line}");
             }
         }
         let seen: serde_json::Value = reqwest::get(format!("{}/_control/requests", shop.url()))

@@ -26,6 +26,7 @@ use model::ShopData;
 use serde::{Deserialize, Serialize};
 use session::Sessions;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 use traffic::Traffic;
@@ -112,7 +113,7 @@ pub struct Shop {
     faults: RwLock<Faults>,
     traffic: Mutex<Traffic>,
     /// How many times the script and the stylesheet were served.
-    static_served: std::sync::atomic::AtomicU64,
+    static_served: AtomicU64,
     chaos: Mutex<rand::rngs::StdRng>,
     market: Arc<marketplace::Market>,
 }
@@ -217,8 +218,7 @@ pub fn router(shop: Arc<Shop>) -> Router {
 const STATIC_CACHE: &str = "public, max-age=3600";
 
 fn served_static(shop: &Shop) {
-    shop.static_served
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    shop.static_served.fetch_add(1, Ordering::Relaxed);
 }
 
 async fn static_js(State(shop): State<Arc<Shop>>) -> impl axum::response::IntoResponse {

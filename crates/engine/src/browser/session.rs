@@ -78,9 +78,6 @@ pub enum NetworkError {
 pub struct Found {
     /// How many elements matched the first alternative that matched.
     pub count: usize,
-    /// The element marked for input, when asked to mark.
-    #[serde(rename = "ref")]
-    pub mark: Option<String>,
     /// The values read.
     pub values: Vec<String>,
 }
@@ -504,31 +501,19 @@ impl Session {
              return top && (top === el || el.contains(top)) ? [x, y] : null; }})()",
             find = marked_element(spec)
         );
-        let deadline = Instant::now() + limit;
-        loop {
-            let point = within(
-                self.call_timeout.min(EVAL),
-                "finding what to click",
-                self.page.evaluate_expression(js.as_str()),
-            )
+        let Some([x, y]) = self
+            .poll::<[f64; 2]>(&js, "finding what to click", limit)
             .await?
-            .into_value::<Option<[f64; 2]>>()
-            .ok()
-            .flatten();
-            if let Some([x, y]) = point {
-                within(
-                    self.call_timeout,
-                    "clicking",
-                    self.page.click(chromiumoxide::layout::Point { x, y }),
-                )
-                .await?;
-                return Ok(true);
-            }
-            if Instant::now() >= deadline {
-                return Ok(false);
-            }
-            sleep(POLL).await;
-        }
+        else {
+            return Ok(false);
+        };
+        within(
+            self.call_timeout,
+            "clicking",
+            self.page.click(chromiumoxide::layout::Point { x, y }),
+        )
+        .await?;
+        Ok(true)
     }
 
     /// Replaces the value of the field `spec` finds with `value`, typed as text input.
@@ -541,29 +526,27 @@ impl Session {
         // Found, focused and cleared in the page, in one round trip: going through DevTools'
         // DOM domain would take five and make the page report every DOM change from then on.
         let js = format!(
-            "(() => {{ {find} if (!el) return false; el.focus(); if (el.select) el.select(); \
+            "(() => {{ {find} if (!el) return null; el.focus(); if (el.select) el.select(); \
              el.value = ''; el.dispatchEvent(new Event('input', {{ bubbles: true }})); \
-             return document.activeElement === el; }})()",
+             return document.activeElement === el || null; }})()",
             find = marked_element(spec)
         );
-        let deadline = Instant::now() + limit;
-        loop {
-            if self.check(&js).await? {
-                if !value.is_empty() {
-                    within(
-                        self.call_timeout,
-                        "typing",
-                        self.page.execute(InsertTextParams::new(value)),
-                    )
-                    .await?;
-                }
-                return Ok(true);
-            }
-            if Instant::now() >= deadline {
-                return Ok(false);
-            }
-            sleep(POLL).await;
+        if self
+            .poll::<bool>(&js, "finding the field", limit)
+            .await?
+            .is_none()
+        {
+            return Ok(false);
         }
+        if !value.is_empty() {
+            within(
+                self.call_timeout,
+                "typing",
+                self.page.execute(InsertTextParams::new(value)),
+            )
+            .await?;
+        }
+        Ok(true)
     }
 
     /// Chooses the option of the `<select>` `spec` finds whose text or value is `value`.
@@ -573,23 +556,41 @@ impl Session {
         value: &str,
         limit: Duration,
     ) -> Result<bool, BrowserError> {
+        let js = format!(
+            "(() => {{ {find} if (!el) return null; const want = {v}.trim().toLowerCase(); \
+             const o = [...el.options].find(o => o.value.toLowerCase() === want || o.text.trim().toLowerCase() === want); \
+             if (!o) return null; el.value = o.value; \
+             el.dispatchEvent(new Event('input', {{ bubbles: true }})); el.dispatchEvent(new Event('change', {{ bubbles: true }})); return true; }})()",
+            find = marked_element(spec),
+            v = serde_json::Value::String(value.to_owned())
+        );
+        Ok(self
+            .poll::<bool>(&js, "choosing an option", limit)
+            .await?
+            .is_some())
+    }
+
+    /// Evaluates `js` until it yields a value other than null, or `limit` passes (`None`):
+    /// how click, fill and select wait for their element.
+    async fn poll<T: serde::de::DeserializeOwned>(
+        &self,
+        js: &str,
+        what: &str,
+        limit: Duration,
+    ) -> Result<Option<T>, BrowserError> {
         let deadline = Instant::now() + limit;
         loop {
-            let found = self.find(spec).await?;
-            if let Some(mark) = found.mark {
-                let js = format!(
-                    "(() => {{ const s = document.querySelector(\"[data-cw-ref='{mark}']\"); const want = {v}.trim().toLowerCase(); \
-                     const o = [...s.options].find(o => o.value.toLowerCase() === want || o.text.trim().toLowerCase() === want); \
-                     if (!o) return false; s.value = o.value; \
-                     s.dispatchEvent(new Event('input', {{ bubbles: true }})); s.dispatchEvent(new Event('change', {{ bubbles: true }})); return true; }})()",
-                    v = serde_json::Value::String(value.to_owned())
-                );
-                if self.check(&js).await? {
-                    return Ok(true);
-                }
-            }
-            if Instant::now() >= deadline {
-                return Ok(false);
+            let value = within(
+                self.call_timeout.min(EVAL),
+                what,
+                self.page.evaluate_expression(js),
+            )
+            .await?
+            .into_value::<Option<T>>()
+            .ok()
+            .flatten();
+            if value.is_some() || Instant::now() >= deadline {
+                return Ok(value);
             }
             sleep(POLL).await;
         }
