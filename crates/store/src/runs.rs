@@ -33,6 +33,67 @@ fn order_job(id: i64) -> NewJob {
     }
 }
 
+/// A batch row with its order counts, read by one statement: read apart, the counts could
+/// come from after the last order's transaction and the row from before it (a batch shown
+/// running with nothing left to run).
+#[derive(sqlx::FromRow)]
+struct BatchWithCounts {
+    #[sqlx(flatten)]
+    row: BatchRow,
+    n_queued: i64,
+    n_running: i64,
+    n_placing: i64,
+    n_placed: i64,
+    n_failed: i64,
+    n_cancelled: i64,
+    n_skipped: i64,
+    n_total: i64,
+}
+
+impl BatchWithCounts {
+    fn into_batch(self) -> Result<Batch, StoreError> {
+        self.row.into_batch(OrderCounts {
+            queued: self.n_queued,
+            running: self.n_running,
+            placing: self.n_placing,
+            placed: self.n_placed,
+            failed: self.n_failed,
+            cancelled: self.n_cancelled,
+            skipped: self.n_skipped,
+            total: self.n_total,
+        })
+    }
+}
+
+/// `SELECT` of the batches `page` picks (a query over `batches` returning [`BATCH_COLUMNS`]),
+/// each with its order counts, in `page`'s order.
+fn batches_with_counts(page: &str) -> String {
+    let states = [
+        "queued",
+        "running",
+        "placing",
+        "placed",
+        "failed",
+        "cancelled",
+        "skipped",
+    ];
+    let sums: String = states
+        .iter()
+        .map(|s| format!(", SUM(CASE WHEN state = '{s}' THEN 1 ELSE 0 END) AS {s}"))
+        .collect();
+    let picks: String = states
+        .iter()
+        .map(|s| format!(", COALESCE(c.{s}, 0) AS n_{s}"))
+        .collect();
+    format!(
+        "WITH page AS ({page}) \
+         SELECT page.*{picks}, COALESCE(c.total, 0) AS n_total FROM page LEFT JOIN \
+         (SELECT batch_id{sums}, COUNT(*) AS total FROM orders \
+          WHERE batch_id IN (SELECT id FROM page) GROUP BY batch_id) c ON c.batch_id = page.id \
+         ORDER BY page.id DESC"
+    )
+}
+
 #[derive(sqlx::FromRow)]
 struct BatchRow {
     id: i64,
@@ -444,22 +505,17 @@ impl Store {
 
     /// A batch with its order counts.
     pub async fn batch(&self, id: BatchId) -> Result<Batch, StoreError> {
-        let row: BatchRow = self
-            .db
-            .row_by_id(BATCH_COLUMNS, "batches", id.get(), "batch")
-            .await?;
-        let counts = self.order_counts(Some(id)).await?;
-        row.into_batch(counts)
-    }
-
-    async fn order_counts(&self, batch: Option<BatchId>) -> Result<OrderCounts, StoreError> {
-        let rows: Vec<(String, i64)> = read!(&self.db, |c| {
-            sqlx::query_as("SELECT state, COUNT(*) FROM orders WHERE batch_id = $1 GROUP BY state")
-                .bind(batch.map(|b| b.get()))
-                .fetch_all(c)
+        let sql = batches_with_counts(&format!(
+            "SELECT {BATCH_COLUMNS} FROM batches WHERE id = $1"
+        ));
+        let row: Option<BatchWithCounts> = read!(&self.db, |c| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(id.get())
+                .fetch_optional(c)
                 .await
         })?;
-        Ok(counts_from(&rows))
+        row.ok_or_else(|| StoreError::not_found("batch", id.get()))?
+            .into_batch()
     }
 
     /// Batches, newest first.
@@ -473,33 +529,17 @@ impl Store {
         if let Some(offset) = page.offset() {
             sql.push(" OFFSET ").arg(Arg::Int(offset));
         }
-        let rows: Vec<BatchRow> = self.db.rows(&sql).await?;
+        sql.text = batches_with_counts(&sql.text);
+        let rows: Vec<BatchWithCounts> = self.db.rows(&sql).await?;
         let total: i64 = read!(&self.db, |c| sqlx::query_scalar(
             "SELECT COUNT(*) FROM batches"
         )
         .fetch_one(c)
         .await)?;
-        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        let mut counts: BTreeMap<i64, Vec<(String, i64)>> = BTreeMap::new();
-        if !ids.is_empty() {
-            let mut q =
-                Sql::new("SELECT batch_id, state, COUNT(*) FROM orders WHERE batch_id IN (");
-            for (i, id) in ids.iter().enumerate() {
-                q.push(if i == 0 { "" } else { ", " }).arg(Arg::Int(*id));
-            }
-            q.push(") GROUP BY batch_id, state");
-            let rows: Vec<(i64, String, i64)> = self.db.rows(&q).await?;
-            for (batch, state, n) in rows {
-                counts.entry(batch).or_default().push((state, n));
-            }
-        }
-        let last = rows.last().map(|r| r.id);
+        let last = rows.last().map(|r| r.row.id);
         let items = rows
             .into_iter()
-            .map(|r| {
-                let c = counts_from(counts.get(&r.id).map_or(&[][..], Vec::as_slice));
-                r.into_batch(c)
-            })
+            .map(BatchWithCounts::into_batch)
             .collect::<Result<Vec<_>, _>>()?;
         let next = last.map(|id| crate::Cursor {
             sort: "id".into(),

@@ -322,3 +322,84 @@ async fn a_sign_in_test_reads_the_profile_into_the_account() {
     );
     f.engine.shutdown().await;
 }
+
+/// A batch's row and its order counts are read together: while its orders finish, nobody
+/// reading it (one batch or the list) sees it running with nothing left to run, and the
+/// transaction that ends the last order is the one that shows it finished.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_never_read_running_with_nothing_left_to_run() {
+    use cartwright_store::{Finish, OrderStart, PageRequest, RunRecord};
+    let f = Fixture::new(3, |_| {}).await;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|i| {
+            let store = f.store.clone();
+            let done = done.clone();
+            tokio::spawn(async move {
+                let mut reads = 0u32;
+                while !done.load(std::sync::atomic::Ordering::Acquire) {
+                    // One reader takes the list; the other the newest batch on its own.
+                    let mut batches = store
+                        .batches(&PageRequest::number(1, 5).unwrap())
+                        .await
+                        .unwrap()
+                        .items;
+                    if i == 1 {
+                        batches.truncate(1);
+                        for b in &mut batches {
+                            *b = store.batch(b.id).await.unwrap();
+                        }
+                    }
+                    for b in batches {
+                        let c = b.counts;
+                        assert!(
+                            b.state != BatchState::Running || c.queued + c.running + c.placing > 0,
+                            "batch {} read running with nothing left: {c:?}",
+                            b.id
+                        );
+                        assert_eq!(
+                            c.total,
+                            c.queued
+                                + c.running
+                                + c.placing
+                                + c.placed
+                                + c.failed
+                                + c.cancelled
+                                + c.skipped
+                        );
+                    }
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    for round in 0..15 {
+        let batch = f.submit(&f.batch(3, &[(0, 1)], 100_000)).await;
+        for (i, order) in f.orders(batch.id).await.into_iter().enumerate() {
+            assert!(matches!(
+                f.store.start_order(order.id, 3).await.unwrap(),
+                OrderStart::Run(_)
+            ));
+            let record = RunRecord::default();
+            assert!(f.store.mark_placing(order.id, &[], &record).await.unwrap());
+            let finish = Finish::Placed {
+                number: format!("R{round:02}N{i}"),
+            };
+            assert_eq!(
+                f.store
+                    .finish_order(order.id, &finish, &record)
+                    .await
+                    .unwrap(),
+                Some(OrderState::Placed)
+            );
+        }
+        let b = f.store.batch(batch.id).await.unwrap();
+        assert_eq!(b.state, BatchState::Finished);
+        assert_eq!((b.counts.placed, b.counts.total), (3, 3));
+    }
+    done.store(true, std::sync::atomic::Ordering::Release);
+    for r in readers {
+        assert!(r.await.unwrap() > 0, "a reader never read");
+    }
+}

@@ -288,9 +288,7 @@ impl Fixture {
     ) -> cartwright_core::batch::Batch {
         let deadline = std::time::Instant::now() + limit;
         loop {
-            // A batch leaves `running` in the transaction that ends its last order. Its row
-            // and its counts are read by two statements, so counts with nothing left to run
-            // can come with the row from before that transaction: the state decides.
+            // A batch leaves `running` in the transaction that ends its last order.
             let b = self.store.batch(batch).await.unwrap();
             let c = b.counts;
             if b.state != cartwright_core::batch::BatchState::Running {
