@@ -192,3 +192,7 @@ document.addEventListener("click", async (event) => {
 document.addEventListener("input", (event) => {
   if (event.target.id === "pincode") lookupPincode(event.target);
 });
+
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape") closeSliders();
+});

@@ -11,7 +11,9 @@ use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
 use chromiumoxide::cdp::browser_protocol::fetch::{
     self, EventRequestPaused, RequestPattern, RequestStage,
 };
-use chromiumoxide::cdp::browser_protocol::input::InsertTextParams;
+use chromiumoxide::cdp::browser_protocol::input::{
+    DispatchKeyEventParams, DispatchKeyEventType, InsertTextParams,
+};
 use chromiumoxide::cdp::browser_protocol::network::{
     self, CookieParam, CookieSameSite, EventLoadingFailed, EventLoadingFinished,
     EventRequestWillBeSent, EventResponseReceived, ResourceType, TimeSinceEpoch,
@@ -598,12 +600,37 @@ impl Session {
 
     /// Presses a key on whatever has focus.
     pub async fn press(&self, key: &str) -> Result<(), BrowserError> {
-        let t = self.call_timeout;
-        let element = match within(t, "finding the focus", self.page.find_element(":focus")).await {
-            Ok(e) => e,
-            Err(_) => within(t, "finding the page", self.page.find_element("body")).await?,
+        // Key events go to whatever has the focus, so nothing needs finding (going through
+        // DevTools' DOM domain would also make the page report every DOM change from then on).
+        let def = chromiumoxide::keys::get_key_definition(key)
+            .ok_or_else(|| BrowserError::Cdp(format!("{key:?} is not a key name")))?;
+        let text = def
+            .text
+            .or((def.key.chars().count() == 1).then_some(def.key));
+        let event = |kind: DispatchKeyEventType| {
+            let mut e = DispatchKeyEventParams::new(kind);
+            e.key = Some(def.key.into());
+            e.code = Some(def.code.into());
+            e.windows_virtual_key_code = Some(def.key_code);
+            e.native_virtual_key_code = Some(def.key_code);
+            e
         };
-        within(t, "pressing a key", element.press_key(key)).await?;
+        let down = match text {
+            Some(text) => {
+                let mut e = event(DispatchKeyEventType::KeyDown);
+                e.text = Some(text.into());
+                e
+            }
+            None => event(DispatchKeyEventType::RawKeyDown),
+        };
+        let t = self.call_timeout;
+        within(t, "pressing a key", self.page.execute(down)).await?;
+        within(
+            t,
+            "releasing a key",
+            self.page.execute(event(DispatchKeyEventType::KeyUp)),
+        )
+        .await?;
         Ok(())
     }
 

@@ -688,15 +688,22 @@ fn action(c: &mut Checker<'_>, key: &str, v: &Value, line: usize, place: &str) -
     Some(match key {
         "goto" => Action::Goto(template(c, v, line, place, "goto")?),
         "click" => Action::Click(target_value(c, v, line, place, "click", true)?),
-        "press" => Action::Press(v.as_str().map(str::to_owned).or_else(|| {
-            c.fail(
-                Some(line),
-                place,
-                Some("press"),
-                "must be a key name like \"Enter\"",
-            );
-            None
-        })?),
+        "press" => Action::Press(
+            v.as_str()
+                .filter(|k| chromiumoxide::keys::get_key_definition(k).is_some())
+                .map(str::to_owned)
+                .or_else(|| {
+                    c.fail(
+                        Some(line),
+                        place,
+                        Some("press"),
+                        format!(
+                            "{v} is not a key name: use one like \"Enter\", \"Tab\", \"Escape\" or \"ArrowDown\""
+                        ),
+                    );
+                    None
+                })?,
+        ),
         "pause" => Action::Pause(duration(c, v, line, place, "pause")?),
         "fill" | "select" => {
             let t = table(c, &["target", "value"])?;

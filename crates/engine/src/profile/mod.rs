@@ -429,7 +429,7 @@ find_in_history = [{ extract = { target = "buy", into = "history", all = true } 
         assert!(e[0].starts_with("x.toml:10: phase place, step 1, field `click`: no selector is named \"bye\" (did you mean buy?)"), "{}", e[0]);
 
         let bad = MINIMAL
-            .replace(r#"check_login = [{ goto = "/" }]"#, r#"check_login = [{ goto = "/", timeout = "soon" }, { clik = "buy" }, { goto = "{{nope.x}}" }]"#)
+            .replace(r#"check_login = [{ goto = "/" }]"#, r#"check_login = [{ goto = "/", timeout = "soon" }, { clik = "buy" }, { goto = "{{nope.x}}" }, { press = "Entr" }, { press = "Escape" }]"#)
             .replace("[site]\n", "[site]\nrate_limit = -1\n");
         let e = errors(&bad).join("\n");
         for expected in [
@@ -437,6 +437,7 @@ find_in_history = [{ extract = { target = "buy", into = "history", all = true } 
             "phase check_login, step 1, field `timeout`: must be a duration",
             "phase check_login, step 2, field `clik`: is not an action or step option (did you mean click?)",
             "phase check_login, step 3, field `goto`: {{nope.x}} is unknown",
+            "phase check_login, step 4, field `press`: \"Entr\" is not a key name",
         ] {
             assert!(e.contains(expected), "missing {expected:?} in\n{e}");
         }

@@ -90,11 +90,21 @@ fn with_steps(steps: &str) -> cartwright_engine::profile::Profile {
     cartwright_engine::profile::parse(&text, &path, "demo").unwrap_or_else(|e| panic!("{e}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_page_is_loaded_again_once_anything_was_done_on_it() {
+/// A shop, a pool and a session signed in as the shop's first customer.
+async fn customer_one() -> (
+    cartwright_demo_shop::RunningShop,
+    cartwright_engine::browser::BrowserPool,
+    cartwright_engine::browser::Session,
+) {
     let shop = shop(|_| {}).await;
     let pool = pool();
     let session = signed_in(&pool, &shop, 1).await;
+    (shop, pool, session)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_is_loaded_again_once_anything_was_done_on_it() {
+    let (shop, pool, session) = customer_one().await;
     let log = Lines::default();
     let base = url::Url::parse(&shop.url()).unwrap();
     let page = format!("/p/{}", shop.shop.products()[0].slug);
@@ -183,6 +193,34 @@ async fn requests_answered_from_the_cache_do_not_stay_in_flight() {
     assert_eq!(
         log["static"], 2,
         "script and stylesheet fetched once: {log}"
+    );
+    session.close().await;
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pressed_key_reaches_the_page() {
+    let (shop, pool, session) = customer_one().await;
+    let log = Lines::default();
+    let base = url::Url::parse(&shop.url()).unwrap();
+    let page = format!("/p/{}", shop.shop.products()[0].slug);
+    // The shop's drawers close on Escape, as a storefront's do.
+    let steps = with_steps(&format!(
+        r#"[{{ goto = "{page}" }}, {{ click = "add_to_bag" }}, {{ wait_for = {{ present = "added_toast" }} }},
+            {{ goto = "/cart" }}, {{ click = "open_coupons" }}, {{ wait_for = {{ present = "coupon_drawer" }} }},
+            {{ press = "Escape", timeout = "5s" }}, {{ wait_for = {{ absent = "coupon_drawer" }}, timeout = "5s" }}]"#
+    ));
+    let mut flow = Flow::new(&session, &steps, base, json!({}), &log);
+    flow.phase(Phase::ReadProfile)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(flow);
+    assert_eq!(
+        session
+            .text("String(document.querySelector(\"div[data-slider='coupons']\").hidden)")
+            .await
+            .unwrap(),
+        "true"
     );
     session.close().await;
     pool.shutdown().await;
