@@ -40,6 +40,9 @@ pub struct PoolConfig {
     pub launch_timeout: Duration,
     /// Window size of every page.
     pub window: (u32, u32),
+    /// Most contexts open at once, runs' and those opened ahead together: contexts are not
+    /// opened ahead beyond it. What memory allows (about 100 MB each) when absent.
+    pub max_contexts: Option<usize>,
 }
 
 impl Default for PoolConfig {
@@ -49,6 +52,7 @@ impl Default for PoolConfig {
             recycle_after: 200,
             launch_timeout: Duration::from_secs(60),
             window: (1280, 900),
+            max_contexts: None,
         }
     }
 }
@@ -82,6 +86,7 @@ pub struct BrowserPool {
     launches: AtomicUsize,
     limiter: Arc<RateLimiter>,
     contexts: Arc<AtomicUsize>,
+    max_contexts: usize,
     spare: Arc<Spare>,
 }
 
@@ -103,8 +108,11 @@ impl Spare {
         self.ready.lock().unwrap_or_else(|p| p.into_inner()).pop()
     }
 
-    fn wanted(&self) -> bool {
+    /// Whether to open another: fewer than [`SPARES`] are ready and one more keeps the open
+    /// contexts within `max`.
+    fn wanted(&self, open: usize, max: usize) -> bool {
         !self.closed.load(Ordering::Acquire)
+            && open < max
             && self.ready.lock().unwrap_or_else(|p| p.into_inner()).len() < SPARES
     }
 }
@@ -112,12 +120,17 @@ impl Spare {
 impl BrowserPool {
     /// A pool that starts Chromium on first use. Requests from its pages go through `limiter`.
     pub fn new(config: PoolConfig, limiter: Arc<RateLimiter>) -> Self {
+        let max_contexts = config
+            .max_contexts
+            .or_else(memory_cap)
+            .unwrap_or(usize::MAX);
         Self {
             config,
             current: tokio::sync::Mutex::new(None),
             launches: AtomicUsize::new(0),
             limiter,
             contexts: Arc::default(),
+            max_contexts,
             spare: Arc::default(),
         }
     }
@@ -130,6 +143,16 @@ impl BrowserPool {
     /// Contexts open now.
     pub fn open_contexts(&self) -> usize {
         self.contexts.load(Ordering::Relaxed)
+    }
+
+    /// Whether contexts are being opened ahead of need right now.
+    pub fn opening_ahead(&self) -> bool {
+        self.spare
+            .filling
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|f| !f.is_finished())
     }
 
     /// The executable that will be started.
@@ -270,14 +293,17 @@ impl BrowserPool {
     /// their way, or the browser is due to be replaced.
     fn open_spare(&self, live: &Arc<Live>, call_timeout: Duration) {
         let mut filling = self.spare.filling.lock().unwrap_or_else(|p| p.into_inner());
-        if filling.as_ref().is_some_and(|f| !f.is_finished()) || !self.spare.wanted() {
+        let max = self.max_contexts;
+        if filling.as_ref().is_some_and(|f| !f.is_finished())
+            || !self.spare.wanted(self.open_contexts(), max)
+        {
             return;
         }
         let (live, spare) = (live.clone(), self.spare.clone());
         let (limiter, contexts) = (self.limiter.clone(), self.contexts.clone());
         let recycle_after = self.config.recycle_after;
         *filling = Some(tokio::spawn(async move {
-            while spare.wanted()
+            while spare.wanted(contexts.load(Ordering::Relaxed), max)
                 && live.is_alive()
                 && live.served.fetch_add(1, Ordering::Relaxed) < recycle_after
             {

@@ -109,3 +109,37 @@ async fn a_crashed_browser_is_replaced_for_the_next_run() {
     assert_eq!(pool.launches(), 2);
     pool.shutdown().await;
 }
+
+/// Waits until the pool has finished opening contexts ahead of need.
+async fn spares_opened(pool: &BrowserPool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while pool.opening_ahead() {
+        assert!(std::time::Instant::now() < deadline, "spares never opened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contexts_are_opened_ahead_only_within_the_pools_limit() {
+    let shop = shop(|_| {}).await;
+    // Room to spare: a run's context and two opened ahead.
+    let roomy = pool();
+    let first = signed_in(&roomy, &shop, 1).await;
+    spares_opened(&roomy).await;
+    assert_eq!(roomy.open_contexts(), 3);
+    first.close().await;
+    roomy.shutdown().await;
+
+    // Two at most: one opened ahead, taken by the next run, and none after it.
+    let tight = pool_with(|c| c.max_contexts = Some(2));
+    let first = signed_in(&tight, &shop, 1).await;
+    spares_opened(&tight).await;
+    assert_eq!(tight.open_contexts(), 2);
+    let second = signed_in(&tight, &shop, 2).await;
+    spares_opened(&tight).await;
+    assert_eq!(tight.open_contexts(), 2);
+    assert_eq!(tight.launches(), 1);
+    first.close().await;
+    second.close().await;
+    tight.shutdown().await;
+}
