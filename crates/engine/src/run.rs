@@ -696,7 +696,12 @@ impl Engine {
                     continue;
                 }
                 flow.unset("total");
-                flow.phase(Phase::ReadTotal).await?;
+                if coupons.total.is_empty() {
+                    flow.phase(Phase::ReadTotal).await?;
+                } else {
+                    flow.steps(Some(Phase::ReadTotal), &coupons.total, "coupons.total.")
+                        .await?;
+                }
                 if let Some(t) = totals_of(flow) {
                     log.say(
                         Level::Debug,

@@ -257,7 +257,7 @@ fn check_meaning(c: &mut Checker<'_>, p: &Profile) {
             );
         }
     }
-    let extracts = |phase: Phase, var: &str, all: bool| {
+    let extracts_in = |steps: &[Step], var: &str, all: bool| {
         fn walk<'s>(steps: &'s [Step], out: &mut Vec<&'s Extract>) {
             for s in steps {
                 match &s.action {
@@ -268,9 +268,10 @@ fn check_meaning(c: &mut Checker<'_>, p: &Profile) {
             }
         }
         let mut found = Vec::new();
-        walk(p.phase(phase), &mut found);
+        walk(steps, &mut found);
         found.iter().any(|e| e.into == var && e.all == all)
     };
+    let extracts = |phase: Phase, var: &str, all: bool| extracts_in(p.phase(phase), var, all);
     // A phase whose steps did not load is reported already; do not add its consequences.
     if !c.errors.is_empty() {
         return;
@@ -303,6 +304,17 @@ fn check_meaning(c: &mut Checker<'_>, p: &Profile) {
                 format!("needs {what}"),
             );
         }
+    }
+    if let Some(coupons) = &p.coupons
+        && !coupons.total.is_empty()
+        && !extracts_in(&coupons.total, "total", false)
+    {
+        c.fail(
+            None,
+            "[coupons]",
+            Some("total"),
+            "needs an `extract` into `total` with `number = true`",
+        );
     }
 }
 
@@ -539,7 +551,13 @@ fn error_texts(c: &mut Checker<'_>, t: &Table, line: usize) -> ErrorTexts {
 
 fn coupons(c: &mut Checker<'_>, t: &Table, line: usize) -> Option<Coupons> {
     let place = "[coupons]";
-    unknown_keys(c, t, &["open", "option", "applied", "remove"], line, place);
+    unknown_keys(
+        c,
+        t,
+        &["open", "option", "applied", "remove", "total"],
+        line,
+        place,
+    );
     let steps = |c: &mut Checker<'_>, key: &str| -> Vec<Step> {
         match t.get(key) {
             None => Vec::new(),
@@ -559,6 +577,7 @@ fn coupons(c: &mut Checker<'_>, t: &Table, line: usize) -> Option<Coupons> {
     let open = steps(c, "open");
     let applied = steps(c, "applied");
     let remove = steps(c, "remove");
+    let total = steps(c, "total");
     let Some(option) = t.get("option") else {
         c.fail(
             Some(line),
@@ -574,6 +593,7 @@ fn coupons(c: &mut Checker<'_>, t: &Table, line: usize) -> Option<Coupons> {
         option,
         applied,
         remove,
+        total,
     })
 }
 

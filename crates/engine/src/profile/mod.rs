@@ -96,6 +96,9 @@ pub struct Coupons {
     pub applied: Vec<Step>,
     /// Steps that take the applied coupon off.
     pub remove: Vec<Step>,
+    /// Steps that read `total` where an offer was applied, so the `best` policy compares
+    /// offers there; without them each offer's total is read by the `read_total` phase.
+    pub total: Vec<Step>,
 }
 
 /// Texts that classify a failure.
@@ -449,6 +452,14 @@ find_in_history = [{ extract = { target = "buy", into = "history", all = true } 
         let no_total = MINIMAL.replace(r#"into = "total""#, r#"into = "sum""#);
         assert!(errors(&no_total)[0].contains("needs an `extract` into `total`"));
         assert!(errors("[site\n")[0].starts_with("x.toml:1: file:"));
+        let coupons =
+            format!("{MINIMAL}[coupons]\noption = \"buy\"\ntotal = [{{ goto = \"/cart\" }}]\n");
+        let e = errors(&coupons);
+        assert!(
+            e.iter()
+                .any(|e| e.contains("[coupons], field `total`: needs an `extract` into `total`")),
+            "{e:?}"
+        );
         assert!(
             errors(&MINIMAL.replace("[phases]", "[phases]\nplce = []"))[0]
                 .contains("phase plce: is not a phase")

@@ -265,6 +265,9 @@ async fn coupon_policies_first_best_and_required() {
         placed.totals.coupon_discount, best_discount,
         "subtotal {subtotal}"
     );
+    // The offers were compared on the cart (the profile's [coupons] total): checkout was
+    // loaded once, for the order itself.
+    assert_eq!(seen(&f.shop, "GET /checkout").await, 1);
 
     let mut spec = f.batch(2, &[(0, 1)], 1_000_000);
     spec.coupon = cartwright_core::batch::CouponPolicy::First;
