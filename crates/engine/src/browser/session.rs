@@ -615,14 +615,11 @@ impl Session {
             e.native_virtual_key_code = Some(def.key_code);
             e
         };
-        let down = match text {
-            Some(text) => {
-                let mut e = event(DispatchKeyEventType::KeyDown);
-                e.text = Some(text.into());
-                e
-            }
-            None => event(DispatchKeyEventType::RawKeyDown),
-        };
+        let mut down = event(match text {
+            Some(_) => DispatchKeyEventType::KeyDown,
+            None => DispatchKeyEventType::RawKeyDown,
+        });
+        down.text = text.map(Into::into);
         let t = self.call_timeout;
         within(t, "pressing a key", self.page.execute(down)).await?;
         within(

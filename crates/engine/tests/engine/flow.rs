@@ -102,34 +102,47 @@ async fn customer_one() -> (
     (shop, pool, session)
 }
 
+/// Runs `steps` in `session` as the demo profile's `read_profile` phase.
+async fn run_steps(
+    session: &cartwright_engine::browser::Session,
+    shop: &cartwright_demo_shop::RunningShop,
+    steps: &str,
+) {
+    let profile = with_steps(steps);
+    let log = Lines::default();
+    let base = url::Url::parse(&shop.url()).unwrap();
+    Flow::new(session, &profile, base, json!({}), &log)
+        .phase(Phase::ReadProfile)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_is_loaded_again_once_anything_was_done_on_it() {
     let (shop, pool, session) = customer_one().await;
-    let log = Lines::default();
-    let base = url::Url::parse(&shop.url()).unwrap();
     let page = format!("/p/{}", shop.shop.products()[0].slug);
     let get = format!("GET {page}");
     let loads = || seen(&shop, &get);
     // Looked at only: the second visit is the page already there.
-    let looked = with_steps(&format!(
-        r#"[{{ goto = "{page}" }}, {{ wait_for = {{ present = "add_to_bag" }} }}, {{ goto = "{page}" }}]"#
-    ));
-    let mut flow = Flow::new(&session, &looked, base.clone(), json!({}), &log);
-    flow.phase(Phase::ReadProfile)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    run_steps(
+        &session,
+        &shop,
+        &format!(
+            r#"[{{ goto = "{page}" }}, {{ wait_for = {{ present = "add_to_bag" }} }}, {{ goto = "{page}" }}]"#
+        ),
+    )
+    .await;
     assert_eq!(loads().await, 1);
-    drop(flow);
     // Clicked on (added to the bag): the page is loaded again.
-    let clicked = with_steps(&format!(
-        r#"[{{ click = "add_to_bag" }}, {{ goto = "{page}" }}, {{ wait_for = {{ present = "add_to_bag" }} }}]"#
-    ));
-    let mut flow = Flow::new(&session, &clicked, base, json!({}), &log);
-    flow.phase(Phase::ReadProfile)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    run_steps(
+        &session,
+        &shop,
+        &format!(
+            r#"[{{ click = "add_to_bag" }}, {{ goto = "{page}" }}, {{ wait_for = {{ present = "add_to_bag" }} }}]"#
+        ),
+    )
+    .await;
     assert_eq!(loads().await, 2);
-    drop(flow);
     session.close().await;
     pool.shutdown().await;
 }
@@ -201,20 +214,18 @@ async fn requests_answered_from_the_cache_do_not_stay_in_flight() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pressed_key_reaches_the_page() {
     let (shop, pool, session) = customer_one().await;
-    let log = Lines::default();
-    let base = url::Url::parse(&shop.url()).unwrap();
     let page = format!("/p/{}", shop.shop.products()[0].slug);
     // The shop's drawers close on Escape, as a storefront's do.
-    let steps = with_steps(&format!(
-        r#"[{{ goto = "{page}" }}, {{ click = "add_to_bag" }}, {{ wait_for = {{ present = "added_toast" }} }},
+    run_steps(
+        &session,
+        &shop,
+        &format!(
+            r#"[{{ goto = "{page}" }}, {{ click = "add_to_bag" }}, {{ wait_for = {{ present = "added_toast" }} }},
             {{ goto = "/cart" }}, {{ click = "open_coupons" }}, {{ wait_for = {{ present = "coupon_drawer" }} }},
             {{ press = "Escape", timeout = "5s" }}, {{ wait_for = {{ absent = "coupon_drawer" }}, timeout = "5s" }}]"#
-    ));
-    let mut flow = Flow::new(&session, &steps, base, json!({}), &log);
-    flow.phase(Phase::ReadProfile)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    drop(flow);
+        ),
+    )
+    .await;
     assert_eq!(
         session
             .text("String(document.querySelector(\"div[data-slider='coupons']\").hidden)")
