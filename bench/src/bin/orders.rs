@@ -5,6 +5,7 @@
 //! Prints orders per minute, p50/p95 order time and the peak memory (PSS) of the browser
 //! process tree for both, and the ratio.
 
+use anyhow::Context;
 use cartwright::Settings;
 use cartwright_core::batch::{BatchState, NewBatch};
 use cartwright_core::storefront::StorefrontPatch;
@@ -13,6 +14,7 @@ use cartwright_engine::Engine;
 use cartwright_engine::profile::{Action, Phase, Profile, Step};
 use cartwright_store::{PageRequest, ProductFilter};
 use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -26,6 +28,8 @@ struct Args {
     concurrency: usize,
     baseline_orders: usize,
     products: usize,
+    /// The browser both modes run; the pool's choice when absent.
+    chromium: Option<PathBuf>,
 }
 
 struct Figures {
@@ -67,9 +71,15 @@ fn parse_args() -> anyhow::Result<Args> {
         concurrency: 4,
         baseline_orders: 6,
         products: 2,
+        chromium: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--chromium" {
+            let path = it.next().context("--chromium needs a path")?;
+            args.chromium = Some(path.into());
+            continue;
+        }
         let mut value = || -> anyhow::Result<usize> { Ok(it.next().unwrap_or_default().parse()?) };
         match flag.as_str() {
             "--orders" => args.orders = value()?,
@@ -78,7 +88,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--baseline-orders" => args.baseline_orders = value()?,
             "--products" => args.products = value()?,
             other => anyhow::bail!(
-                "unknown flag {other}; flags: --orders N --accounts M --concurrency K --baseline-orders N (0 skips) --products P"
+                "unknown flag {other}; flags: --orders N --accounts M --concurrency K --baseline-orders N (0 skips) --products P --chromium PATH"
             ),
         }
     }
@@ -221,6 +231,7 @@ async fn run(
     concurrency: usize,
     products: usize,
     baseline: bool,
+    chromium: Option<&Path>,
 ) -> anyhow::Result<Figures> {
     let accounts = accounts.min(orders).max(1);
     let repetitions = orders.div_ceil(accounts);
@@ -243,6 +254,7 @@ async fn run(
     cartwright::demo::seed(&store, &shop).await?;
     let storefront = store.storefronts().await?.remove(0);
     let mut config = settings.engine();
+    config.browser.executable = chromium.map(Path::to_path_buf);
     if baseline {
         // A whole browser for every account's run.
         config.browser.recycle_after = 1;
@@ -438,13 +450,21 @@ async fn main() -> anyhow::Result<()> {
             .with_writer(std::io::stderr)
             .init();
     }
+    let pool = cartwright_engine::browser::BrowserPool::new(
+        cartwright_engine::browser::PoolConfig {
+            executable: args.chromium.clone(),
+            ..Default::default()
+        },
+        Default::default(),
+    );
     println!(
-        "bench/orders: {} orders across {} accounts ({} product lines each), concurrency {}, on {} cores",
+        "bench/orders: {} orders across {} accounts ({} product lines each), concurrency {}, on {} cores, in {}",
         args.orders,
         args.accounts.min(args.orders),
         args.products,
         args.concurrency,
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        pool.executable()?.display()
     );
     let engine = run(
         "engine",
@@ -453,6 +473,7 @@ async fn main() -> anyhow::Result<()> {
         args.concurrency,
         args.products,
         false,
+        args.chromium.as_deref(),
     )
     .await?;
     engine.print();
@@ -464,6 +485,7 @@ async fn main() -> anyhow::Result<()> {
             3,
             args.products,
             true,
+            args.chromium.as_deref(),
         )
         .await?;
         baseline.print();

@@ -98,7 +98,8 @@ pub struct Settings {
     /// Browser runs (orders, sign-in tests) this process makes at once; 0 serves the API
     /// only, for a machine whose work is done by `cartwright worker` elsewhere.
     pub workers: usize,
-    /// The Chromium executable; /usr/bin/chromium and the usual places when unset.
+    /// The Chromium executable; Debian's headless shell, then /usr/bin/chromium and the usual
+    /// places when unset.
     pub chromium_path: Option<PathBuf>,
     /// Storefront profiles (`{name}.toml`) are read here first, then the built-in ones;
     /// `data_dir/profiles` when unset.

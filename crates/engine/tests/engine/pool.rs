@@ -2,8 +2,9 @@
 //! contexts, and after a crash.
 
 use crate::kit::*;
-use cartwright_engine::browser::{BrowserPool, PoolConfig};
+use cartwright_engine::browser::{BrowserPool, HEADLESS_SHELL, PoolConfig};
 use cartwright_engine::ratelimit::RateLimiter;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,18 +27,30 @@ async fn one_run(pool: &BrowserPool, shop: &cartwright_demo_shop::RunningShop, c
     session.close().await;
 }
 
-/// Chromium processes started by this test process (nextest runs each test in its own).
-fn our_chromium() -> Vec<u32> {
+/// Chromium processes started by this test process (nextest runs each test in its own),
+/// with their command names (the kernel keeps 15 characters: `chromium-headle` for the
+/// headless shell).
+fn our_chromium_named() -> Vec<(u32, String)> {
     let me = std::process::id().to_string();
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-                let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
-                stat.contains("(chromium)") && after.split_whitespace().nth(1) == Some(&me)
-            })
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let (before, after) = stat.rsplit_once(')')?;
+            let name = before.split_once('(')?.1;
+            let mut fields = after.split_whitespace();
+            let (state, parent) = (fields.next()?, fields.next()?);
+            (name.starts_with("chromium") && state != "Z" && parent == me)
+                .then(|| (pid, name.to_owned()))
         })
+        .collect()
+}
+
+fn our_chromium() -> Vec<u32> {
+    our_chromium_named()
+        .into_iter()
+        .map(|(pid, _)| pid)
         .collect()
 }
 
@@ -51,8 +64,35 @@ async fn a_missing_chromium_is_named_with_the_package_to_install() {
         .expect("no browser to start");
     let text = err.to_string();
     assert!(text.contains("/nowhere/chromium"), "{text}");
-    assert!(text.contains("apt-get install chromium"), "{text}");
+    assert!(
+        text.contains("apt-get install chromium-headless-shell"),
+        "{text}"
+    );
     assert_eq!(pool.launches(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_headless_shell_is_preferred_and_the_full_browser_works_too() {
+    // Debian's headless shell (installed by scripts/setup) is the default: the binary, not
+    // the script in /usr/bin that would keep running beside it.
+    assert_eq!(pool().executable().unwrap(), Path::new(HEADLESS_SHELL));
+    let script = pool_with(|c| c.executable = Some("/usr/bin/chromium-headless-shell".into()));
+    assert_eq!(script.executable().unwrap(), Path::new(HEADLESS_SHELL));
+
+    let shop = shop(|_| {}).await;
+    let shell = pool();
+    one_run(&shell, &shop, 1).await;
+    let names: Vec<_> = our_chromium_named().into_iter().map(|(_, n)| n).collect();
+    assert_eq!(names, ["chromium-headle"], "the headless shell runs");
+    shell.shutdown().await;
+
+    // The full browser, in its new headless mode, runs the same session.
+    let full = pool_with(|c| c.executable = Some("/usr/bin/chromium".into()));
+    one_run(&full, &shop, 2).await;
+    let names: Vec<_> = our_chromium_named().into_iter().map(|(_, n)| n).collect();
+    assert_eq!(names, ["chromium"], "the full browser runs");
+    assert_eq!(full.launches(), 1);
+    full.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
