@@ -450,13 +450,6 @@ async fn main() -> anyhow::Result<()> {
             .with_writer(std::io::stderr)
             .init();
     }
-    let pool = cartwright_engine::browser::BrowserPool::new(
-        cartwright_engine::browser::PoolConfig {
-            executable: args.chromium.clone(),
-            ..Default::default()
-        },
-        Default::default(),
-    );
     println!(
         "bench/orders: {} orders across {} accounts ({} product lines each), concurrency {}, on {} cores, in {}",
         args.orders,
@@ -464,7 +457,7 @@ async fn main() -> anyhow::Result<()> {
         args.products,
         args.concurrency,
         std::thread::available_parallelism().map_or(1, |n| n.get()),
-        pool.executable()?.display()
+        cartwright_engine::browser::find_executable(args.chromium.as_deref())?.display()
     );
     let engine = run(
         "engine",

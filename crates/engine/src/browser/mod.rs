@@ -18,7 +18,7 @@ use std::time::Duration;
 pub enum BrowserError {
     /// No Chromium where it was looked for.
     #[error(
-        "Chromium was not found at {0}: install Debian's `chromium-headless-shell` package (apt-get install chromium-headless-shell; the `chromium` package works too, at about two thirds of the speed) or set chromium_path"
+        "Chromium was not found at {0}: install Debian's `chromium-headless-shell` package (apt-get install chromium-headless-shell; the `chromium` package works too, more slowly) or set chromium_path"
     )]
     Missing(String),
     /// Chromium did not start.
@@ -157,31 +157,7 @@ impl BrowserPool {
 
     /// The executable that will be started.
     pub fn executable(&self) -> Result<PathBuf, BrowserError> {
-        if let Some(path) = &self.config.executable {
-            return if path.exists() {
-                // Debian's script for the headless shell keeps running beside the browser
-                // instead of becoming it: the browser would outlive its stop.
-                if path.as_path() == Path::new(HEADLESS_SHELL_SCRIPT)
-                    && Path::new(HEADLESS_SHELL).exists()
-                {
-                    return Ok(HEADLESS_SHELL.into());
-                }
-                Ok(path.clone())
-            } else {
-                Err(BrowserError::Missing(path.display().to_string()))
-            };
-        }
-        [
-            HEADLESS_SHELL,
-            "/usr/bin/chromium",
-            "/usr/bin/chromium-browser",
-            "/usr/bin/google-chrome",
-            "/usr/bin/google-chrome-stable",
-        ]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .ok_or_else(|| BrowserError::Missing(HEADLESS_SHELL.into()))
+        find_executable(self.config.executable.as_deref())
     }
 
     async fn launch(&self) -> Result<Arc<Live>, BrowserError> {
@@ -191,11 +167,14 @@ impl BrowserPool {
             .tempdir()
             .map_err(|e| BrowserError::Launch(format!("creating a profile directory: {e}")))?;
         let (w, h) = self.config.window;
-        // The headless shell has one headless mode and no browser window; the full browser
-        // runs its new headless mode, a whole browser with its windows drawn off screen.
+        // The headless shell has a single headless mode (plain `--headless`); the full
+        // browser is asked for its new headless mode by name.
         let mut config = BrowserConfig::builder();
         if !is_headless_shell(&executable) {
             config = config.new_headless_mode();
+        }
+        if small_dev_shm() {
+            config = config.arg("disable-dev-shm-usage");
         }
         let config = config
             .chrome_executable(executable)
@@ -374,13 +353,52 @@ impl BrowserPool {
     }
 }
 
-/// Debian's `chromium-headless-shell`: Chromium built for automation, without the browser's
-/// windows, tab strip and omnibox, which a run never sees but the full browser draws for
-/// every context; on the demo shop it costs two thirds of the CPU and of the memory per
-/// order. The binary itself: `/usr/bin/chromium-headless-shell` is a shell script that runs
-/// it without `exec`, so stopping the script would leave the browser running.
+/// Debian's `chromium-headless-shell`: Chromium built for automation. It has none of the
+/// windows, tab strips and omniboxes that the full browser draws off screen for every
+/// context, so an order costs less CPU and memory (README: `chromium_path`). The binary
+/// itself: `/usr/bin/chromium-headless-shell` is a script that runs it without `exec`, so
+/// stopping the script would leave the browser running.
 pub const HEADLESS_SHELL: &str = "/usr/lib/chromium/chromium-headless-shell";
 const HEADLESS_SHELL_SCRIPT: &str = "/usr/bin/chromium-headless-shell";
+
+/// The browser to start: `configured` when given, else the headless shell, else the full
+/// browser in its usual places.
+pub fn find_executable(configured: Option<&Path>) -> Result<PathBuf, BrowserError> {
+    if let Some(path) = configured {
+        if !path.exists() {
+            return Err(BrowserError::Missing(path.display().to_string()));
+        }
+        // Debian's script for the headless shell keeps running beside the browser instead
+        // of becoming it: the browser would outlive its stop.
+        let canonical = |p: &Path| std::fs::canonicalize(p).ok();
+        if canonical(path).is_some_and(|c| Some(c) == canonical(Path::new(HEADLESS_SHELL_SCRIPT)))
+            && Path::new(HEADLESS_SHELL).exists()
+        {
+            return Ok(HEADLESS_SHELL.into());
+        }
+        return Ok(path.to_path_buf());
+    }
+    [
+        HEADLESS_SHELL,
+        "/usr/bin/chromium",
+        "/usr/bin/chromium-browser",
+        "/usr/bin/google-chrome",
+        "/usr/bin/google-chrome-stable",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+    .ok_or_else(|| BrowserError::Missing(HEADLESS_SHELL.into()))
+}
+
+/// Whether `/dev/shm` has less room than Chromium's shared memory may take (Debian's
+/// wrapper for the full browser draws the line at 3.8 GB; a container may have 64 MB):
+/// renderers then crash. Chromium is told to use the temporary directory instead.
+fn small_dev_shm() -> bool {
+    rustix::fs::statvfs("/dev/shm").map_or(true, |s| {
+        s.f_bavail.saturating_mul(s.f_frsize) < 4_080_218_931
+    })
+}
 
 /// Whether `executable` is a build of the headless shell (Debian's or Google's
 /// `chrome-headless-shell`).

@@ -4,7 +4,7 @@
 use crate::kit::*;
 use cartwright_engine::browser::{BrowserPool, HEADLESS_SHELL, PoolConfig};
 use cartwright_engine::ratelimit::RateLimiter;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,30 +28,44 @@ async fn one_run(pool: &BrowserPool, shop: &cartwright_demo_shop::RunningShop, c
 }
 
 /// Chromium processes started by this test process (nextest runs each test in its own),
-/// with their command names (the kernel keeps 15 characters: `chromium-headle` for the
-/// headless shell).
-fn our_chromium_named() -> Vec<(u32, String)> {
+/// with the binary each runs, but not those that exited and wait to be reaped.
+fn our_chromium_binaries() -> Vec<(u32, PathBuf)> {
     let me = std::process::id().to_string();
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter_map(|pid| {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let (before, after) = stat.rsplit_once(')')?;
-            let name = before.split_once('(')?.1;
-            let mut fields = after.split_whitespace();
+            let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
             let (state, parent) = (fields.next()?, fields.next()?);
-            (name.starts_with("chromium") && state != "Z" && parent == me)
-                .then(|| (pid, name.to_owned()))
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+            let chromium = exe
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("chromium"));
+            (chromium && state != "Z" && parent == me).then_some((pid, exe))
         })
         .collect()
 }
 
 fn our_chromium() -> Vec<u32> {
-    our_chromium_named()
+    our_chromium_binaries()
         .into_iter()
         .map(|(pid, _)| pid)
         .collect()
+}
+
+/// Waits until no Chromium of this test process is running.
+async fn no_chromium_left() {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !our_chromium().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Chromium still running: {:?}",
+            our_chromium_binaries()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,17 +94,31 @@ async fn the_headless_shell_is_preferred_and_the_full_browser_works_too() {
     assert_eq!(script.executable().unwrap(), Path::new(HEADLESS_SHELL));
 
     let shop = shop(|_| {}).await;
+    let binaries = || -> Vec<PathBuf> {
+        our_chromium_binaries()
+            .into_iter()
+            .map(|(_, exe)| exe)
+            .collect()
+    };
     let shell = pool();
     one_run(&shell, &shop, 1).await;
-    let names: Vec<_> = our_chromium_named().into_iter().map(|(_, n)| n).collect();
-    assert_eq!(names, ["chromium-headle"], "the headless shell runs");
+    assert_eq!(
+        binaries(),
+        [Path::new(HEADLESS_SHELL)],
+        "the headless shell runs"
+    );
     shell.shutdown().await;
+    no_chromium_left().await;
 
-    // The full browser, in its new headless mode, runs the same session.
+    // The full browser, in its new headless mode, runs the same session (Debian's script
+    // in /usr/bin becomes the browser).
     let full = pool_with(|c| c.executable = Some("/usr/bin/chromium".into()));
     one_run(&full, &shop, 2).await;
-    let names: Vec<_> = our_chromium_named().into_iter().map(|(_, n)| n).collect();
-    assert_eq!(names, ["chromium"], "the full browser runs");
+    assert_eq!(
+        binaries(),
+        [Path::new("/usr/lib/chromium/chromium")],
+        "the full browser runs"
+    );
     assert_eq!(full.launches(), 1);
     full.shutdown().await;
 }
