@@ -355,19 +355,19 @@ impl Fixture {
         response.json().await.unwrap_or(serde_json::Value::Null)
     }
 
-    pub async fn wait_for(
-        &self,
-        what: &str,
-        limit: Duration,
-        mut check: impl AsyncFnMut() -> bool,
-    ) {
-        let deadline = std::time::Instant::now() + limit;
-        while !check().await {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "timed out waiting for {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    pub async fn wait_for(&self, what: &str, limit: Duration, check: impl AsyncFnMut() -> bool) {
+        wait_until(what, limit, check).await;
+    }
+}
+
+/// Polls `check` until it holds; fails the test after `limit`, naming `what`.
+pub async fn wait_until(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

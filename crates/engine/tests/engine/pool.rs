@@ -55,19 +55,6 @@ fn our_chromium() -> Vec<u32> {
         .collect()
 }
 
-/// Waits until no Chromium of this test process is running.
-async fn no_chromium_left() {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !our_chromium().is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "Chromium still running: {:?}",
-            our_chromium_binaries()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_chromium_is_named_with_the_package_to_install() {
     let pool = pool_with(|c| c.executable = Some("/nowhere/chromium".into()));
@@ -108,7 +95,12 @@ async fn the_headless_shell_is_preferred_and_the_full_browser_works_too() {
         "the headless shell runs"
     );
     shell.shutdown().await;
-    no_chromium_left().await;
+    wait_until(
+        "the headless shell to stop",
+        Duration::from_secs(30),
+        async || our_chromium().is_empty(),
+    )
+    .await;
 
     // The full browser, in its new headless mode, runs the same session (Debian's script
     // in /usr/bin becomes the browser).
@@ -180,11 +172,12 @@ async fn a_crashed_browser_is_replaced_for_the_next_run() {
 
 /// Waits until the pool has finished opening contexts ahead of need.
 async fn spares_opened(pool: &BrowserPool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while pool.opening_ahead() {
-        assert!(std::time::Instant::now() < deadline, "spares never opened");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(
+        "contexts opened ahead",
+        Duration::from_secs(30),
+        async || !pool.opening_ahead(),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
