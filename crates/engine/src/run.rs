@@ -14,7 +14,7 @@ use cartwright_core::cookies::CookieJar;
 use cartwright_core::ids::{AccountId, BatchId, OrderId};
 use cartwright_core::order::{ErrorClass, Level, NewEvent, Totals};
 use cartwright_jobs::{BoxFuture, Handler, Outcome};
-use cartwright_store::{Finish, Job, OrderStart, OrderTicket, RunRecord, StoreError};
+use cartwright_store::{Finish, Job, OrderStart, OrderTicket, Recorded, RunRecord, StoreError};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -882,10 +882,22 @@ impl Engine {
                 }
             },
         };
-        if let Err(e) = self.store.finish_order(order.id, &finish, &record).await {
+        let moved = match self.store.finish_order(order.id, &finish, &record).await {
+            Ok(moved) => moved,
             // The order keeps its state; the job is retried and the next run sees it.
-            return store_retry(&e);
-        }
+            Err(e) => return store_retry(&e),
+        };
+        let outcome = match moved {
+            // Stopped or paused, but the batch was resumed before this run recorded it.
+            Recorded::RunAgain => {
+                log.say(Level::Info, "the batch was resumed: the order runs again");
+                Outcome::Defer {
+                    reason: "the batch was resumed".into(),
+                    after: Duration::ZERO,
+                }
+            }
+            Recorded::Moved(_) | Recorded::Stale => outcome,
+        };
         self.events.flush().await;
         outcome
     }

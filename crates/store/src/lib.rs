@@ -28,7 +28,9 @@ pub use operators::{LoginRecord, OperatorAuth, TokenAuth};
 pub use page::{Cursor, Page, PageRequest, PageStart};
 pub use products::ProductFilter;
 pub use rewards::{REWARDS_JOB, RunWork, ScheduleTurn, SnapshotFilter};
-pub use runs::{EventQuery, Finish, ORDER_JOB, OrderFilter, OrderStart, OrderTicket, RunRecord};
+pub use runs::{
+    EventQuery, Finish, ORDER_JOB, OrderFilter, OrderStart, OrderTicket, Recorded, RunRecord,
+};
 
 use cartwright_core::Invalid;
 use cartwright_core::ids::OperatorId;

@@ -240,7 +240,8 @@ pub enum OrderStart {
     Resolve(Box<OrderTicket>),
     /// Another order of the same account is being run: try again shortly.
     Busy,
-    /// Nothing to do, for this reason (final already, batch not running, out of attempts).
+    /// Nothing to do, for this reason (final already, batch not running, out of attempts);
+    /// the order's job has ended with this answer (a resume queues a new one).
     Nothing(String),
 }
 
@@ -280,13 +281,27 @@ pub enum Finish {
         /// What went wrong.
         message: String,
     },
-    /// Stopped by the operator before the final click.
+    /// Stopped by the operator before the final click (queued again instead when the batch
+    /// was resumed meanwhile: [`Recorded::RunAgain`]).
     Cancelled,
-    /// The batch paused (the browser cannot run): back to queued, to run on resume.
+    /// The batch paused (the browser cannot run): back to queued, to run on resume (in this
+    /// run's job when the batch was resumed meanwhile: [`Recorded::RunAgain`]).
     Held {
         /// Why.
         message: String,
     },
+}
+
+/// What recording the end of a run did to its order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// The order moved to this state.
+    Moved(OrderState),
+    /// The run stopped for a stop or pause, but the batch was resumed before the run recorded
+    /// it: the order is queued again, and the run's job must run it once more.
+    RunAgain,
+    /// The order had already moved on (another process settled it); nothing changed.
+    Stale,
 }
 
 /// An order's move as SQL needs it.
@@ -301,9 +316,9 @@ struct Transition<'a> {
     number: Option<&'a str>,
 }
 
-impl Finish {
-    fn transition(&self) -> Transition<'_> {
-        let base = |to, from, message| Transition {
+impl<'a> Transition<'a> {
+    fn to(to: OrderState, from: &'static str, message: Option<&'a str>) -> Self {
+        Transition {
             to,
             from,
             class: None,
@@ -311,7 +326,13 @@ impl Finish {
             screenshot: None,
             snapshot: None,
             number: None,
-        };
+        }
+    }
+}
+
+impl Finish {
+    fn transition(&self) -> Transition<'_> {
+        let base = Transition::to;
         match self {
             Finish::Placed { number } => Transition {
                 number: Some(number),
@@ -635,17 +656,15 @@ impl Store {
     pub async fn start_order(&self, id: OrderId, max_runs: u32) -> Result<OrderStart, StoreError> {
         let now = Ts::now();
         let mut tx = self.begin().await?;
-        let (account, state, attempts, batch_id, batch_state, last_error): (
+        let (account, state, attempts, batch_id, last_error): (
             i64,
             String,
             i64,
             i64,
-            String,
             Option<String>,
         ) = write!(&mut tx, |c| {
             sqlx::query_as(
-                "SELECT o.account_id, o.state, o.attempts, o.batch_id, b.state, o.error_message \
-                     FROM orders o JOIN batches b ON b.id = o.batch_id WHERE o.id = $1",
+                "SELECT account_id, state, attempts, batch_id, error_message FROM orders WHERE id = $1",
             )
             .bind(id.get())
             .fetch_optional(c)
@@ -659,9 +678,12 @@ impl Store {
                 .execute(&mut **t)
                 .await?;
         }
+        // Locked: a stop or resume of the batch waits for this decision, or comes before it.
+        let batch_state = lock_batch(&mut tx, batch_id).await?;
         let state: OrderState = state.parse().map_err(StoreError::Corrupt)?;
-        let batch_state: BatchState = batch_state.parse().map_err(StoreError::Corrupt)?;
         if state.is_final() {
+            end_order_job(&mut tx, id).await?;
+            tx.commit().await?;
             return Ok(OrderStart::Nothing(format!("the order is {state} already")));
         }
         if state == OrderState::Placing {
@@ -677,12 +699,15 @@ impl Store {
             return Ok(OrderStart::Resolve(Box::new(ticket)));
         }
         if batch_state != BatchState::Running {
-            if state == OrderState::Running && batch_state == BatchState::Stopped {
-                // Its run was lost before the click, and the batch has been stopped since.
+            if batch_state == BatchState::Stopped {
+                // Its run was lost before the click, or it was queued again by a retry, and
+                // the batch has been stopped since: what a stop does to it.
                 self.finish_in(&mut tx, id, &Finish::Cancelled, &RunRecord::default())
                     .await?;
-                tx.commit().await?;
             }
+            // A resume gives it a new job (this one ends with the transaction).
+            end_order_job(&mut tx, id).await?;
+            tx.commit().await?;
             return Ok(OrderStart::Nothing(format!(
                 "the batch is {}",
                 batch_state.as_str()
@@ -783,14 +808,13 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Ends a run. Returns the state the order moved to, or `None` when it had already moved
-    /// on (another process settled it).
+    /// Ends a run and says what that did to the order.
     pub async fn finish_order(
         &self,
         id: OrderId,
         finish: &Finish,
         record: &RunRecord,
-    ) -> Result<Option<OrderState>, StoreError> {
+    ) -> Result<Recorded, StoreError> {
         let mut tx = self.begin().await?;
         let state = self.finish_in(&mut tx, id, finish, record).await?;
         tx.commit().await?;
@@ -803,8 +827,23 @@ impl Store {
         id: OrderId,
         finish: &Finish,
         record: &RunRecord,
-    ) -> Result<Option<OrderState>, StoreError> {
+    ) -> Result<Recorded, StoreError> {
         let now = Ts::now();
+        let batch: Option<i64> = write!(tx, |c| {
+            sqlx::query_scalar("SELECT batch_id FROM orders WHERE id = $1")
+                .bind(id.get())
+                .fetch_optional(c)
+                .await
+        })?;
+        let Some(batch) = batch else {
+            return Ok(Recorded::Stale);
+        };
+        // Locked: a stop or resume of the batch, and the batch's own end, see this move whole.
+        let resumed = lock_batch(tx, batch).await? == BatchState::Running;
+        let stopped_run = matches!(finish, Finish::Cancelled | Finish::Held { .. });
+        // The batch was resumed after the run saw it stop or pause: the order runs again, in
+        // the same job (the resume found it running and left it to this run).
+        let requeued = stopped_run && resumed;
         let Transition {
             to,
             from,
@@ -813,7 +852,11 @@ impl Store {
             screenshot,
             snapshot,
             number,
-        } = finish.transition();
+        } = if requeued {
+            Transition::to(OrderState::Queued, "'running'", None)
+        } else {
+            finish.transition()
+        };
         let timings = (!record.timings.is_empty())
             .then(|| serde_json::to_string(&record.timings).unwrap_or_default());
         let fin = to.is_final().then_some(now);
@@ -824,9 +867,11 @@ impl Store {
              order_number = COALESCE($7, order_number), timings = COALESCE($8, timings), \
              subtotal_minor = COALESCE($9, subtotal_minor), discount_minor = COALESCE($10, discount_minor), \
              total_minor = COALESCE($11, total_minor), coupon = COALESCE($12, coupon), \
-             updated_at = $13, finished_at = $14 WHERE id = $1 AND state IN ({from}) RETURNING batch_id"
+             updated_at = $13, finished_at = $14, \
+             attempts = attempts - CASE WHEN $15 AND state = 'running' THEN 1 ELSE 0 END \
+             WHERE id = $1 AND state IN ({from}) RETURNING batch_id"
         );
-        let batch: Option<i64> = write!(tx, |c| {
+        let moved: Option<i64> = write!(tx, |c| {
             sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                 .bind(id.get())
                 .bind(to.as_str())
@@ -842,14 +887,28 @@ impl Store {
                 .bind(record.coupon.as_deref())
                 .bind(now)
                 .bind(fin)
+                // A run the operator stopped, or a pause held, does not count toward the
+                // order's runs.
+                .bind(stopped_run)
                 .fetch_optional(c)
                 .await
         })?;
-        let Some(batch) = batch else { return Ok(None) };
+        if moved.is_none() {
+            return Ok(Recorded::Stale);
+        }
+        // The order's job ends with this move unless it carries the order on (a retry, or a
+        // resume that came first): a resume queues a new one and must not find it live.
+        if to.is_final() || (stopped_run && !requeued) {
+            end_order_job(tx, id).await?;
+        }
         if to.is_final() {
             finish_batch_if_done(tx, batch).await?;
         }
-        Ok(Some(to))
+        Ok(if requeued {
+            Recorded::RunAgain
+        } else {
+            Recorded::Moved(to)
+        })
     }
 
     /// Stops a batch: queued orders are cancelled with their jobs; running orders stop after
@@ -1308,6 +1367,30 @@ fn notify_payloads(events: &[Event]) -> Vec<String> {
 }
 
 /// Marks a running batch finished once none of its orders can move any more.
+/// Reads a batch's state in a transaction, locking its row on PostgreSQL until the end.
+async fn lock_batch(tx: &mut Tx, batch: i64) -> Result<BatchState, StoreError> {
+    let (state,): (String,) = tx.row_by_id("state", "batches", batch, "batch").await?;
+    state.parse().map_err(StoreError::Corrupt)
+}
+
+/// Ends the running job of an order, in the transaction that takes the order out of its
+/// care: a resume in between would otherwise find the job live, add none, and the order would
+/// wait with no job once this one completes.
+async fn end_order_job(tx: &mut Tx, order: OrderId) -> Result<(), StoreError> {
+    let now = Ts::now();
+    write!(tx, |c| {
+        sqlx::query(
+            "UPDATE jobs SET state = 'done', finished_at = $2 WHERE unique_key = $1 AND state = 'running'",
+        )
+        .bind(order_key(order.get()))
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
 async fn finish_batch_if_done(tx: &mut Tx, batch: i64) -> Result<(), StoreError> {
     let now = Ts::now();
     write!(tx, |c| {

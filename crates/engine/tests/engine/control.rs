@@ -331,7 +331,7 @@ async fn a_sign_in_test_reads_the_profile_into_the_account() {
 /// transaction that ends the last order is the one that shows it finished.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_is_never_read_running_with_nothing_left_to_run() {
-    use cartwright_store::{Finish, OrderStart, PageRequest, RunRecord};
+    use cartwright_store::{Finish, OrderStart, PageRequest, Recorded, RunRecord};
     let f = Fixture::new(3, |_| {}).await;
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let readers: Vec<_> = (0..2)
@@ -394,7 +394,7 @@ async fn a_batch_is_never_read_running_with_nothing_left_to_run() {
                     .finish_order(order.id, &finish, &record)
                     .await
                     .unwrap(),
-                Some(OrderState::Placed)
+                Recorded::Moved(OrderState::Placed)
             );
         }
         let b = f.store.batch(batch.id).await.unwrap();
@@ -405,4 +405,186 @@ async fn a_batch_is_never_read_running_with_nothing_left_to_run() {
     for r in readers {
         assert!(r.await.unwrap() > 0, "a reader never read");
     }
+}
+
+/// Every order of a running batch that is not finished has a live job: what the startup
+/// sweep would have to mend is nothing.
+async fn every_open_order_has_a_job(f: &Fixture) {
+    assert_eq!(
+        f.store.sweep_orders().await.unwrap(),
+        0,
+        "an order waits with no job"
+    );
+}
+
+/// A stop and a resume can land anywhere around a run's end: before the run records its
+/// stop, between that and its job's completion, or while a job has just been claimed. In
+/// every order of events the resumed batch has a job for each order, and places each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_anywhere_around_a_runs_end_leaves_no_order_without_a_job() {
+    use cartwright_core::ids::OrderId;
+    use cartwright_store::{Finish, ORDER_JOB, OrderStart, Recorded, RunRecord};
+    let f = Fixture::new(3, |_| {}).await;
+    let batch = f.submit(&f.batch(3, &[(0, 1)], 100_000)).await;
+    let lease = Duration::from_secs(60);
+    // Claims the next order job: (job, order).
+    let claim = async || {
+        let jobs = f
+            .store
+            .claim_jobs("w", &[ORDER_JOB], 1, lease)
+            .await
+            .unwrap();
+        assert_eq!(jobs.len(), 1, "a queued order job");
+        let order = OrderId(jobs[0].payload["order"].as_i64().unwrap());
+        (jobs[0].id, order)
+    };
+    let run = async |order| {
+        assert!(matches!(
+            f.store.start_order(order, 10).await.unwrap(),
+            OrderStart::Run(_)
+        ));
+    };
+    let state = async |order| f.store.order(order).await.unwrap().state;
+    let record = RunRecord::default();
+    // The run records that it stopped for the operator.
+    let record_stop = async |order| {
+        f.store
+            .finish_order(order, &Finish::Cancelled, &record)
+            .await
+            .unwrap()
+    };
+
+    // 1. The run records its stop, the operator resumes, then the old job completes.
+    let (job, order) = claim().await;
+    run(order).await;
+    f.store.stop_batch(batch.id).await.unwrap();
+    assert_eq!(
+        record_stop(order).await,
+        Recorded::Moved(OrderState::Cancelled)
+    );
+    f.store.resume_batch(batch.id).await.unwrap();
+    f.store.complete_jobs("w", &[job]).await.unwrap();
+    assert_eq!(state(order).await, OrderState::Queued);
+    assert_eq!(
+        f.store.order(order).await.unwrap().attempts,
+        0,
+        "a stopped run does not count toward the order's runs"
+    );
+    every_open_order_has_a_job(&f).await;
+
+    // 2. The operator stops and resumes before the run records its stop: the run's job
+    //    runs the order again.
+    let (job, order) = claim().await;
+    run(order).await;
+    f.store.stop_batch(batch.id).await.unwrap();
+    f.store.resume_batch(batch.id).await.unwrap();
+    assert_eq!(record_stop(order).await, Recorded::RunAgain);
+    assert_eq!(state(order).await, OrderState::Queued);
+    f.store
+        .defer_job("w", job, "resumed", Duration::ZERO)
+        .await
+        .unwrap();
+    every_open_order_has_a_job(&f).await;
+
+    // 3. A job claimed just before a stop finds its order cancelled; a resume comes before
+    //    that job completes.
+    let (job, order) = claim().await;
+    f.store.stop_batch(batch.id).await.unwrap();
+    assert_eq!(state(order).await, OrderState::Cancelled);
+    assert!(matches!(
+        f.store.start_order(order, 10).await.unwrap(),
+        OrderStart::Nothing(_)
+    ));
+    f.store.resume_batch(batch.id).await.unwrap();
+    f.store.complete_jobs("w", &[job]).await.unwrap();
+    every_open_order_has_a_job(&f).await;
+
+    // 4. A retry queued after a stop is cancelled like every queued order, when its job
+    //    comes round.
+    let (job, order) = claim().await;
+    run(order).await;
+    f.store.stop_batch(batch.id).await.unwrap();
+    let retry = Finish::Retry {
+        message: "a timeout".into(),
+    };
+    assert_eq!(
+        f.store.finish_order(order, &retry, &record).await.unwrap(),
+        Recorded::Moved(OrderState::Queued)
+    );
+    f.store
+        .retry_job("w", job, "a timeout", Duration::ZERO, false)
+        .await
+        .unwrap();
+    let (job, again) = claim().await;
+    assert_eq!(again, order, "the retried order's job is the only one live");
+    assert!(matches!(
+        f.store.start_order(order, 10).await.unwrap(),
+        OrderStart::Nothing(_)
+    ));
+    f.store.complete_jobs("w", &[job]).await.unwrap();
+    let stopped = f.store.batch(batch.id).await.unwrap();
+    assert_eq!(stopped.counts.cancelled, 3, "{:?}", stopped.counts);
+
+    // The resumed batch runs to its end on real workers, one order per account.
+    f.store.resume_batch(batch.id).await.unwrap();
+    every_open_order_has_a_job(&f).await;
+    let workers = f.workers("w2", 2);
+    let done = f.settled(batch.id, Duration::from_secs(120)).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(done.state, BatchState::Finished);
+    let failed: Vec<_> = f
+        .orders(batch.id)
+        .await
+        .into_iter()
+        .filter(|o| o.state != OrderState::Placed)
+        .map(|o| (o.id, o.attempts, o.error_message))
+        .collect();
+    assert_eq!(done.counts.placed, 3, "{failed:?}");
+    assert_eq!(f.shop.shop.orders().len(), 3, "each account ordered once");
+    f.engine.shutdown().await;
+}
+
+/// Orders of one batch that end at the same moment, in different transactions, still end
+/// their batch: the last one to commit sees the others final.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_ending_together_finish_their_batch() {
+    use cartwright_store::{Finish, OrderStart, RunRecord};
+    let f = Fixture::new(6, |_| {}).await;
+    for round in 0..10 {
+        let batch = f.submit(&f.batch(6, &[(0, 1)], 100_000)).await;
+        let orders = f.orders(batch.id).await;
+        for order in &orders {
+            assert!(matches!(
+                f.store.start_order(order.id, 3).await.unwrap(),
+                OrderStart::Run(_)
+            ));
+        }
+        let ends: Vec<_> = orders
+            .iter()
+            .enumerate()
+            .map(|(i, order)| {
+                let store = f.store.clone();
+                let id = order.id;
+                tokio::spawn(async move {
+                    let finish = Finish::Failed {
+                        class: ErrorClass::Business,
+                        message: format!("round {round}, order {i}"),
+                        screenshot: None,
+                        snapshot: None,
+                    };
+                    store
+                        .finish_order(id, &finish, &RunRecord::default())
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        for end in ends {
+            end.await.unwrap();
+        }
+        let b = f.store.batch(batch.id).await.unwrap();
+        assert_eq!(b.counts.failed, 6, "{:?}", b.counts);
+        assert_eq!(b.state, BatchState::Finished, "round {round}");
+    }
+    f.engine.shutdown().await;
 }
