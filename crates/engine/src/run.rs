@@ -12,7 +12,7 @@ use cartwright_core::account::SessionStatus;
 use cartwright_core::batch::CouponPolicy;
 use cartwright_core::cookies::CookieJar;
 use cartwright_core::ids::{AccountId, BatchId, OrderId};
-use cartwright_core::order::{ErrorClass, Level, NewEvent, Totals};
+use cartwright_core::order::{ErrorClass, Level, NewEvent, OrderState, Totals};
 use cartwright_jobs::{BoxFuture, Handler, Outcome};
 use cartwright_store::{Finish, Job, OrderStart, OrderTicket, Recorded, RunRecord, StoreError};
 use serde_json::{Value, json};
@@ -895,6 +895,11 @@ impl Engine {
                     reason: "the batch was resumed".into(),
                     after: Duration::ZERO,
                 }
+            }
+            // It would have waited for another run, but the batch was stopped meanwhile.
+            Recorded::Moved(OrderState::Cancelled) if !matches!(finish, Finish::Cancelled) => {
+                log.say(Level::Warn, "the batch is stopped: the order is cancelled");
+                Outcome::Done
             }
             Recorded::Moved(_) | Recorded::Stale => outcome,
         };

@@ -656,19 +656,12 @@ impl Store {
     pub async fn start_order(&self, id: OrderId, max_runs: u32) -> Result<OrderStart, StoreError> {
         let now = Ts::now();
         let mut tx = self.begin().await?;
-        let (account, state, attempts, batch_id, last_error): (
-            i64,
-            String,
-            i64,
-            i64,
-            Option<String>,
-        ) = write!(&mut tx, |c| {
-            sqlx::query_as(
-                "SELECT account_id, state, attempts, batch_id, error_message FROM orders WHERE id = $1",
-            )
-            .bind(id.get())
-            .fetch_optional(c)
-            .await
+        // The account and batch never change; the rest is read under their locks.
+        let (account, batch_id): (i64, i64) = write!(&mut tx, |c| {
+            sqlx::query_as("SELECT account_id, batch_id FROM orders WHERE id = $1")
+                .bind(id.get())
+                .fetch_optional(c)
+                .await
         })?
         .ok_or_else(|| StoreError::not_found("order", id.get()))?;
         // Serialise the starts of one account's orders across processes.
@@ -680,6 +673,12 @@ impl Store {
         }
         // Locked: a stop or resume of the batch waits for this decision, or comes before it.
         let batch_state = lock_batch(&mut tx, batch_id).await?;
+        let (state, attempts, last_error): (String, i64, Option<String>) = write!(&mut tx, |c| {
+            sqlx::query_as("SELECT state, attempts, error_message FROM orders WHERE id = $1")
+                .bind(id.get())
+                .fetch_one(c)
+                .await
+        })?;
         let state: OrderState = state.parse().map_err(StoreError::Corrupt)?;
         if state.is_final() {
             end_order_job(&mut tx, id).await?;
@@ -699,10 +698,17 @@ impl Store {
             return Ok(OrderStart::Resolve(Box::new(ticket)));
         }
         if batch_state != BatchState::Running {
-            if batch_state == BatchState::Stopped {
-                // Its run was lost before the click, or it was queued again by a retry, and
-                // the batch has been stopped since: what a stop does to it.
-                self.finish_in(&mut tx, id, &Finish::Cancelled, &RunRecord::default())
+            // Its run was lost before the click, or a retry queued it, and the batch has been
+            // stopped or paused since: what the stop or pause does to it.
+            let finish = match batch_state {
+                BatchState::Stopped => Some(Finish::Cancelled),
+                BatchState::Paused if state == OrderState::Running => Some(Finish::Held {
+                    message: "its run was lost while the batch was paused".into(),
+                }),
+                _ => None,
+            };
+            if let Some(finish) = finish {
+                self.finish_in(&mut tx, id, &finish, &RunRecord::default())
                     .await?;
             }
             // A resume gives it a new job (this one ends with the transaction).
@@ -839,11 +845,37 @@ impl Store {
             return Ok(Recorded::Stale);
         };
         // Locked: a stop or resume of the batch, and the batch's own end, see this move whole.
-        let resumed = lock_batch(tx, batch).await? == BatchState::Running;
+        let batch_state = lock_batch(tx, batch).await?;
         let stopped_run = matches!(finish, Finish::Cancelled | Finish::Held { .. });
-        // The batch was resumed after the run saw it stop or pause: the order runs again, in
-        // the same job (the resume found it running and left it to this run).
-        let requeued = stopped_run && resumed;
+        let asked = finish.transition();
+        let (transition, recorded) = match batch_state {
+            // The batch was resumed after the run saw it stop or pause: the order runs again,
+            // in the same job (the resume found it running and left it to this run).
+            BatchState::Running if stopped_run => (
+                Transition::to(OrderState::Queued, "'running'", None),
+                Recorded::RunAgain,
+            ),
+            // A stopped batch keeps no order waiting: what would wait (a retry, a held run)
+            // is cancelled, as the stop cancelled the queued ones.
+            BatchState::Stopped if asked.to == OrderState::Queued => (
+                Transition::to(
+                    OrderState::Cancelled,
+                    asked.from,
+                    Some("stopped by the operator"),
+                ),
+                Recorded::Moved(OrderState::Cancelled),
+            ),
+            _ => {
+                let to = asked.to;
+                (asked, Recorded::Moved(to))
+            }
+        };
+        // The job carries the order on after a retry or a resume; otherwise it ends with this
+        // move (a resume queues a new one and must not find it live).
+        let job_ends = match recorded {
+            Recorded::RunAgain | Recorded::Stale => false,
+            Recorded::Moved(to) => to.is_final() || !matches!(finish, Finish::Retry { .. }),
+        };
         let Transition {
             to,
             from,
@@ -852,11 +884,7 @@ impl Store {
             screenshot,
             snapshot,
             number,
-        } = if requeued {
-            Transition::to(OrderState::Queued, "'running'", None)
-        } else {
-            finish.transition()
-        };
+        } = transition;
         let timings = (!record.timings.is_empty())
             .then(|| serde_json::to_string(&record.timings).unwrap_or_default());
         let fin = to.is_final().then_some(now);
@@ -896,19 +924,13 @@ impl Store {
         if moved.is_none() {
             return Ok(Recorded::Stale);
         }
-        // The order's job ends with this move unless it carries the order on (a retry, or a
-        // resume that came first): a resume queues a new one and must not find it live.
-        if to.is_final() || (stopped_run && !requeued) {
+        if job_ends {
             end_order_job(tx, id).await?;
         }
         if to.is_final() {
             finish_batch_if_done(tx, batch).await?;
         }
-        Ok(if requeued {
-            Recorded::RunAgain
-        } else {
-            Recorded::Moved(to)
-        })
+        Ok(recorded)
     }
 
     /// Stops a batch: queued orders are cancelled with their jobs; running orders stop after
@@ -1366,10 +1388,22 @@ fn notify_payloads(events: &[Event]) -> Vec<String> {
     out
 }
 
-/// Marks a running batch finished once none of its orders can move any more.
-/// Reads a batch's state in a transaction, locking its row on PostgreSQL until the end.
+/// Reads a batch's state in a transaction, locking its row on PostgreSQL until the end
+/// against stops, resumes and other runs' moves (`NO KEY UPDATE`: the events and orders that
+/// refer to the batch are still written meanwhile).
 async fn lock_batch(tx: &mut Tx, batch: i64) -> Result<BatchState, StoreError> {
-    let (state,): (String,) = tx.row_by_id("state", "batches", batch, "batch").await?;
+    let lock = match tx.conn {
+        crate::db::TxConn::Postgres(_) => " FOR NO KEY UPDATE",
+        crate::db::TxConn::Sqlite(_) => "",
+    };
+    let sql = format!("SELECT state FROM batches WHERE id = $1{lock}");
+    let state: Option<String> = write!(tx, |c| {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(batch)
+            .fetch_optional(c)
+            .await
+    })?;
+    let state = state.ok_or_else(|| StoreError::not_found("batch", batch))?;
     state.parse().map_err(StoreError::Corrupt)
 }
 
@@ -1391,6 +1425,7 @@ async fn end_order_job(tx: &mut Tx, order: OrderId) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Marks a running batch finished once none of its orders can move any more.
 async fn finish_batch_if_done(tx: &mut Tx, batch: i64) -> Result<(), StoreError> {
     let now = Ts::now();
     write!(tx, |c| {

@@ -407,6 +407,42 @@ async fn a_batch_is_never_read_running_with_nothing_left_to_run() {
     }
 }
 
+/// On PostgreSQL, a connection holding the lock of the order's account in an open
+/// transaction (ROLLBACK releases it); `None` on SQLite.
+async fn hold_account_lock(
+    f: &Fixture,
+    order: cartwright_core::ids::OrderId,
+) -> Option<sqlx::PgConnection> {
+    use sqlx::Connection;
+    if !f.db_url.starts_with("postgres") {
+        return None;
+    }
+    let account = f.store.order(order).await.unwrap().account_id;
+    let mut holder = sqlx::PgConnection::connect(&f.db_url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
+        .bind(account.get())
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    Some(holder)
+}
+
+/// No order job can be claimed now.
+async fn nothing_claimable(f: &Fixture) -> bool {
+    let jobs = f
+        .store
+        .claim_jobs(
+            "probe",
+            &[cartwright_store::ORDER_JOB],
+            10,
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    jobs.is_empty()
+}
+
 /// Every order of a running batch that is not finished has a live job: what the startup
 /// sweep would have to mend is nothing.
 async fn every_open_order_has_a_job(f: &Fixture) {
@@ -473,13 +509,15 @@ async fn a_resume_anywhere_around_a_runs_end_leaves_no_order_without_a_job() {
     every_open_order_has_a_job(&f).await;
 
     // 2. The operator stops and resumes before the run records its stop: the run's job
-    //    runs the order again.
+    //    runs the order again, and the stopped run is not counted.
     let (job, order) = claim().await;
+    let before = f.store.order(order).await.unwrap().attempts;
     run(order).await;
     f.store.stop_batch(batch.id).await.unwrap();
     f.store.resume_batch(batch.id).await.unwrap();
     assert_eq!(record_stop(order).await, Recorded::RunAgain);
     assert_eq!(state(order).await, OrderState::Queued);
+    assert_eq!(f.store.order(order).await.unwrap().attempts, before);
     f.store
         .defer_job("w", job, "resumed", Duration::ZERO)
         .await
@@ -499,11 +537,39 @@ async fn a_resume_anywhere_around_a_runs_end_leaves_no_order_without_a_job() {
     f.store.complete_jobs("w", &[job]).await.unwrap();
     every_open_order_has_a_job(&f).await;
 
-    // 4. A retry queued after a stop is cancelled like every queued order, when its job
-    //    comes round.
+    // 4. The same, but the resume commits while the start waits for the account's lock
+    //    (PostgreSQL; SQLite runs write transactions one at a time): the start decides on the
+    //    order as the resume left it, and runs it in the job it has.
     let (job, order) = claim().await;
-    run(order).await;
     f.store.stop_batch(batch.id).await.unwrap();
+    let started = match hold_account_lock(&f, order).await {
+        Some(mut holder) => {
+            let store = f.store.clone();
+            let start = tokio::spawn(async move { store.start_order(order, 10).await.unwrap() });
+            wait_until(
+                "the start to wait for the lock",
+                Duration::from_secs(10),
+                async || {
+                    sqlx::query_scalar::<_, i64>(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+                    )
+                    .fetch_one(&mut holder)
+                    .await
+                    .unwrap()
+                        > 0
+                },
+            )
+            .await;
+            f.store.resume_batch(batch.id).await.unwrap();
+            sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+            start.await.unwrap()
+        }
+        None => {
+            f.store.resume_batch(batch.id).await.unwrap();
+            f.store.start_order(order, 10).await.unwrap()
+        }
+    };
+    assert!(matches!(started, OrderStart::Run(_)), "{started:?}");
     let retry = Finish::Retry {
         message: "a timeout".into(),
     };
@@ -515,15 +581,46 @@ async fn a_resume_anywhere_around_a_runs_end_leaves_no_order_without_a_job() {
         .retry_job("w", job, "a timeout", Duration::ZERO, false)
         .await
         .unwrap();
-    let (job, again) = claim().await;
-    assert_eq!(again, order, "the retried order's job is the only one live");
+    every_open_order_has_a_job(&f).await;
+
+    // 5. A retry recorded after a stop cancels the order, as the stop cancelled the queued
+    //    ones: nothing waits in a stopped batch.
+    let (job, order) = claim().await;
+    run(order).await;
+    f.store.stop_batch(batch.id).await.unwrap();
+    assert_eq!(
+        f.store.finish_order(order, &retry, &record).await.unwrap(),
+        Recorded::Moved(OrderState::Cancelled)
+    );
+    f.store
+        .retry_job("w", job, "a timeout", Duration::ZERO, false)
+        .await
+        .unwrap();
+    let stopped = f.store.batch(batch.id).await.unwrap();
+    assert_eq!(stopped.counts.cancelled, 3, "{:?}", stopped.counts);
+    assert!(
+        nothing_claimable(&f).await,
+        "no job lives in a stopped batch"
+    );
+
+    // 6. A run lost while the batch is paused: its rescued job holds the order for the
+    //    resume, which gives it a new job.
+    f.store.resume_batch(batch.id).await.unwrap();
+    let (job, order) = claim().await;
+    let before = f.store.order(order).await.unwrap().attempts;
+    run(order).await;
+    f.store.pause_batch(batch.id, "a test").await.unwrap();
     assert!(matches!(
         f.store.start_order(order, 10).await.unwrap(),
         OrderStart::Nothing(_)
     ));
+    assert_eq!(state(order).await, OrderState::Queued);
+    assert_eq!(f.store.order(order).await.unwrap().attempts, before);
     f.store.complete_jobs("w", &[job]).await.unwrap();
-    let stopped = f.store.batch(batch.id).await.unwrap();
-    assert_eq!(stopped.counts.cancelled, 3, "{:?}", stopped.counts);
+    assert!(
+        nothing_claimable(&f).await,
+        "no job lives in a paused batch"
+    );
 
     // The resumed batch runs to its end on real workers, one order per account.
     f.store.resume_batch(batch.id).await.unwrap();
@@ -586,5 +683,45 @@ async fn orders_ending_together_finish_their_batch() {
         assert_eq!(b.counts.failed, 6, "{:?}", b.counts);
         assert_eq!(b.state, BatchState::Finished, "round {round}");
     }
+    f.engine.shutdown().await;
+}
+
+/// An operator stopping and resuming in quick succession, over and over, while runs go on:
+/// every order is still placed, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stops_and_resumes_in_quick_succession_place_every_order_once() {
+    let f = Fixture::new(4, |c| {
+        c.faults = Faults {
+            latency_ms: 100,
+            ..Faults::default()
+        }
+    })
+    .await;
+    let workers = f.workers("w", 2);
+    let batch = f.submit(&f.batch(4, &[(0, 1)], 100_000)).await;
+    let mut toggles = 0;
+    while toggles < 12 {
+        f.wait_for("a run to start", Duration::from_secs(60), async || {
+            let b = f.store.batch(batch.id).await.unwrap();
+            b.counts.running > 0 || b.state != BatchState::Running
+        })
+        .await;
+        // Refused once the batch has finished.
+        if f.store.stop_batch(batch.id).await.is_err() {
+            break;
+        }
+        // Stops of different lengths land in different places: before a run's stop check
+        // (4 a second) sees them, and after it, while the run winds down.
+        tokio::time::sleep(Duration::from_millis(40 * (toggles % 10))).await;
+        f.store.resume_batch(batch.id).await.unwrap();
+        toggles += 1;
+    }
+    let done = f.settled(batch.id, Duration::from_secs(120)).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    assert!(toggles > 0, "the batch finished before the first stop");
+    assert_eq!(done.state, BatchState::Finished);
+    assert_eq!(done.counts.placed, 4, "{:?}", done.counts);
+    assert_eq!(f.shop.shop.orders().len(), 4, "each account ordered once");
+    every_open_order_has_a_job(&f).await;
     f.engine.shutdown().await;
 }

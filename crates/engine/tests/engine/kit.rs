@@ -109,7 +109,8 @@ use cartwright_jobs::{RunningWorkers, Timing};
 use cartwright_store::{DbSettings, SecretKey, Store};
 use sqlx::Connection;
 
-pub async fn store(dir: &std::path::Path) -> Store {
+/// A migrated store, and its database's URL.
+pub async fn store(dir: &std::path::Path) -> (Store, String) {
     let url = match std::env::var("CARTWRIGHT_TEST_DATABASE_URL") {
         Ok(server) if server.starts_with("postgres") => {
             let name = format!("cw_engine_{}_{}", std::process::id(), rand::random::<u32>());
@@ -124,7 +125,7 @@ pub async fn store(dir: &std::path::Path) -> Store {
     };
     let store = Store::connect(
         &DbSettings {
-            url,
+            url: url.clone(),
             max_connections: 8,
         },
         &SecretKey::generate(),
@@ -132,12 +133,14 @@ pub async fn store(dir: &std::path::Path) -> Store {
     .await
     .unwrap();
     store.migrate().await.unwrap();
-    store
+    (store, url)
 }
 
 pub struct Fixture {
     pub shop: RunningShop,
     pub store: Store,
+    /// The store's database, for tests that need a connection of their own.
+    pub db_url: String,
     pub engine: std::sync::Arc<Engine>,
     pub storefront: StorefrontId,
     pub accounts: Vec<AccountId>,
@@ -160,7 +163,7 @@ impl Fixture {
     pub async fn new(accounts: usize, adjust: impl FnOnce(&mut ShopConfig)) -> Fixture {
         let shop = shop(adjust).await;
         let dir = tempfile::tempdir().unwrap();
-        let store = store(dir.path()).await;
+        let (store, db_url) = store(dir.path()).await;
         let storefront = store
             .create_storefront(&NewStorefront {
                 slug: Slug::parse("demo").unwrap(),
@@ -234,6 +237,7 @@ impl Fixture {
         Fixture {
             shop,
             store,
+            db_url,
             engine,
             storefront: storefront.id,
             accounts: ids,
