@@ -59,23 +59,62 @@ impl Default for PoolConfig {
 
 /// One running Chromium.
 pub(crate) struct Live {
-    pub(crate) browser: Browser,
+    /// The browser and its profile directory; taken only to close them.
+    owned: Option<(Browser, tempfile::TempDir)>,
     alive: Arc<AtomicBool>,
     served: AtomicUsize,
     handler: tokio::task::JoinHandle<()>,
-    _profile: tempfile::TempDir,
 }
 
 impl Live {
+    pub(crate) fn browser(&self) -> &Browser {
+        match &self.owned {
+            Some((browser, _)) => browser,
+            None => unreachable!("a browser is taken only by its close"),
+        }
+    }
+
     fn is_alive(&self) -> bool {
         self.alive.load(Ordering::Acquire) && !self.handler.is_finished()
     }
+
+    /// Asks Chromium to quit and waits for it. DevTools reaches the browser itself, even
+    /// when a wrapper that does not `exec` started it; chromiumoxide's fallback, killing
+    /// what it started, would leave such a browser running.
+    fn close(&mut self) -> impl Future<Output = ()> + Send + 'static {
+        let owned = self.owned.take();
+        let connection = self.handler.abort_handle();
+        async move {
+            if let Some((mut browser, profile)) = owned {
+                let closed = tokio::time::timeout(CLOSE_WAIT, async {
+                    browser.close().await.map_err(|e| e.to_string())?;
+                    browser.wait().await.map_err(|e| e.to_string())
+                })
+                .await;
+                if !matches!(closed, Ok(Ok(_))) {
+                    tracing::debug!(?closed, "Chromium did not quit when asked; killing it");
+                    let _ = browser.kill().await;
+                }
+                drop(profile);
+            }
+            connection.abort();
+        }
+    }
 }
+
+/// How long a browser gets to quit when asked before it is killed.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 impl Drop for Live {
     fn drop(&mut self) {
-        // chromiumoxide kills the process when the Browser is dropped; stop listening to it.
-        self.handler.abort();
+        // The last context of a replaced or dead browser is gone. Without a runtime the
+        // browser is killed as it drops.
+        let close = self.close();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(close);
+        } else {
+            self.handler.abort();
+        }
     }
 }
 
@@ -221,11 +260,10 @@ impl BrowserPool {
         self.launches.fetch_add(1, Ordering::Relaxed);
         tracing::info!("started Chromium");
         Ok(Arc::new(Live {
-            browser,
+            owned: Some((browser, profile)),
             alive,
             served: AtomicUsize::new(0),
             handler,
-            _profile: profile,
         }))
     }
 
@@ -347,8 +385,7 @@ impl BrowserPool {
         if let Some(live) = live
             && let Ok(mut live) = Arc::try_unwrap(live)
         {
-            let _ = tokio::time::timeout(Duration::from_secs(5), live.browser.close()).await;
-            let _ = tokio::time::timeout(Duration::from_secs(5), live.browser.wait()).await;
+            live.close().await;
         }
     }
 }

@@ -205,18 +205,18 @@ impl Session {
         let context = within(
             t,
             "creating a browser context",
-            live.browser.create_browser_context(params.build()),
+            live.browser().create_browser_context(params.build()),
         )
         .await?;
         contexts.fetch_add(1, Ordering::Relaxed);
-        let page = live.browser.new_page(CreateTargetParams {
+        let page = live.browser().new_page(CreateTargetParams {
             browser_context_id: Some(context.clone()),
             ..CreateTargetParams::new("about:blank")
         });
         let page = match within(t, "opening a page", page).await {
             Ok(page) => page,
             Err(e) => {
-                let _ = timeout(t, live.browser.dispose_browser_context(context)).await;
+                let _ = timeout(t, live.browser().dispose_browser_context(context)).await;
                 contexts.fetch_sub(1, Ordering::Relaxed);
                 return Err(e);
             }
@@ -242,7 +242,7 @@ impl Session {
         within(
             self.call_timeout,
             "loading cookies",
-            self.live.browser.execute(storage::SetCookiesParams {
+            self.live.browser().execute(storage::SetCookiesParams {
                 cookies: cookies.iter().map(to_param).collect(),
                 browser_context_id: self.context.clone(),
             }),
@@ -690,7 +690,7 @@ impl Session {
         let result = within(
             self.call_timeout,
             "reading cookies",
-            self.live.browser.execute(storage::GetCookiesParams {
+            self.live.browser().execute(storage::GetCookiesParams {
                 browser_context_id: self.context.clone(),
             }),
         )
@@ -734,7 +734,7 @@ impl Session {
         if let Some(context) = self.context.take() {
             let _ = timeout(
                 self.call_timeout,
-                self.live.browser.dispose_browser_context(context),
+                self.live.browser().dispose_browser_context(context),
             )
             .await;
             self.contexts.fetch_sub(1, Ordering::Relaxed);
@@ -752,7 +752,7 @@ impl Drop for Session {
             tokio::spawn(async move {
                 let _ = timeout(
                     Duration::from_secs(10),
-                    live.browser.dispose_browser_context(context),
+                    live.browser().dispose_browser_context(context),
                 )
                 .await;
                 contexts.fetch_sub(1, Ordering::Relaxed);

@@ -129,6 +129,74 @@ async fn a_browser_is_replaced_after_its_share_of_contexts() {
     assert_eq!(pool.open_contexts(), 0);
 }
 
+/// Whether a process runs (not gone, not exited and waiting to be reaped).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .next()?
+                .to_owned();
+            Some(state != "Z")
+        })
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_browser_quits_even_when_a_wrapper_started_it() {
+    use std::os::unix::fs::PermissionsExt;
+    // A wrapper that runs the browser as its child instead of becoming it, and notes the
+    // browser's pid: killing the wrapper would leave the browser running.
+    let dir = tempfile::tempdir().unwrap();
+    let pids = dir.path().join("pids");
+    let wrapper = dir.path().join("chromium-headless-shell-wrapper");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n{HEADLESS_SHELL} \"$@\" &\necho $! >> '{}'\nwait\n",
+            pids.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let browsers = || -> Vec<u32> {
+        std::fs::read_to_string(&pids)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.trim().parse().unwrap())
+            .collect()
+    };
+
+    let shop = shop(|_| {}).await;
+    let pool = pool_with(|c| {
+        c.executable = Some(wrapper.clone());
+        c.recycle_after = 1;
+    });
+    one_run(&pool, &shop, 1).await;
+    // The second run gets a new browser; the first has no context left and is closed.
+    one_run(&pool, &shop, 2).await;
+    assert_eq!(pool.launches(), 2);
+    let started = browsers();
+    assert_eq!(started.len(), 2, "{started:?}");
+    wait_until(
+        "the replaced browser to quit",
+        Duration::from_secs(30),
+        async || !running(started[0]),
+    )
+    .await;
+    assert!(running(started[1]), "the current browser runs on");
+    pool.shutdown().await;
+    wait_until(
+        "the last browser to quit",
+        Duration::from_secs(30),
+        async || !running(started[1]),
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_browser_is_replaced_for_the_next_run() {
     let shop = shop(|_| {}).await;
