@@ -64,6 +64,7 @@ pub(crate) struct Live {
     alive: Arc<AtomicBool>,
     served: AtomicUsize,
     handler: tokio::task::JoinHandle<()>,
+    browsers: Arc<Browsers>,
 }
 
 impl Live {
@@ -105,17 +106,78 @@ impl Live {
 /// How long a browser gets to quit when asked before it is killed.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
+/// How long a shutdown waits for contexts still in use to let their browser go: a context
+/// being disposed holds it up to its DevTools timeout.
+const RELEASE_WAIT: Duration = Duration::from_secs(15);
+
 impl Drop for Live {
     fn drop(&mut self) {
         // The last context of a replaced or dead browser is gone. Without a runtime the
         // browser is killed as it drops.
         let close = self.close();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(close);
-        } else {
-            self.handler.abort();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let task = runtime.spawn(close);
+                let mut closing = lock(&self.browsers.closing);
+                closing.retain(|t| !t.is_finished());
+                closing.push(task);
+            }
+            Err(_) => self.handler.abort(),
+        }
+        self.browsers.released.notify_waiters();
+    }
+}
+
+/// The browsers a pool started, until each has quit: its shutdown waits for them, so that
+/// none outlives the process.
+#[derive(Default)]
+struct Browsers {
+    /// Every browser started, while anything holds it.
+    started: std::sync::Mutex<Vec<std::sync::Weak<Live>>>,
+    /// Their closes under way.
+    closing: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Woken when a browser is let go.
+    released: tokio::sync::Notify,
+}
+
+impl Browsers {
+    fn add(&self, live: &Arc<Live>) {
+        let mut started = lock(&self.started);
+        started.retain(|w| w.strong_count() > 0);
+        started.push(Arc::downgrade(live));
+    }
+
+    fn all_released(&self) -> bool {
+        lock(&self.started).iter().all(|w| w.strong_count() == 0)
+    }
+
+    /// Waits until every browser is let go (contexts being disposed hold theirs up to their
+    /// DevTools timeout) or `limit` passes, then until each has quit.
+    async fn wait_closed(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            if self.all_released() {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, released).await.is_err() {
+                tracing::warn!("a browser is still in use at shutdown");
+                break;
+            }
+        }
+        let closing = std::mem::take(&mut *lock(&self.closing));
+        for task in closing {
+            // Asked to quit, then killed: each step has its own limit.
+            let _ = tokio::time::timeout(CLOSE_WAIT * 2, task).await;
         }
     }
+}
+
+/// A mutex's guard; one poisoned by a panic elsewhere still guards plain data.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The pool.
@@ -127,6 +189,7 @@ pub struct BrowserPool {
     contexts: Arc<AtomicUsize>,
     max_contexts: usize,
     spare: Arc<Spare>,
+    browsers: Arc<Browsers>,
 }
 
 /// A context opened ahead of need: opening one (a renderer process started, a page attached,
@@ -144,15 +207,13 @@ const SPARES: usize = 2;
 
 impl Spare {
     fn take(&self) -> Option<Session> {
-        self.ready.lock().unwrap_or_else(|p| p.into_inner()).pop()
+        lock(&self.ready).pop()
     }
 
     /// Whether to open another: fewer than [`SPARES`] are ready and one more keeps the open
     /// contexts within `max`.
     fn wanted(&self, open: usize, max: usize) -> bool {
-        !self.closed.load(Ordering::Acquire)
-            && open < max
-            && self.ready.lock().unwrap_or_else(|p| p.into_inner()).len() < SPARES
+        !self.closed.load(Ordering::Acquire) && open < max && lock(&self.ready).len() < SPARES
     }
 }
 
@@ -171,6 +232,7 @@ impl BrowserPool {
             contexts: Arc::default(),
             max_contexts,
             spare: Arc::default(),
+            browsers: Arc::default(),
         }
     }
 
@@ -186,10 +248,7 @@ impl BrowserPool {
 
     /// Whether contexts are being opened ahead of need right now.
     pub fn opening_ahead(&self) -> bool {
-        self.spare
-            .filling
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        lock(&self.spare.filling)
             .as_ref()
             .is_some_and(|f| !f.is_finished())
     }
@@ -259,12 +318,15 @@ impl BrowserPool {
         });
         self.launches.fetch_add(1, Ordering::Relaxed);
         tracing::info!("started Chromium");
-        Ok(Arc::new(Live {
+        let live = Arc::new(Live {
             owned: Some((browser, profile)),
             alive,
             served: AtomicUsize::new(0),
             handler,
-        }))
+            browsers: self.browsers.clone(),
+        });
+        self.browsers.add(&live);
+        Ok(live)
     }
 
     /// The browser new contexts go to: the current one, or a new one when there is none, it
@@ -322,7 +384,7 @@ impl BrowserPool {
     /// Opens contexts for the next runs in the background, unless enough are ready or on
     /// their way, or the browser is due to be replaced.
     fn open_spare(&self, live: &Arc<Live>, call_timeout: Duration) {
-        let mut filling = self.spare.filling.lock().unwrap_or_else(|p| p.into_inner());
+        let mut filling = lock(&self.spare.filling);
         let max = self.max_contexts;
         if filling.as_ref().is_some_and(|f| !f.is_finished())
             || !self.spare.wanted(self.open_contexts(), max)
@@ -347,7 +409,7 @@ impl BrowserPool {
                 .await;
                 match opened {
                     Ok(session) if !spare.closed.load(Ordering::Acquire) => {
-                        let mut ready = spare.ready.lock().unwrap_or_else(|p| p.into_inner());
+                        let mut ready = lock(&spare.ready);
                         // Spares left from a replaced browser are closed by their drop.
                         ready.retain(|s| Arc::ptr_eq(s.live(), &live));
                         ready.push(session);
@@ -362,15 +424,11 @@ impl BrowserPool {
         }));
     }
 
-    /// Closes the current browser (contexts still open keep theirs until they close).
+    /// Closes the pool's browsers: waits for contexts still in use to let theirs go (up to 15
+    /// s), then for each browser to quit, so that none outlives the process.
     pub async fn shutdown(&self) {
         self.spare.closed.store(true, Ordering::Release);
-        let filling = self
-            .spare
-            .filling
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let filling = lock(&self.spare.filling).take();
         if let Some(mut filling) = filling
             && tokio::time::timeout(Duration::from_secs(10), &mut filling)
                 .await
@@ -381,12 +439,8 @@ impl BrowserPool {
         while let Some(spare) = self.spare.take() {
             spare.close().await;
         }
-        let live = self.current.lock().await.take();
-        if let Some(live) = live
-            && let Ok(mut live) = Arc::try_unwrap(live)
-        {
-            live.close().await;
-        }
+        drop(self.current.lock().await.take());
+        self.browsers.wait_closed(RELEASE_WAIT).await;
     }
 }
 

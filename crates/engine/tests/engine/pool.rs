@@ -179,8 +179,13 @@ async fn a_replaced_browser_quits_even_when_a_wrapper_started_it() {
     // The second run gets a new browser; the first has no context left and is closed.
     one_run(&pool, &shop, 2).await;
     assert_eq!(pool.launches(), 2);
+    wait_until(
+        "the wrapper to note both",
+        Duration::from_secs(10),
+        async || browsers().len() == 2,
+    )
+    .await;
     let started = browsers();
-    assert_eq!(started.len(), 2, "{started:?}");
     wait_until(
         "the replaced browser to quit",
         Duration::from_secs(30),
@@ -189,12 +194,34 @@ async fn a_replaced_browser_quits_even_when_a_wrapper_started_it() {
     .await;
     assert!(running(started[1]), "the current browser runs on");
     pool.shutdown().await;
+    assert!(
+        !running(started[1]),
+        "the pool's shutdown waits for its browser to quit"
+    );
+
+    // A shutdown while a run still has its context waits for the run to let it go, and then
+    // for the browser to quit.
+    let pool = Arc::new(pool_with(|c| c.executable = Some(wrapper.clone())));
+    let session = signed_in(&pool, &shop, 3).await;
+    let shutdown = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.shutdown().await }
+    });
     wait_until(
-        "the last browser to quit",
-        Duration::from_secs(30),
-        async || !running(started[1]),
+        "the spare contexts to close",
+        Duration::from_secs(10),
+        async || pool.open_contexts() == 1,
     )
     .await;
+    assert!(!shutdown.is_finished(), "the shutdown waits for the run");
+    session.close().await;
+    shutdown.await.unwrap();
+    let started = browsers();
+    assert_eq!(started.len(), 3, "{started:?}");
+    assert!(
+        !running(started[2]),
+        "the browser quit before the shutdown returned"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
