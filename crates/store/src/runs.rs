@@ -707,12 +707,16 @@ impl Store {
                 }),
                 _ => None,
             };
-            if let Some(finish) = finish {
-                self.finish_in(&mut tx, id, &finish, &RunRecord::default())
-                    .await?;
+            // A resume gives it a new job: this one ends with the transaction (with the
+            // order's move, when there is one).
+            match finish {
+                Some(finish) => {
+                    let batch = (batch_id, batch_state);
+                    self.finish_in(&mut tx, id, batch, &finish, &RunRecord::default())
+                        .await?;
+                }
+                None => end_order_job(&mut tx, id).await?,
             }
-            // A resume gives it a new job (this one ends with the transaction).
-            end_order_job(&mut tx, id).await?;
             tx.commit().await?;
             return Ok(OrderStart::Nothing(format!(
                 "the batch is {}",
@@ -745,8 +749,14 @@ impl Store {
                 screenshot: None,
                 snapshot: None,
             };
-            self.finish_in(&mut tx, id, &finish, &RunRecord::default())
-                .await?;
+            self.finish_in(
+                &mut tx,
+                id,
+                (batch_id, batch_state),
+                &finish,
+                &RunRecord::default(),
+            )
+            .await?;
             tx.commit().await?;
             return Ok(OrderStart::Nothing(message));
         }
@@ -822,20 +832,7 @@ impl Store {
         record: &RunRecord,
     ) -> Result<Recorded, StoreError> {
         let mut tx = self.begin().await?;
-        let state = self.finish_in(&mut tx, id, finish, record).await?;
-        tx.commit().await?;
-        Ok(state)
-    }
-
-    async fn finish_in(
-        &self,
-        tx: &mut Tx,
-        id: OrderId,
-        finish: &Finish,
-        record: &RunRecord,
-    ) -> Result<Recorded, StoreError> {
-        let now = Ts::now();
-        let batch: Option<i64> = write!(tx, |c| {
+        let batch: Option<i64> = write!(&mut tx, |c| {
             sqlx::query_scalar("SELECT batch_id FROM orders WHERE id = $1")
                 .bind(id.get())
                 .fetch_optional(c)
@@ -845,7 +842,24 @@ impl Store {
             return Ok(Recorded::Stale);
         };
         // Locked: a stop or resume of the batch, and the batch's own end, see this move whole.
-        let batch_state = lock_batch(tx, batch).await?;
+        let batch_state = lock_batch(&mut tx, batch).await?;
+        let state = self
+            .finish_in(&mut tx, id, (batch, batch_state), finish, record)
+            .await?;
+        tx.commit().await?;
+        Ok(state)
+    }
+
+    /// Records a run's end in `tx`; the caller has locked the order's batch (`lock_batch`).
+    async fn finish_in(
+        &self,
+        tx: &mut Tx,
+        id: OrderId,
+        (batch, batch_state): (i64, BatchState),
+        finish: &Finish,
+        record: &RunRecord,
+    ) -> Result<Recorded, StoreError> {
+        let now = Ts::now();
         let stopped_run = matches!(finish, Finish::Cancelled | Finish::Held { .. });
         let asked = finish.transition();
         let (transition, recorded) = match batch_state {
@@ -953,11 +967,7 @@ impl Store {
     ) -> Result<Batch, StoreError> {
         let now = Ts::now();
         let mut tx = self.begin().await?;
-        let state: String = tx
-            .row_by_id::<(String,)>("state", "batches", id.get(), "batch")
-            .await?
-            .0;
-        let state: BatchState = state.parse().map_err(StoreError::Corrupt)?;
+        let state = lock_batch(&mut tx, id.get()).await?;
         if !matches!(state, BatchState::Running | BatchState::Paused) || state == to {
             return Err(StoreError::Refused {
                 field: "state".into(),
@@ -1013,11 +1023,7 @@ impl Store {
     pub async fn resume_batch(&self, id: BatchId) -> Result<Batch, StoreError> {
         let now = Ts::now();
         let mut tx = self.begin().await?;
-        let state: String = tx
-            .row_by_id::<(String,)>("state", "batches", id.get(), "batch")
-            .await?
-            .0;
-        let state: BatchState = state.parse().map_err(StoreError::Corrupt)?;
+        let state = lock_batch(&mut tx, id.get()).await?;
         if !matches!(state, BatchState::Stopped | BatchState::Paused) {
             return Err(StoreError::Refused {
                 field: "state".into(),

@@ -124,6 +124,7 @@ impl Drop for Live {
             }
             Err(_) => self.handler.abort(),
         }
+        self.browsers.held.fetch_sub(1, Ordering::AcqRel);
         self.browsers.released.notify_waiters();
     }
 }
@@ -132,8 +133,8 @@ impl Drop for Live {
 /// none outlives the process.
 #[derive(Default)]
 struct Browsers {
-    /// Every browser started, while anything holds it.
-    started: std::sync::Mutex<Vec<std::sync::Weak<Live>>>,
+    /// How many of them are still held (by the pool or a context).
+    held: AtomicUsize,
     /// Their closes under way.
     closing: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Woken when a browser is let go.
@@ -141,16 +142,6 @@ struct Browsers {
 }
 
 impl Browsers {
-    fn add(&self, live: &Arc<Live>) {
-        let mut started = lock(&self.started);
-        started.retain(|w| w.strong_count() > 0);
-        started.push(Arc::downgrade(live));
-    }
-
-    fn all_released(&self) -> bool {
-        lock(&self.started).iter().all(|w| w.strong_count() == 0)
-    }
-
     /// Waits until every browser is let go (contexts being disposed hold theirs up to their
     /// DevTools timeout) or `limit` passes, then until each has quit.
     async fn wait_closed(&self, limit: Duration) {
@@ -159,7 +150,7 @@ impl Browsers {
             let released = self.released.notified();
             tokio::pin!(released);
             released.as_mut().enable();
-            if self.all_released() {
+            if self.held.load(Ordering::Acquire) == 0 {
                 break;
             }
             if tokio::time::timeout_at(deadline, released).await.is_err() {
@@ -318,15 +309,14 @@ impl BrowserPool {
         });
         self.launches.fetch_add(1, Ordering::Relaxed);
         tracing::info!("started Chromium");
-        let live = Arc::new(Live {
+        self.browsers.held.fetch_add(1, Ordering::AcqRel);
+        Ok(Arc::new(Live {
             owned: Some((browser, profile)),
             alive,
             served: AtomicUsize::new(0),
             handler,
             browsers: self.browsers.clone(),
-        });
-        self.browsers.add(&live);
-        Ok(live)
+        }))
     }
 
     /// The browser new contexts go to: the current one, or a new one when there is none, it
