@@ -239,7 +239,7 @@ impl Settings {
                 .clone()
                 .unwrap_or_else(|| self.data_dir.join("profiles")),
         );
-        config.max_runs = self.max_runs;
+        config.retry.max_runs = self.max_runs;
         config.browser.executable = self.chromium_path.clone();
         config
     }

@@ -332,12 +332,25 @@ pub async fn run(settings: &Settings, args: RunArgs) -> Result<RunOutcome, RunEr
         }
         let now = store.batch(batch.id).await?;
         let c = now.counts;
-        bar.set_position(u64::try_from(c.placed + c.failed + c.cancelled + c.skipped).unwrap_or(0));
+        bar.set_position(
+            u64::try_from(c.placed + c.failed + c.cancelled + c.skipped + c.unresolved)
+                .unwrap_or(0),
+        );
         bar.set_message(format!(
-            "placed {} failed {} running {}",
+            "placed {} failed {} running {}{}{}",
             c.placed,
             c.failed,
-            c.running + c.placing
+            c.running,
+            if c.placing > 0 {
+                format!(" settling {}", c.placing)
+            } else {
+                String::new()
+            },
+            if c.unresolved > 0 {
+                format!(" NEED A PERSON {}", c.unresolved)
+            } else {
+                String::new()
+            }
         ));
         let idle = c.running + c.placing == 0;
         if now.state == BatchState::Finished || (now.state != BatchState::Running && idle) {
@@ -364,6 +377,12 @@ pub async fn run(settings: &Settings, args: RunArgs) -> Result<RunOutcome, RunEr
             .duration_p50_ms
             .map_or("-".into(), |ms| format!("{:.1} s", ms as f64 / 1000.0))
     );
+    if c.unresolved > 0 {
+        println!(
+            "{} order(s) need a person: their final click went out and the storefront's order history cannot say whether they were placed. Check those accounts' orders on the storefront and settle each on its page (dashboard) or with POST /api/v1/orders/ID/resolve. None is clicked again by itself.",
+            c.unresolved
+        );
+    }
     if let Some(reason) = store.batch(batch.id).await?.pause_reason {
         println!("the batch is paused: {reason}");
     }

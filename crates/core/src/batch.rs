@@ -172,6 +172,9 @@ pub struct OrderCounts {
     pub cancelled: i64,
     /// Not attempted.
     pub skipped: i64,
+    /// Clicked, and the evidence cannot say whether placed: a person must settle them.
+    #[serde(default)]
+    pub unresolved: i64,
     /// All of them.
     pub total: i64,
 }

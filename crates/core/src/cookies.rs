@@ -187,6 +187,29 @@ impl CookieJar {
         Ok(jar)
     }
 
+    /// The cookies a browser holds for a site, as a jar: each is checked as an imported one
+    /// is, and one that fails is left out rather than losing the rest. Returns the jar (none
+    /// when nothing is left) and what was left out, by name and reason, never by value.
+    pub fn from_browser(cookies: Vec<Cookie>) -> (Option<Self>, Vec<String>) {
+        let mut dropped = Vec::new();
+        let mut kept = Vec::with_capacity(cookies.len());
+        for c in cookies {
+            let checked = check_name(&c.name)
+                .and_then(|_| check_value(&c.value))
+                .map_err(|e| format!("{} {}", e.field, e.message))
+                .and_then(|_| normalise_domain(&c.domain).map(drop));
+            match checked {
+                Ok(()) if kept.len() < MAX_COOKIES => kept.push(c),
+                Ok(()) => dropped.push(format!(
+                    "{:?}: beyond the {MAX_COOKIES} cookies a jar keeps",
+                    c.name
+                )),
+                Err(why) => dropped.push(format!("{:?}: {why}", c.name)),
+            }
+        }
+        (Self::from_cookies(kept).ok(), dropped)
+    }
+
     /// Adds a cookie, replacing one with the same name, domain and path: how a browser
     /// applies a refreshed session cookie.
     pub fn upsert(&mut self, cookie: Cookie) {
@@ -392,6 +415,42 @@ mod tests {
       {"domain": "www.tirabeauty.com", "name": "pref", "value": "x", "sameSite": "unspecified",
        "session": true, "expirationDate": null}
     ]"#;
+
+    #[test]
+    fn a_browsers_cookies_keep_what_is_valid_and_name_what_is_not() {
+        let cookie = |name: &str, value: &str| Cookie {
+            name: name.into(),
+            value: value.into(),
+            domain: "shop.example".into(),
+            path: "/".into(),
+            expires: None,
+            http_only: false,
+            secure: false,
+            same_site: SameSite::Lax,
+        };
+        let (jar, dropped) = CookieJar::from_browser(vec![
+            cookie("f.session", "fresh"),
+            cookie("recent[42]", "1"),
+            cookie("note", "a\u{7}b"),
+        ]);
+        let jar = jar.unwrap();
+        assert_eq!(jar.cookies().len(), 1);
+        assert_eq!(jar.cookies()[0].value, "fresh");
+        assert_eq!(dropped.len(), 2, "{dropped:?}");
+        assert!(dropped[0].starts_with("\"recent[42]\""), "{dropped:?}");
+        assert!(
+            !dropped.iter().any(|d| d.contains("a\u{7}b")),
+            "values are never named"
+        );
+        // What is kept reads back: a jar stored from it can be used again.
+        let json = serde_json::to_string(&jar).unwrap();
+        assert_eq!(serde_json::from_str::<CookieJar>(&json).unwrap(), jar);
+        assert!(
+            CookieJar::from_browser(vec![cookie("x y", "1")])
+                .0
+                .is_none()
+        );
+    }
 
     #[test]
     fn reads_extension_exports() {

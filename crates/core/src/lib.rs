@@ -14,6 +14,7 @@ pub mod money;
 pub mod operator;
 pub mod order;
 pub mod patch;
+pub mod placing;
 pub mod rewards;
 pub mod selection;
 pub mod storefront;

@@ -1,6 +1,8 @@
-//! An order's life, in one place: the states an order of a batch goes through and exactly the
-//! moves allowed between them. The irreversible click happens only in `Placing`; an order found
-//! in `Placing` after a crash is resolved from the storefront's history, never clicked again.
+//! An order's life, in one place: the states an order of a batch goes through and every move
+//! between them, named ([`OrderMove`]). The store writes a state only through one of these
+//! moves and takes its allowed source states from here, so this file is the one source of
+//! what can happen to an order. The irreversible click happens only in `Placing`; what may
+//! take an order out of `Placing` is decided by [`crate::placing`].
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -16,19 +18,39 @@ pub enum OrderState {
     /// A worker is driving the browser: signing in, filling the cart, checking out.
     Running,
     /// The final click is being (or was) sent. From here the order is placed or not, and only
-    /// the storefront's order history can say which.
+    /// positive evidence says which: a confirmation with a number, or the storefront's order
+    /// history read successfully.
     Placing,
     /// Placed; the storefront's order number is known.
     Placed,
     /// Not placed, for the reason in its error class.
     Failed,
-    /// Stopped by an operator before it was placed.
+    /// Stopped by an operator before it was placed (or settled by one as not placed).
     Cancelled,
     /// Not attempted: the account could not take part (inactive, no cookies).
     Skipped,
+    /// The final click went out and the evidence cannot say whether the order exists (the
+    /// history shows several new orders, or the profile does not trust an absence): a person
+    /// must settle it. Never run again by itself.
+    Unresolved,
 }
 
 impl OrderState {
+    /// Every state, in the order they are shown.
+    pub const ALL: [OrderState; 8] = [
+        OrderState::Queued,
+        OrderState::Running,
+        OrderState::Placing,
+        OrderState::Placed,
+        OrderState::Failed,
+        OrderState::Cancelled,
+        OrderState::Skipped,
+        OrderState::Unresolved,
+    ];
+
+    /// The states an order is created in: waiting, or skipped with the reason.
+    pub const INITIAL: [OrderState; 2] = [OrderState::Queued, OrderState::Skipped];
+
     /// The stored and serialised name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -39,35 +61,146 @@ impl OrderState {
             OrderState::Failed => "failed",
             OrderState::Cancelled => "cancelled",
             OrderState::Skipped => "skipped",
+            OrderState::Unresolved => "unresolved",
         }
     }
 
-    /// Whether nothing more will happen to the order.
+    /// Whether nothing more happens to the order by itself (an operator may still move a
+    /// cancelled or unresolved one): its batch can end.
     pub fn is_final(self) -> bool {
-        matches!(
+        !matches!(
             self,
-            OrderState::Placed | OrderState::Failed | OrderState::Cancelled | OrderState::Skipped
+            OrderState::Queued | OrderState::Running | OrderState::Placing
         )
     }
 
-    /// Whether the order may move to `next`.
-    ///
-    /// - `Queued` → `Running` (a worker starts), `Cancelled` (stopped), `Skipped`.
-    /// - `Running` → `Placing` (about to click), `Queued` (a transient failure, to retry),
-    ///   `Failed`, `Cancelled` (stopped between steps), `Skipped`.
-    /// - `Placing` → `Placed`, `Failed` (refused before the order existed, or unresolvable), and
-    ///   `Queued` only once the history shows the order was not placed. Never `Cancelled`:
-    ///   a click in flight completes.
-    /// - Final states do not move, except `Cancelled` → `Queued` when a stopped batch resumes.
+    /// Whether the order may move to `next` by some [`OrderMove`].
     pub fn can_move_to(self, next: OrderState) -> bool {
+        OrderMove::ALL
+            .iter()
+            .any(|m| m.to() == next && m.from().contains(&self))
+    }
+
+    /// The states that are not final, as an SQL list (`'queued', 'running', 'placing'`).
+    pub fn open_sql() -> String {
+        sql_list(OrderState::ALL.iter().copied().filter(|s| !s.is_final()))
+    }
+}
+
+fn sql_list(states: impl Iterator<Item = OrderState>) -> String {
+    states
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every move an order can make, by name. Each has the states it may start from and the
+/// state it leads to; the store's SQL takes both from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OrderMove {
+    /// A worker takes the order up: a queued one, or a running one whose run was lost before
+    /// the final click (that run's attempt counts).
+    Start,
+    /// Recorded just before the final click, while the batch runs and the worker holds its
+    /// job's lease.
+    MarkPlacing,
+    /// A run failed in a way another run may fix, before the final click.
+    Retry,
+    /// The batch paused while the order ran (the browser cannot run): it waits for the resume.
+    Hold,
+    /// Failed for good before the final click; or given up when picked up out of runs.
+    Fail,
+    /// Stopped by an operator before the final click.
+    Cancel,
+    /// A stopped batch resumes: what the stop cancelled waits again. (Orders a person settled
+    /// as not placed are not among them: see the store's resume.)
+    Resume,
+    /// The confirmation showed the order's number, or the history, read after the click,
+    /// showed exactly one new order.
+    Confirm,
+    /// The history, read successfully over the profile's window, never showed the order, and
+    /// the profile says the history lists every order: it was not placed and runs again.
+    RunAgain,
+    /// The storefront refused the click, and the history, read successfully over the
+    /// profile's window, never showed the order: it failed for the refusal's reason.
+    Refused,
+    /// The evidence cannot settle it (several new orders in the history, or an absence the
+    /// profile does not trust): a person must.
+    Unresolve,
+    /// A person settled it as placed.
+    ResolvePlaced,
+    /// A person settled it as not placed, and asked for another run.
+    ResolveRunAgain,
+    /// A person settled it as not placed, not to run again.
+    ResolveNotPlaced,
+}
+
+impl OrderMove {
+    /// Every move.
+    pub const ALL: [OrderMove; 14] = [
+        OrderMove::Start,
+        OrderMove::MarkPlacing,
+        OrderMove::Retry,
+        OrderMove::Hold,
+        OrderMove::Fail,
+        OrderMove::Cancel,
+        OrderMove::Resume,
+        OrderMove::Confirm,
+        OrderMove::RunAgain,
+        OrderMove::Refused,
+        OrderMove::Unresolve,
+        OrderMove::ResolvePlaced,
+        OrderMove::ResolveRunAgain,
+        OrderMove::ResolveNotPlaced,
+    ];
+
+    /// The states the move may start from.
+    pub fn from(self) -> &'static [OrderState] {
         use OrderState::*;
+        match self {
+            OrderMove::Start => &[Queued, Running],
+            OrderMove::MarkPlacing | OrderMove::Retry | OrderMove::Hold => &[Running],
+            OrderMove::Fail | OrderMove::Cancel => &[Queued, Running],
+            OrderMove::Resume => &[Cancelled],
+            OrderMove::Confirm
+            | OrderMove::RunAgain
+            | OrderMove::Refused
+            | OrderMove::Unresolve => &[Placing],
+            OrderMove::ResolvePlaced | OrderMove::ResolveRunAgain | OrderMove::ResolveNotPlaced => {
+                &[Placing, Unresolved]
+            }
+        }
+    }
+
+    /// The state the move leads to.
+    pub fn to(self) -> OrderState {
+        use OrderState::*;
+        match self {
+            OrderMove::Start => Running,
+            OrderMove::MarkPlacing => Placing,
+            OrderMove::Retry
+            | OrderMove::Hold
+            | OrderMove::Resume
+            | OrderMove::RunAgain
+            | OrderMove::ResolveRunAgain => Queued,
+            OrderMove::Fail | OrderMove::Refused => Failed,
+            OrderMove::Cancel | OrderMove::ResolveNotPlaced => Cancelled,
+            OrderMove::Confirm | OrderMove::ResolvePlaced => Placed,
+            OrderMove::Unresolve => Unresolved,
+        }
+    }
+
+    /// Whether only an operator's decision makes this move.
+    pub fn by_operator(self) -> bool {
         matches!(
-            (self, next),
-            (Queued, Running | Cancelled | Skipped)
-                | (Running, Placing | Queued | Failed | Cancelled | Skipped)
-                | (Placing, Placed | Failed | Queued)
-                | (Cancelled, Queued)
+            self,
+            OrderMove::ResolvePlaced | OrderMove::ResolveRunAgain | OrderMove::ResolveNotPlaced
         )
+    }
+
+    /// The source states as an SQL list, for `WHERE state IN (…)`.
+    pub fn from_sql(self) -> String {
+        sql_list(self.from().iter().copied())
     }
 }
 
@@ -80,16 +213,10 @@ impl fmt::Display for OrderState {
 impl FromStr for OrderState {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Ok(match s {
-            "queued" => OrderState::Queued,
-            "running" => OrderState::Running,
-            "placing" => OrderState::Placing,
-            "placed" => OrderState::Placed,
-            "failed" => OrderState::Failed,
-            "cancelled" => OrderState::Cancelled,
-            "skipped" => OrderState::Skipped,
-            _ => return Err(format!("unknown order state {s:?}")),
-        })
+        OrderState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| format!("unknown order state {s:?}"))
     }
 }
 
@@ -109,9 +236,6 @@ pub enum ErrorClass {
     Profile,
     /// The browser cannot run at all: the batch pauses.
     Fatal,
-    /// The order was being placed when the run was lost and the history could not settle
-    /// whether it exists: an operator must look. Never retried.
-    Unresolved,
 }
 
 impl ErrorClass {
@@ -123,7 +247,6 @@ impl ErrorClass {
             ErrorClass::Business => "business",
             ErrorClass::Profile => "profile",
             ErrorClass::Fatal => "fatal",
-            ErrorClass::Unresolved => "unresolved",
         }
     }
 
@@ -142,7 +265,6 @@ impl FromStr for ErrorClass {
             "business" => ErrorClass::Business,
             "profile" => ErrorClass::Profile,
             "fatal" => ErrorClass::Fatal,
-            "unresolved" => ErrorClass::Unresolved,
             _ => return Err(format!("unknown error class {s:?}")),
         })
     }
@@ -200,6 +322,10 @@ pub struct Order {
     /// When it ended.
     #[serde(with = "time::serde::rfc3339::option")]
     pub finished_at: Option<time::OffsetDateTime>,
+    /// What settling it after its final click has found, while that matters (`placing`,
+    /// `unresolved`, or settled from the history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settling: Option<crate::placing::Settling>,
 }
 
 /// A cart's figures as read from the storefront, in minor units.
@@ -311,27 +437,73 @@ mod tests {
 
     #[test]
     fn a_click_in_flight_cannot_be_cancelled_or_repeated_blindly() {
+        let by_itself = |from: OrderState, to: OrderState| {
+            OrderMove::ALL
+                .iter()
+                .any(|m| !m.by_operator() && m.from().contains(&from) && m.to() == to)
+        };
         assert!(Running.can_move_to(Placing));
-        assert!(!Placing.can_move_to(Cancelled));
+        assert!(
+            !by_itself(Placing, Cancelled),
+            "a click in flight completes"
+        );
         assert!(
             !Placing.can_move_to(Running),
-            "a placing order is resolved, not rerun"
+            "a placing order is settled, not rerun"
         );
-        assert!(
-            Placing.can_move_to(Queued),
-            "only after the history shows it was not placed"
-        );
+        // Out of placing only by evidence or by a person; never by a plain retry.
+        for m in OrderMove::ALL {
+            if m.from().contains(&Placing) {
+                assert!(
+                    matches!(
+                        m,
+                        OrderMove::Confirm
+                            | OrderMove::RunAgain
+                            | OrderMove::Refused
+                            | OrderMove::Unresolve
+                    ) || m.by_operator(),
+                    "{m:?}"
+                );
+            }
+        }
+        assert!(!OrderMove::Retry.from().contains(&Placing));
         assert!(!Placed.can_move_to(Queued));
         assert!(
             !Queued.can_move_to(Placing),
             "the click needs a running session"
         );
-        for s in [Queued, Running, Placing, Placed, Failed, Cancelled, Skipped] {
+        assert!(
+            !by_itself(Unresolved, Queued) && Unresolved.can_move_to(Queued),
+            "an unresolved order runs again only when a person says so"
+        );
+        for s in OrderState::ALL {
             assert_eq!(s.as_str().parse::<OrderState>().unwrap(), s);
-            assert!(!s.can_move_to(s), "{s} does not move to itself");
         }
+        assert!(
+            Running.can_move_to(Running),
+            "a run lost before the click starts again"
+        );
         assert!(Cancelled.can_move_to(Queued), "a stopped batch resumes");
         assert!(!Failed.can_move_to(Queued));
         assert!(ErrorClass::Transient.retryable() && !ErrorClass::Business.retryable());
+        assert_eq!(OrderState::open_sql(), "'queued', 'running', 'placing'");
+        assert_eq!(OrderMove::Confirm.from_sql(), "'placing'");
+    }
+
+    #[test]
+    fn every_state_is_reachable_and_every_open_state_can_end() {
+        for s in OrderState::ALL {
+            let reachable =
+                OrderState::INITIAL.contains(&s) || OrderMove::ALL.iter().any(|m| m.to() == s);
+            assert!(reachable, "{s} is reachable");
+            if !s.is_final() {
+                assert!(
+                    OrderMove::ALL
+                        .iter()
+                        .any(|m| m.from().contains(&s) && m.to().is_final()),
+                    "{s} can end"
+                );
+            }
+        }
     }
 }

@@ -50,11 +50,16 @@ async fn get_faults(State(shop): State<Arc<Shop>>) -> Json<Faults> {
 }
 
 async fn put_faults(State(shop): State<Arc<Shop>>, Json(faults): Json<Faults>) -> Response {
-    if !(0.0..=1.0).contains(&faults.error_rate) {
-        return bad(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "error_rate must be between 0 and 1",
-        );
+    for (name, rate) in [
+        ("error_rate", faults.error_rate),
+        ("history_error_rate", faults.history_error_rate),
+    ] {
+        if !(0.0..=1.0).contains(&rate) {
+            return bad(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &format!("{name} must be between 0 and 1"),
+            );
+        }
     }
     shop.set_faults(faults.clone());
     Json(faults).into_response()

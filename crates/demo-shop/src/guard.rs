@@ -17,6 +17,11 @@ fn is_page(path: &str) -> bool {
     !path.starts_with("/api/") && !path.starts_with("/ext/")
 }
 
+/// Whether a path is the order history page.
+fn is_history(path: &str) -> bool {
+    path == "/profile/orders"
+}
+
 /// The storefront middleware.
 pub async fn storefront(State(shop): State<Arc<Shop>>, mut req: Request, next: Next) -> Response {
     let cookie = req
@@ -42,8 +47,11 @@ pub async fn storefront(State(shop): State<Arc<Shop>>, mut req: Request, next: N
         faults.shop_rate_limit,
         faults.account_rate_limit,
     );
-    let failure =
-        faults.error_rate > 0.0 && lock(&shop.chaos).random_bool(faults.error_rate.clamp(0.0, 1.0));
+    let failure = faults.error_rate > 0.0
+        && lock(&shop.chaos).random_bool(faults.error_rate.clamp(0.0, 1.0))
+        || (faults.history_error_rate > 0.0
+            && is_history(&path)
+            && lock(&shop.chaos).random_bool(faults.history_error_rate.clamp(0.0, 1.0)));
     let mut response = if let Err(wait) = admitted {
         let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
         let mut r = (

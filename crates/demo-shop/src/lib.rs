@@ -86,6 +86,12 @@ pub struct Faults {
     pub sell_out_at_checkout: Option<String>,
     /// How the order confirmation behaves once an order is placed.
     pub confirmation: Confirmation,
+    /// Share of order-history page loads (0.0–1.0) answered with a 500, 502 or 503, on top
+    /// of `error_rate`: a history that is down while the rest of the shop works.
+    pub history_error_rate: f64,
+    /// How long a placed order takes to appear in the order history, in milliseconds: a
+    /// history that lags behind the orders.
+    pub history_lag_ms: u64,
 }
 
 /// The confirmation's fault modes. In every mode the order is placed and in the history.

@@ -145,6 +145,8 @@ pub struct Order {
     pub payment: String,
     /// Unix seconds.
     pub placed_at: i64,
+    /// When, on this process's clock: the history may list it only some time after.
+    pub placed: std::time::Instant,
 }
 
 /// What a cart adds up to.
@@ -511,18 +513,20 @@ impl ShopData {
             address,
             payment: payment.into(),
             placed_at: now,
+            placed: std::time::Instant::now(),
         };
         self.orders.push(order.clone());
         self.carts.remove(&customer);
         Ok(order)
     }
 
-    /// The customer's orders, newest first.
-    pub fn history(&self, customer: u32) -> Vec<&Order> {
+    /// The customer's orders, newest first, as the history lists them: an order appears
+    /// there `lag` after it was placed.
+    pub fn history(&self, customer: u32, lag: std::time::Duration) -> Vec<&Order> {
         self.orders
             .iter()
             .rev()
-            .filter(|o| o.customer == customer)
+            .filter(|o| o.customer == customer && o.placed.elapsed() >= lag)
             .collect()
     }
 }
@@ -560,6 +564,7 @@ pub fn pincode_place(pincode: &str) -> Option<(&'static str, &'static str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn shop() -> ShopData {
         let mut s = ShopData::default();
@@ -670,8 +675,12 @@ mod tests {
         assert_eq!(order.number, "DS26112100001");
         assert_eq!(s.product(2).unwrap().stock, 0);
         assert!(s.cart(1).lines.is_empty());
-        assert_eq!(s.history(1).len(), 1);
-        assert!(s.history(2).is_empty());
+        assert_eq!(s.history(1, Duration::ZERO).len(), 1);
+        assert!(s.history(2, Duration::ZERO).is_empty());
+        assert!(
+            s.history(1, Duration::from_secs(60)).is_empty(),
+            "a lagging history does not list it yet"
+        );
     }
 
     #[test]

@@ -160,10 +160,21 @@ async fn product(
     match data.product_by_slug(&slug) {
         Some(p) => {
             let p = ProductView::from(p);
-            render(&ProductPage {
+            let mut page = render(&ProductPage {
                 l: layout(&shop, &data, &visit, &p.name.clone()),
                 p,
-            })
+            });
+            // Recently viewed, the way many shops keep it: a cookie whose name holds brackets,
+            // which browsers accept and a strict cookie parser does not.
+            if let Ok(v) = axum::http::HeaderValue::from_str(&format!(
+                "recent[{}]=1; Path=/; Max-Age=2592000",
+                slug.chars()
+                    .filter(char::is_ascii_alphanumeric)
+                    .collect::<String>()
+            )) {
+                page.headers_mut().append(axum::http::header::SET_COOKIE, v);
+            }
+            page
         }
         None => message(
             &shop,
@@ -539,8 +550,9 @@ async fn orders(State(shop): State<Arc<Shop>>, Extension(visit): Extension<Visit
     let Visit::Customer { customer, .. } = visit else {
         return please_log_in(&shop, &data, &visit);
     };
+    let lag = std::time::Duration::from_millis(shop.faults().history_lag_ms);
     let orders = data
-        .history(customer)
+        .history(customer, lag)
         .into_iter()
         .map(OrderView::from)
         .collect();

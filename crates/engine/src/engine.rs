@@ -3,6 +3,8 @@
 
 use crate::browser::{BrowserPool, PoolConfig};
 use crate::events::EventBus;
+use crate::order::placing::SettleTiming;
+use crate::order::retry::RetryPolicy;
 use crate::profile::registry::Profiles;
 use crate::ratelimit::RateLimiter;
 use cartwright_core::order::{Level, NewEvent};
@@ -22,16 +24,16 @@ pub struct EngineConfig {
     pub artifacts: PathBuf,
     /// Profiles are read from here first (`{name}.toml`), then the built-in ones.
     pub profiles_dir: Option<PathBuf>,
-    /// Runs an order gets before a transient failure becomes final.
-    pub max_runs: u32,
-    /// First wait before a retry; doubled each time, with jitter.
-    pub retry_base: Duration,
-    /// Longest wait before a retry.
-    pub retry_max: Duration,
+    /// When failed runs are tried again.
+    pub retry: RetryPolicy,
     /// Browser settings.
     pub browser: PoolConfig,
-    /// How long the history is watched for an order whose confirmation was lost.
-    pub resolve_window: Duration,
+    /// How often the history is looked at while an order whose final click went out is
+    /// settled.
+    pub settle: SettleTiming,
+    /// How often every open order is checked for a job (one left without, after a crash or a
+    /// panic, gets one back, so every batch ends).
+    pub sweep_every: Duration,
 }
 
 impl EngineConfig {
@@ -40,11 +42,10 @@ impl EngineConfig {
         Self {
             artifacts: data_dir.join("artifacts"),
             profiles_dir: Some(data_dir.join("profiles")),
-            max_runs: 3,
-            retry_base: Duration::from_secs(2),
-            retry_max: Duration::from_secs(120),
+            retry: RetryPolicy::default(),
             browser: PoolConfig::default(),
-            resolve_window: Duration::from_secs(6),
+            settle: SettleTiming::default(),
+            sweep_every: Duration::from_secs(30),
         }
     }
 }
@@ -128,8 +129,8 @@ impl Engine {
     /// `concurrency` contexts; rewards runs (plain HTTP, each with its own concurrency) go two
     /// at a time in their own lane.
     pub fn workers(self: &Arc<Self>, id: impl Into<String>, concurrency: usize) -> Workers {
-        let orders: Arc<dyn Handler> = Arc::new(crate::run::OrderHandler(self.clone()));
-        let checks: Arc<dyn Handler> = Arc::new(crate::run::SessionCheckHandler(self.clone()));
+        let orders: Arc<dyn Handler> = Arc::new(crate::order::OrderHandler(self.clone()));
+        let checks: Arc<dyn Handler> = Arc::new(crate::order::SessionCheckHandler(self.clone()));
         let rewards: Arc<dyn Handler> = Arc::new(crate::rewards::RewardsHandler(self.clone()));
         Workers::new(self.store.clone(), id)
             .lane(
@@ -141,6 +142,22 @@ impl Engine {
                 ],
             )
             .lane("http", 2, vec![(cartwright_store::REWARDS_JOB, rewards)])
+            .every(self.config.sweep_every, {
+                let store = self.store.clone();
+                Arc::new(move || {
+                    let store = store.clone();
+                    Box::pin(async move {
+                        match store.sweep_orders().await {
+                            Ok(0) => {}
+                            Ok(n) => tracing::warn!(
+                                orders = n,
+                                "gave a job back to orders left without one"
+                            ),
+                            Err(e) => tracing::warn!(error = %e, "sweeping orders failed"),
+                        }
+                    })
+                })
+            })
     }
 
     /// Records an event (and mirrors failures to the process log).

@@ -126,6 +126,9 @@ pub struct Flow<'a> {
     /// The page a navigation just loaded, until anything is done on it: a navigation to the
     /// same address would load the same thing again.
     fresh: std::sync::Mutex<Option<String>>,
+    /// The final click is running under its permit: only then may the `place` and `confirm`
+    /// steps run.
+    clicking: bool,
 }
 
 impl<'a> Flow<'a> {
@@ -155,7 +158,30 @@ impl<'a> Flow<'a> {
             stop: None,
             last_action: std::sync::Mutex::new(Instant::now()),
             fresh: std::sync::Mutex::new(None),
+            clicking: false,
         }
+    }
+
+    /// The profile the flow runs.
+    pub fn profile(&self) -> &'a Profile {
+        self.profile
+    }
+
+    /// The final click and its confirmation (the `place` and `confirm` phases). They run only
+    /// under a permit, which only recording the order `placing` gives
+    /// ([`crate::order::placing`]).
+    pub async fn final_click(
+        &mut self,
+        _permit: &crate::order::placing::ClickPermit,
+    ) -> Result<(), FlowError> {
+        self.clicking = true;
+        let result = async {
+            self.phase(Phase::Place).await?;
+            self.phase(Phase::Confirm).await
+        }
+        .await;
+        self.clicking = false;
+        result
     }
 
     /// Checks `stop` before every step: when it says so, the run ends with [`FlowError::Stopped`].
@@ -206,6 +232,15 @@ impl<'a> Flow<'a> {
         steps: &[Step],
         prefix: &str,
     ) -> Result<(), FlowError> {
+        if matches!(phase, Some(Phase::Place | Phase::Confirm)) && !self.clicking {
+            return Err(FlowError::Failed(Failure {
+                class: ErrorClass::Profile,
+                phase,
+                step: None,
+                message: "the final click runs only once the order is recorded as being placed (Flow::final_click)".into(),
+                retry_after: None,
+            }));
+        }
         for (i, step) in steps.iter().enumerate() {
             let label = format!("{prefix}{}", i + 1);
             let what = describe(&step.action);

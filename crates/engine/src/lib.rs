@@ -5,10 +5,10 @@ pub mod browser;
 mod engine;
 pub mod events;
 pub mod flow;
+pub mod order;
 pub mod profile;
 pub mod ratelimit;
 mod rewards;
-mod run;
 
 pub use engine::{Engine, EngineConfig, SESSION_CHECK_JOB};
 pub use events::{EventBus, EventFilter};

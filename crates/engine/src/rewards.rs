@@ -648,7 +648,16 @@ fn write_back(original: &CookieJar, store: &cookie_store::CookieStore) -> Option
             same_site: previous.map_or(SameSite::Lax, |p| p.same_site),
         });
     }
-    changed.then_some(jar)
+    if !changed {
+        return None;
+    }
+    // What the site set is checked as an imported cookie is: one that would not read back
+    // (a name with brackets, say) is left out rather than spoiling the stored jar.
+    let (checked, dropped) = CookieJar::from_browser(jar.cookies().to_vec());
+    if !dropped.is_empty() {
+        tracing::warn!(cookies = ?dropped, "cookies the site set could not be kept");
+    }
+    checked
 }
 
 impl Engine {
@@ -848,6 +857,17 @@ mod tests {
                 .any(|c| c.name == "theme" && c.value == "dark")
         );
         assert_eq!(back.cookies().len(), 2);
+        // A cookie that would not read back from the store is left out; the rest is kept.
+        let odd = cookie::Cookie::parse("recent[7]=1; Path=/").expect("cookie");
+        store.store_response_cookies(std::iter::once(odd), &url);
+        assert!(store.iter_unexpired().any(|c| c.name() == "recent[7]"));
+        let back = write_back(&jar, &store).expect("changed");
+        assert_eq!(back.cookies().len(), 2, "{back:?}");
+        let json = serde_json::to_string(&back).expect("json");
+        assert!(
+            serde_json::from_str::<CookieJar>(&json).is_ok(),
+            "it reads back"
+        );
     }
 
     #[tokio::test]

@@ -3,19 +3,22 @@
 //! HTTP); within a lane, higher-priority jobs are claimed first. Workers in any number of
 //! processes share one database: claims never overlap, heartbeats keep a job owned, a job whose
 //! worker stops beating is rescued by another, and a graceful shutdown hands unfinished jobs
-//! back.
+//! back. Leases are judged by the database's clock; a worker that cannot show it still holds a
+//! job's lease (a beat finds it gone, or no beat got through before it ran out) stops that
+//! job's run at once, so two workers never run one job.
 
 use cartwright_core::ids::JobId;
 use cartwright_store::{Job, Store};
 use futures::FutureExt;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, watch};
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
+use tokio::time::Instant;
 
 /// What a handler's future resolves to.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -94,12 +97,16 @@ struct Lane {
     handlers: HashMap<&'static str, Arc<dyn Handler>>,
 }
 
+/// A task run every so often beside the workers (sweeps that give lost work a job).
+pub type Periodic = Arc<dyn Fn() -> BoxFuture<()> + Send + Sync>;
+
 /// Workers being assembled.
 pub struct Workers {
     store: Store,
     id: String,
     lanes: Vec<Lane>,
     timing: Timing,
+    periodic: Vec<(Duration, Periodic)>,
 }
 
 impl Workers {
@@ -110,7 +117,14 @@ impl Workers {
             id: id.into(),
             lanes: Vec::new(),
             timing: Timing::default(),
+            periodic: Vec::new(),
         }
+    }
+
+    /// Runs `task` every `period` while the workers run (first after one period).
+    pub fn every(mut self, period: Duration, task: Periodic) -> Self {
+        self.periodic.push((period, task));
+        self
     }
 
     /// Changes the housekeeping timing.
@@ -138,7 +152,7 @@ impl Workers {
     /// Starts claiming and running jobs.
     pub fn start(self) -> RunningWorkers {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let running: Arc<Mutex<HashSet<JobId>>> = Arc::default();
+        let running: Arc<Mutex<HashMap<JobId, Held>>> = Arc::default();
         let (done_tx, done_rx) = mpsc::unbounded_channel::<JobId>();
         let shared = Arc::new(Shared {
             store: self.store,
@@ -154,6 +168,20 @@ impl Workers {
             done_rx,
         ));
         let housekeeping = tokio::spawn(housekeeping(shared.clone(), stop_rx.clone()));
+        let periodic = self
+            .periodic
+            .into_iter()
+            .map(|(period, task)| {
+                tokio::spawn(async move {
+                    let mut every = tokio::time::interval_at(Instant::now() + period, period);
+                    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        every.tick().await;
+                        task().await;
+                    }
+                })
+            })
+            .collect();
         let lanes = self.lanes.into_iter().map(Arc::new).collect::<Vec<_>>();
         let claiming = tokio::spawn(claim_loop(shared.clone(), lanes.clone(), stop_rx));
         RunningWorkers {
@@ -162,23 +190,88 @@ impl Workers {
             stop: stop_tx,
             claiming,
             housekeeping,
+            periodic,
             flusher,
         }
     }
+}
+
+/// A job this worker runs: how to stop its run, and until when its lease is surely held by
+/// this node's clock (the moment the last renewal that got through was sent, plus the lease).
+struct Held {
+    run: Option<AbortHandle>,
+    held_until: Instant,
+    /// Its run has ended and its outcome is being written: a beat that no longer finds it
+    /// running is not a lost lease.
+    ended: bool,
 }
 
 struct Shared {
     store: Store,
     id: String,
     timing: Timing,
-    running: Arc<Mutex<HashSet<JobId>>>,
+    running: Arc<Mutex<HashMap<JobId, Held>>>,
     done: mpsc::UnboundedSender<JobId>,
 }
 
 impl Shared {
-    fn running(&self) -> std::sync::MutexGuard<'_, HashSet<JobId>> {
-        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Held>> {
+        lock_running(&self.running)
     }
+
+    /// Renews the leases of the jobs this worker runs, and stops the run of every job whose
+    /// lease it can no longer show: the beat found it gone, or no beat got through before the
+    /// lease ran out.
+    async fn beat(&self) {
+        let sent = Instant::now();
+        let ids: Vec<JobId> = self.running().keys().copied().collect();
+        let renewed = match self
+            .store
+            .heartbeat_jobs(&self.id, &ids, self.timing.stale_after)
+            .await
+        {
+            Ok(renewed) => Some(renewed),
+            Err(e) => {
+                tracing::warn!(error = %e, "job heartbeat failed");
+                None
+            }
+        };
+        let mut running = self.running();
+        if let Some(renewed) = &renewed {
+            for id in renewed {
+                if let Some(held) = running.get_mut(id) {
+                    held.held_until = sent + self.timing.stale_after;
+                }
+            }
+        }
+        let now = Instant::now();
+        let lost: Vec<JobId> = running
+            .iter()
+            .filter(|(id, held)| {
+                // Asked about and not renewed; or not renewed in time.
+                !held.ended
+                    && (renewed
+                        .as_ref()
+                        .is_some_and(|r| ids.contains(id) && !r.contains(id))
+                        || held.held_until <= now)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in lost {
+            if let Some(held) = running.remove(&id) {
+                if let Some(run) = held.run {
+                    run.abort();
+                }
+                tracing::warn!(job = %id, "lost the lease on a job: its run is stopped (another worker may take it)");
+            }
+        }
+    }
+}
+
+fn lock_running(
+    running: &Mutex<HashMap<JobId, Held>>,
+) -> std::sync::MutexGuard<'_, HashMap<JobId, Held>> {
+    running.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Workers at work.
@@ -188,6 +281,7 @@ pub struct RunningWorkers {
     stop: watch::Sender<bool>,
     claiming: tokio::task::JoinHandle<JoinSet<()>>,
     housekeeping: tokio::task::JoinHandle<()>,
+    periodic: Vec<tokio::task::JoinHandle<()>>,
     flusher: tokio::task::JoinHandle<()>,
 }
 
@@ -207,7 +301,7 @@ impl RunningWorkers {
         if drained.is_err() {
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}
-            let unfinished: Vec<JobId> = self.shared.running().drain().collect();
+            let unfinished: Vec<JobId> = self.shared.running().drain().map(|(id, _)| id).collect();
             if let Err(e) = self
                 .shared
                 .store
@@ -223,6 +317,9 @@ impl RunningWorkers {
             }
         }
         drop(tasks);
+        for task in &self.periodic {
+            task.abort();
+        }
         self.housekeeping.abort();
         let _ = self.housekeeping.await;
         drop(self.lanes);
@@ -240,6 +337,9 @@ impl RunningWorkers {
         let _ = self.stop.send(true);
         self.housekeeping.abort();
         self.flusher.abort();
+        for task in &self.periodic {
+            task.abort();
+        }
         if let Ok(mut tasks) = self.claiming.await {
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}
@@ -271,6 +371,9 @@ async fn claim_loop(
                 continue;
             }
             let kinds: Vec<&str> = lane.handlers.keys().copied().collect();
+            // The lease is surely held until this moment (by this node's clock) plus the lease:
+            // the database counts it from when the claim reached it, which is later.
+            let claimed_at = Instant::now();
             let jobs = match shared
                 .store
                 .claim_jobs(
@@ -297,9 +400,21 @@ async fn claim_loop(
                 let Some(handler) = lane.handlers.get(job.kind.as_str()).cloned() else {
                     continue;
                 };
-                shared.running().insert(job.id);
-                let shared = shared.clone();
-                tasks.spawn(async move {
+                // Held locked until the run's handle is recorded: the run cannot finish (and
+                // take its entry away) before it is there.
+                let mut running = shared.running();
+                running.insert(
+                    job.id,
+                    Held {
+                        run: None,
+                        held_until: claimed_at + shared.timing.stale_after,
+                        ended: false,
+                    },
+                );
+                let id = job.id;
+                let shared_ = shared.clone();
+                let run = tasks.spawn(async move {
+                    let shared = shared_;
                     let id = job.id;
                     let outcome = AssertUnwindSafe(handler.run(job))
                         .catch_unwind()
@@ -317,6 +432,9 @@ async fn claim_loop(
                     finish(&shared, id, outcome).await;
                     drop(permit);
                 });
+                if let Some(held) = running.get_mut(&id) {
+                    held.run = Some(run);
+                }
             }
         }
         if !claimed_any {
@@ -332,6 +450,9 @@ async fn claim_loop(
 }
 
 async fn finish(shared: &Shared, id: JobId, outcome: Outcome) {
+    if let Some(held) = shared.running().get_mut(&id) {
+        held.ended = true;
+    }
     let result = match &outcome {
         Outcome::Done => {
             // Completions are written in batches by the flusher; it removes the job from the
@@ -365,7 +486,7 @@ async fn finish(shared: &Shared, id: JobId, outcome: Outcome) {
 async fn flush_completions(
     store: Store,
     worker: String,
-    running: Arc<Mutex<HashSet<JobId>>>,
+    running: Arc<Mutex<HashMap<JobId, Held>>>,
     mut done: mpsc::UnboundedReceiver<JobId>,
 ) {
     let mut batch = Vec::new();
@@ -380,7 +501,7 @@ async fn flush_completions(
         if let Err(e) = store.complete_jobs(&worker, &batch).await {
             tracing::warn!(error = %e, jobs = batch.len(), "could not mark jobs done; they will be rescued and run again");
         }
-        let mut running = running.lock().unwrap_or_else(|p| p.into_inner());
+        let mut running = lock_running(&running);
         for id in batch.drain(..) {
             running.remove(&id);
         }
@@ -392,15 +513,7 @@ async fn housekeeping(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut rescue = tokio::time::interval(shared.timing.stale_after / 2);
     loop {
         tokio::select! {
-            _ = beat.tick() => {
-                let ids: Vec<JobId> = shared.running().iter().copied().collect();
-                if let Err(e) = shared
-                    .store
-                    .heartbeat_jobs(&shared.id, &ids, shared.timing.stale_after)
-                    .await {
-                    tracing::warn!(error = %e, "job heartbeat failed");
-                }
-            }
+            _ = beat.tick() => shared.beat().await,
             _ = rescue.tick() => {
                 match shared.store.rescue_jobs().await {
                     Ok(0) => {}
@@ -413,11 +526,7 @@ async fn housekeeping(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 if *stop.borrow() {
                     loop {
                         beat.tick().await;
-                        let ids: Vec<JobId> = shared.running().iter().copied().collect();
-                        let _ = shared
-                    .store
-                    .heartbeat_jobs(&shared.id, &ids, shared.timing.stale_after)
-                    .await;
+                        shared.beat().await;
                     }
                 }
             }

@@ -290,3 +290,64 @@ async fn a_node_with_a_shorter_lease_never_takes_a_live_job_of_a_node_with_a_lon
     hasty.shutdown(Duration::from_secs(5)).await;
     patient.shutdown(Duration::from_secs(5)).await;
 }
+
+/// Counts a run's end however it ends: finished, or dropped when its worker stops it.
+struct Ends(Arc<AtomicUsize>);
+
+impl Drop for Ends {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_worker_that_loses_a_jobs_lease_stops_its_run_and_another_runs_it_once() {
+    let (store, _dir) = store().await;
+    let job = store
+        .enqueue(&NewJob::new("cart", serde_json::json!({})))
+        .await
+        .unwrap()
+        .unwrap();
+    let (started, ended) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (s, e) = (started.clone(), ended.clone());
+    // The first run never ends by itself: it stands for a run stalled on its cart.
+    let stalls: Arc<dyn Handler> = Arc::new(move |_job: Job| {
+        let (s, e) = (s.clone(), e.clone());
+        async move {
+            let _ends = Ends(e);
+            s.fetch_add(1, Ordering::SeqCst);
+            std::future::pending::<()>().await;
+            Outcome::Done
+        }
+    });
+    let first = Workers::new(store.clone(), "first")
+        .timing(fast())
+        .lane("l", 1, vec![("cart", stalls)])
+        .start();
+    wait_until("the first run to start", async || {
+        started.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // The job is taken from under the first worker (rescued after its lease ran out, and
+    // claimed by another node): its next beat finds the lease gone and its run is stopped.
+    store.release_jobs("first", &[job]).await.unwrap();
+    let taken = store
+        .claim_jobs("second", &["cart"], 1, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1, "the other node has it");
+    wait_until("the first run to be stopped", async || {
+        ended.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    wait_until("the first worker to hold nothing", async || {
+        first.running() == 0
+    })
+    .await;
+    // The other node finishes it; the first never ran it again.
+    store.complete_jobs("second", &[job]).await.unwrap();
+    assert_eq!(count(&store, "cart", "done").await, 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(started.load(Ordering::SeqCst), 1);
+    first.shutdown(Duration::from_secs(1)).await;
+}

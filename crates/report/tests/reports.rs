@@ -98,6 +98,7 @@ fn order(id: i64, state: OrderState) -> Order {
         started_at: Some(at),
         placing_at: Some(at),
         finished_at: Some(datetime!(2026-11-21 09:31:42 UTC)),
+        settling: None,
     }
 }
 

@@ -868,6 +868,68 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Fills in an account's details as its storefront profile shows them (a sign-in test):
+    /// only values that parse are kept; a value another account of the storefront already has
+    /// is a conflict.
+    pub async fn record_account_details(
+        &self,
+        id: AccountId,
+        email: Option<&str>,
+        phone: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<cartwright_core::account::Account, StoreError> {
+        use cartwright_core::patch::Patch;
+        use cartwright_core::values::{Email, Phone, Text};
+        let patch = cartwright_core::account::AccountPatch {
+            email: email
+                .and_then(|e| Email::parse(e).ok())
+                .map_or(Patch::Keep, Patch::Set),
+            phone: phone
+                .and_then(|p| Phone::parse(p).ok())
+                .map_or(Patch::Keep, Patch::Set),
+            name: name
+                .and_then(|n| Text::parse(n).ok())
+                .map_or(Patch::Keep, Patch::Set),
+            ..Default::default()
+        };
+        self.update_account(id, &patch).await
+    }
+
+    /// Records what a run learnt about an account's session: its state, and the cookies the
+    /// storefront refreshed (sealed), when there are any.
+    pub async fn record_session(
+        &self,
+        id: AccountId,
+        status: SessionStatus,
+        jar: Option<&CookieJar>,
+    ) -> Result<(), StoreError> {
+        let sealed = jar
+            .map(|j| crate::accounts::sealed_jar(self, j))
+            .transpose()?;
+        let mut tx = self.begin().await?;
+        tx.touch(crate::db::Topic::Accounts);
+        let n = write!(&mut tx, |c| {
+            sqlx::query(
+                "UPDATE accounts SET session_status = $2, cookies = COALESCE($3, cookies), \
+                 cookie_info = COALESCE($4, cookie_info), updated_at = $5 WHERE id = $1",
+            )
+            .bind(id.get())
+            .bind(status.as_str())
+            .bind(sealed.as_ref().map(|(s, _)| s.clone()))
+            .bind(sealed.as_ref().map(|(_, i)| i.clone()))
+            .bind(Ts::now())
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        if n == 0 {
+            return Err(StoreError::not_found("account", id.get()));
+        }
+        tx.commit().await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -84,6 +84,28 @@ impl Backend {
     }
 }
 
+impl Backend {
+    /// The database's own clock, now, as an expression of a timestamp column's type. Leases
+    /// are judged by this one clock, never by each node's.
+    pub(crate) fn clock(self) -> &'static str {
+        match self {
+            Backend::Postgres => "now()",
+            // The fixed-width text of `Ts` (microseconds; SQLite's clock gives milliseconds).
+            Backend::Sqlite => "(strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000Z')",
+        }
+    }
+
+    /// The database's clock plus the milliseconds bound at placeholder `ms` (`$3`).
+    pub(crate) fn clock_plus(self, ms: &str) -> String {
+        match self {
+            Backend::Postgres => format!("(now() + {ms}::float8 * interval '1 millisecond')"),
+            Backend::Sqlite => format!(
+                "(strftime('%Y-%m-%dT%H:%M:%f', 'now', '+' || ({ms} / 1000.0) || ' seconds') || '000Z')"
+            ),
+        }
+    }
+}
+
 /// The pools. SQLite gets a single writer connection beside its readers, so that write
 /// transactions queue in-process instead of failing with `SQLITE_BUSY`.
 #[derive(Clone)]
@@ -168,6 +190,57 @@ impl Db {
     }
 }
 
+/// The payloads of PostgreSQL notifications on `channel`, as they arrive, from a listener that
+/// reconnects by itself (what is notified while it reconnects is missed). It ends when the
+/// receiver is dropped or the pool is closed.
+pub(crate) fn listen(pool: PgPool, channel: &'static str) -> tokio::sync::mpsc::Receiver<String> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    tokio::spawn(async move {
+        while !tx.is_closed() {
+            let listen = async {
+                let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+                listener.listen(channel).await?;
+                loop {
+                    let n = listener.recv().await?;
+                    if tx.send(n.payload().to_owned()).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            };
+            let result: Result<(), sqlx::Error> = listen.await;
+            if let Err(e) = result {
+                if pool.is_closed() {
+                    return;
+                }
+                tracing::debug!(error = %e, channel, "listener reconnecting");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    });
+    rx
+}
+
+/// How strongly a read row is locked until its transaction ends (PostgreSQL; SQLite's write
+/// transactions are exclusive already).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RowLock {
+    /// Against every other lock and change of the row.
+    Update,
+    /// Against changes and other locks, but not against inserts of rows that refer to it.
+    NoKeyUpdate,
+}
+
+impl RowLock {
+    /// The clause to append to a `SELECT`.
+    pub(crate) fn sql(self, backend: Backend) -> &'static str {
+        match (backend, self) {
+            (Backend::Sqlite, _) => "",
+            (Backend::Postgres, RowLock::Update) => " FOR UPDATE",
+            (Backend::Postgres, RowLock::NoKeyUpdate) => " FOR NO KEY UPDATE",
+        }
+    }
+}
+
 /// Advisory locks, one per rule that spans rows.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Lock {
@@ -222,6 +295,14 @@ pub(crate) enum TxConn {
 }
 
 impl Tx {
+    /// The backend this transaction runs on.
+    pub(crate) fn backend(&self) -> Backend {
+        match self.conn {
+            TxConn::Sqlite(_) => Backend::Sqlite,
+            TxConn::Postgres(_) => Backend::Postgres,
+        }
+    }
+
     /// Marks `topic` as changed by this transaction.
     pub(crate) fn touch(&mut self, topic: Topic) {
         self.touched |= 1 << topic as u32;
@@ -402,11 +483,10 @@ impl Tx {
         id: i64,
         entity: &'static str,
     ) -> Result<R, StoreError> {
-        let lock = match self.conn {
-            TxConn::Postgres(_) => " FOR UPDATE",
-            TxConn::Sqlite(_) => "",
-        };
-        let sql = format!("SELECT {columns} FROM {table} WHERE id = $1{lock}");
+        let sql = format!(
+            "SELECT {columns} FROM {table} WHERE id = $1{}",
+            RowLock::Update.sql(self.backend())
+        );
         let row: Option<R> = write!(self, |c| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(id)
@@ -414,6 +494,27 @@ impl Tx {
                 .await
         })?;
         row.ok_or(StoreError::NotFound { entity, id })
+    }
+
+    /// Locks row `id` of `table` until this transaction ends, against others that lock it
+    /// (PostgreSQL; SQLite's write transactions are exclusive already).
+    pub(crate) async fn lock_row(
+        &mut self,
+        table: &str,
+        id: i64,
+        lock: RowLock,
+    ) -> Result<(), StoreError> {
+        if let TxConn::Postgres(t) = &mut self.conn {
+            let sql = format!(
+                "SELECT id FROM {table} WHERE id = $1{}",
+                lock.sql(Backend::Postgres)
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .execute(&mut **t)
+                .await?;
+        }
+        Ok(())
     }
 
     /// `DELETE FROM {table} WHERE id = $1`; a missing row is `NotFound` for `entity`.
@@ -467,6 +568,11 @@ pub(crate) struct Sql {
 }
 
 impl Sql {
+    /// The placeholder the next [`Sql::arg`] will get (`$3`), for an expression around it.
+    pub(crate) fn next_placeholder(&self) -> String {
+        format!("${}", self.args.len() + 1)
+    }
+
     pub(crate) fn new(text: &str) -> Self {
         Self {
             text: text.to_owned(),
@@ -478,6 +584,13 @@ impl Sql {
     pub(crate) fn push(&mut self, text: &str) -> &mut Self {
         self.text.push_str(text);
         self
+    }
+
+    /// Appends `expr(placeholder)`: an expression around a placeholder bound to `arg`.
+    pub(crate) fn bound(&mut self, arg: Arg, expr: impl FnOnce(&str) -> String) -> &mut Self {
+        let text = expr(&self.next_placeholder());
+        self.args.push(arg);
+        self.push(&text)
     }
 
     /// Appends a placeholder bound to `arg`.

@@ -45,11 +45,23 @@ impl NewJob {
     }
 }
 
+/// A worker's hold on a running job: valid until the job's lease runs out by the database's
+/// clock. An irreversible step checks it in the transaction that records the step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The job.
+    pub job: JobId,
+    /// The worker holding it.
+    pub worker: String,
+}
+
 /// A claimed job.
 #[derive(Debug, Clone)]
 pub struct Job {
     /// Identifier.
     pub id: JobId,
+    /// The worker that claimed it.
+    pub worker: String,
     /// Kind.
     pub kind: String,
     /// Input.
@@ -58,6 +70,35 @@ pub struct Job {
     pub attempt: i64,
     /// Attempts allowed.
     pub max_attempts: i64,
+}
+
+impl Job {
+    /// The claiming worker's hold on it.
+    pub fn lease(&self) -> Lease {
+        Lease {
+            job: self.id,
+            worker: self.worker.clone(),
+        }
+    }
+}
+
+/// Whether `lease` is still held (its job running for its worker, its lease not run out by
+/// the database's clock), locking the job's row until `tx` ends so that no rescue can take it
+/// before what `tx` records as the lease's holder commits.
+pub(crate) async fn hold_lease(tx: &mut Tx, lease: &Lease) -> Result<bool, StoreError> {
+    let sql = format!(
+        "SELECT id FROM jobs WHERE id = $1 AND state = 'running' AND worker = $2 AND lease_until > {}{}",
+        tx.backend().clock(),
+        crate::db::RowLock::NoKeyUpdate.sql(tx.backend())
+    );
+    let held: Option<i64> = write!(tx, |c| {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(lease.job.get())
+            .bind(lease.worker.as_str())
+            .fetch_optional(c)
+            .await
+    })?;
+    Ok(held.is_some())
 }
 
 /// How many jobs are in each state, per kind.
@@ -80,43 +121,122 @@ struct JobRow {
     max_attempts: i64,
 }
 
-impl Store {
-    /// Enqueues a job inside `tx`; it becomes visible when `tx` commits. Returns `None` when a
-    /// queued or running job already holds its unique key.
-    pub(crate) async fn enqueue_in(
-        &self,
-        tx: &mut Tx,
-        job: &NewJob,
-    ) -> Result<Option<JobId>, StoreError> {
-        let now = Ts::now();
-        let payload = job.payload.to_string();
-        let run_at = job.run_at.map_or(now, Ts::from);
-        let id: Option<i64> = write!(tx, |c| {
-            sqlx::query_scalar(
-                "INSERT INTO jobs (kind, payload, priority, max_attempts, run_at, unique_key, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING id",
-            )
-            .bind(job.kind)
-            .bind(payload)
-            .bind(job.priority)
-            .bind(job.max_attempts)
-            .bind(run_at)
-            .bind(job.unique_key.as_deref())
-            .bind(now)
-            .fetch_optional(c)
-            .await
-        })?;
-        tx.notify_jobs();
-        Ok(id.map(JobId))
-    }
+/// The job kind that runs one order.
+pub const ORDER_JOB: &str = "order";
+/// Orders come before rewards checks, after sign-in tests.
+const ORDER_PRIORITY: i64 = 10;
 
+/// An order's job's unique key, as SQL over the order's id column `id`: the one place it is
+/// built (one live job per order).
+pub(crate) fn order_key_sql(id: &str) -> String {
+    format!("'order:' || {id}")
+}
+
+fn order_key(id: i64) -> String {
+    format!("order:{id}")
+}
+
+/// `EXISTS (…)`: whether the order whose id column is `id` has a job waiting or running.
+pub(crate) fn order_job_live_sql(id: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM jobs j WHERE j.unique_key = {} AND j.state IN ('queued', 'running'))",
+        order_key_sql(id)
+    )
+}
+
+/// `EXISTS (…)`: whether the order whose id column is `id` is being run by a worker now.
+pub(crate) fn order_job_running_sql(id: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM jobs j WHERE j.unique_key = {} AND j.state = 'running')",
+        order_key_sql(id)
+    )
+}
+
+/// Gives order `id` its job, in `tx` (none when it has one waiting or running already).
+pub(crate) async fn enqueue_order_job(tx: &mut Tx, id: i64) -> Result<(), StoreError> {
+    let job = NewJob {
+        priority: ORDER_PRIORITY,
+        // The order counts its own runs (see `start_order`); the job's attempts only guard
+        // against a run that crashes its worker every time.
+        max_attempts: 1_000,
+        unique_key: Some(order_key(id)),
+        ..NewJob::new(ORDER_JOB, serde_json::json!({ "order": id }))
+    };
+    enqueue_in(tx, &job).await.map(drop)
+}
+
+/// Ends the running job of an order, in the transaction that takes the order out of its
+/// care: a resume in between would otherwise find the job live, add none, and the order would
+/// wait with no job once this one completes.
+pub(crate) async fn end_order_job(tx: &mut Tx, order: i64) -> Result<(), StoreError> {
+    let now = Ts::now();
+    write!(tx, |c| {
+        sqlx::query(
+            "UPDATE jobs SET state = 'done', finished_at = $2 WHERE unique_key = $1 AND state = 'running'",
+        )
+        .bind(order_key(order))
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+/// Cancels the waiting jobs of a batch's waiting orders (a stop or a pause).
+pub(crate) async fn cancel_waiting_order_jobs(
+    tx: &mut Tx,
+    batch: cartwright_core::ids::BatchId,
+) -> Result<(), StoreError> {
+    let sql = format!(
+        "UPDATE jobs SET state = 'cancelled', finished_at = $2 WHERE state = 'queued' AND unique_key IN \
+         (SELECT {} FROM orders WHERE batch_id = $1 AND state = 'queued')",
+        order_key_sql("id")
+    );
+    write!(tx, |c| {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(batch.get())
+            .bind(Ts::now())
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+/// Enqueues a job inside `tx`; it becomes visible when `tx` commits. Returns `None` when a
+/// queued or running job already holds its unique key.
+pub(crate) async fn enqueue_in(tx: &mut Tx, job: &NewJob) -> Result<Option<JobId>, StoreError> {
+    let now = Ts::now();
+    let payload = job.payload.to_string();
+    let run_at = job.run_at.map_or(now, Ts::from);
+    let id: Option<i64> = write!(tx, |c| {
+        sqlx::query_scalar(
+            "INSERT INTO jobs (kind, payload, priority, max_attempts, run_at, unique_key, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING id",
+        )
+        .bind(job.kind)
+        .bind(payload)
+        .bind(job.priority)
+        .bind(job.max_attempts)
+        .bind(run_at)
+        .bind(job.unique_key.as_deref())
+        .bind(now)
+        .fetch_optional(c)
+        .await
+    })?;
+    tx.notify_jobs();
+    Ok(id.map(JobId))
+}
+
+impl Store {
     /// Enqueues many jobs in one transaction; returns how many were enqueued (unique keys
     /// already live are skipped).
     pub async fn enqueue_many(&self, jobs: &[NewJob]) -> Result<usize, StoreError> {
         let mut tx = self.begin().await?;
         let mut n = 0;
         for job in jobs {
-            n += usize::from(self.enqueue_in(&mut tx, job).await?.is_some());
+            n += usize::from(enqueue_in(&mut tx, job).await?.is_some());
         }
         tx.commit().await?;
         self.analyze_jobs_after(n).await;
@@ -137,7 +257,7 @@ impl Store {
     /// Enqueues a job on its own.
     pub async fn enqueue(&self, job: &NewJob) -> Result<Option<JobId>, StoreError> {
         let mut tx = self.begin().await?;
-        let id = self.enqueue_in(&mut tx, job).await?;
+        let id = enqueue_in(&mut tx, job).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -161,9 +281,10 @@ impl Store {
         }
         let now = Ts::now();
         let mut sql = Sql::new("UPDATE jobs SET state = 'running', worker = ");
+        let backend = self.backend();
         sql.arg(Arg::Text(worker.to_owned()))
             .push(", lease_until = ")
-            .arg(Arg::Ts(lease_end(now, lease)))
+            .bound(Arg::Int(millis(lease)), |p| backend.clock_plus(p))
             .push(", attempts = attempts + 1 WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND run_at <= ")
             .arg(Arg::Ts(now.0))
             .push(" AND kind IN (");
@@ -194,6 +315,7 @@ impl Store {
             .into_iter()
             .map(|r| Job {
                 id: JobId(r.id),
+                worker: worker.to_owned(),
                 kind: r.kind,
                 payload: serde_json::from_str(&r.payload).unwrap_or(serde_json::Value::Null),
                 attempt: r.attempts,
@@ -204,22 +326,31 @@ impl Store {
         Ok(jobs)
     }
 
-    /// Records that `worker` is still running these jobs: their lease runs `lease` from now.
+    /// Renews `worker`'s lease on these jobs for `lease` from now (by the database's clock);
+    /// returns the ones renewed. A job missing from the answer is no longer this worker's: its
+    /// lease ran out (it may be rescued and run elsewhere), and its run must stop.
     pub async fn heartbeat_jobs(
         &self,
         worker: &str,
         ids: &[JobId],
         lease: std::time::Duration,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<JobId>, StoreError> {
         if ids.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
+        let backend = self.backend();
         let mut sql = Sql::new("UPDATE jobs SET lease_until = ");
-        sql.arg(Arg::Ts(lease_end(Ts::now(), lease)))
+        sql.bound(Arg::Int(millis(lease)), |p| backend.clock_plus(p))
             .push(" WHERE state = 'running' AND worker = ")
-            .arg(Arg::Text(worker.to_owned()));
+            .arg(Arg::Text(worker.to_owned()))
+            .push(" AND lease_until > ")
+            .push(backend.clock());
         in_ids(&mut sql, ids);
-        self.execute(sql).await.map(drop)
+        sql.push(" RETURNING id");
+        let mut tx = self.begin().await?;
+        let renewed = tx.ints(&sql).await?;
+        tx.commit().await?;
+        Ok(renewed.into_iter().map(JobId).collect())
     }
 
     /// Marks jobs done. Only the worker holding them can: a job rescued from a worker thought
@@ -313,24 +444,25 @@ impl Store {
         self.execute(sql).await.map(drop)
     }
 
-    /// Re-queues running jobs whose lease ran out (their worker crashed or was killed, and
-    /// stopped beating); a job out of attempts fails instead. Returns how many were rescued.
+    /// Re-queues running jobs whose lease ran out by the database's clock (their worker
+    /// crashed, was killed, or stalled past its lease, and stopped beating); a job out of
+    /// attempts fails instead. Returns how many were rescued.
     pub async fn rescue_jobs(&self) -> Result<u64, StoreError> {
         let now = Ts::now();
-        let cutoff = now;
+        let sql = format!(
+            "UPDATE jobs SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END, \
+             last_error = 'its worker stopped answering', worker = NULL, lease_until = NULL, \
+             finished_at = CASE WHEN attempts >= max_attempts THEN $1 ELSE NULL END \
+             WHERE state = 'running' AND lease_until < {}",
+            self.backend().clock()
+        );
         let mut tx = self.begin().await?;
         let n = write!(&mut tx, |c| {
-            sqlx::query(
-                "UPDATE jobs SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END, \
-                 last_error = 'its worker stopped answering', worker = NULL, lease_until = NULL, \
-                 finished_at = CASE WHEN attempts >= max_attempts THEN $2 ELSE NULL END \
-                 WHERE state = 'running' AND lease_until < $1",
-            )
-            .bind(cutoff)
-            .bind(now)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected())
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(now)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected())
         })?;
         if n > 0 {
             tx.notify_jobs();
@@ -388,7 +520,7 @@ fn truncate(error: &str) -> &str {
     }
 }
 
-/// When a lease of `lease` taken at `now` runs out.
-fn lease_end(now: Ts, lease: std::time::Duration) -> time::OffsetDateTime {
-    now.0 + Duration::try_from(lease).unwrap_or(Duration::MINUTE)
+/// A duration in whole milliseconds, for the database's clock arithmetic.
+fn millis(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

@@ -5,32 +5,38 @@
 
 mod accounts;
 mod addresses;
+mod audit;
 mod backup;
+mod batches;
 pub mod crypto;
 mod db;
+mod events;
 mod jobs;
 mod memo;
 mod operators;
+mod orders;
 mod page;
 mod products;
 mod rewards;
-mod runs;
 mod storefronts;
 
 pub use accounts::{
     AccountFilter, AccountSort, ImportOptions, ImportReport, Selected, SelectionResult,
 };
+pub use audit::{Actor, AuditEntry};
 pub use backup::BackupSummary;
 pub use crypto::{CryptoError, SecretKey};
 pub use db::{Backend, DbSettings, redact_url};
-pub use jobs::{Job, JobCount, NewJob};
+pub use events::EventQuery;
+pub use jobs::ORDER_JOB;
+pub use jobs::{Job, JobCount, Lease, NewJob};
 pub use operators::{LoginRecord, OperatorAuth, TokenAuth};
+pub use orders::{
+    Finish, Marked, OrderFilter, OrderStart, OrderTicket, Recorded, Resolution, RunRecord,
+};
 pub use page::{Cursor, Page, PageRequest, PageStart};
 pub use products::ProductFilter;
 pub use rewards::{REWARDS_JOB, RunWork, ScheduleTurn, SnapshotFilter};
-pub use runs::{
-    EventQuery, Finish, ORDER_JOB, OrderFilter, OrderStart, OrderTicket, Recorded, RunRecord,
-};
 
 use cartwright_core::Invalid;
 use cartwright_core::ids::OperatorId;
@@ -201,28 +207,13 @@ impl Store {
     }
 }
 
-/// Wakes this process's workers when any process on the database enqueues a job. The
-/// listener reconnects on its own; missed notifications only delay work until the next poll.
+/// Wakes this process's workers when any process on the database enqueues a job; missed
+/// notifications (while the listener reconnects) only delay work until the next poll.
 fn listen_for_jobs(pool: sqlx::PgPool, signal: Arc<tokio::sync::Notify>) {
+    let mut notified = db::listen(pool, "cartwright_jobs");
     tokio::spawn(async move {
-        loop {
-            let listener = async {
-                let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
-                listener.listen("cartwright_jobs").await?;
-                loop {
-                    listener.recv().await?;
-                    signal.notify_waiters();
-                }
-                #[allow(unreachable_code)]
-                Ok::<(), sqlx::Error>(())
-            };
-            if let Err(e) = listener.await {
-                if pool.is_closed() {
-                    return;
-                }
-                tracing::debug!(error = %e, "job listener reconnecting");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
+        while notified.recv().await.is_some() {
+            signal.notify_waiters();
         }
     });
 }

@@ -255,7 +255,7 @@ impl Store {
                 unique_key: Some(format!("{REWARDS_JOB}:{id}")),
                 ..NewJob::new(REWARDS_JOB, serde_json::json!({ "run": id }))
             };
-            self.enqueue_in(&mut tx, &job).await?;
+            crate::jobs::enqueue_in(&mut tx, &job).await?;
         }
         let run: RunRow = tx
             .row_by_id(RUN_COLUMNS, "rewards_runs", id, "rewards run")

@@ -405,3 +405,79 @@ async fn sign_in_tests_are_queued_for_a_selection() {
     .await
     .error(403, "forbidden");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unresolved_order_is_settled_by_a_person_and_the_decision_is_audited() {
+    let s = ShopApp::spawn(|_| {}).await;
+    let app = &s.app;
+    let (batch, order) = s.unresolved_order().await;
+    let path = format!("/api/v1/orders/{order}/resolve");
+    let detail = app
+        .get(&format!("/api/v1/orders/{order}"), &app.viewer)
+        .await;
+    let detail = detail.ok(200);
+    assert_eq!(detail["order"]["state"], "unresolved");
+    assert!(
+        detail["order"]["settling"]["absent_reads"]
+            .as_i64()
+            .unwrap()
+            >= 2,
+        "the evidence is shown: {detail}"
+    );
+    assert_eq!(s.shop.shop.orders().len(), 1, "clicked once");
+    let number = s.shop.shop.orders()[0].number.clone();
+
+    app.post(&path, &app.viewer, json!({"placed": true}))
+        .await
+        .error(403, "forbidden");
+    let field = app
+        .post(
+            &path,
+            &app.operator,
+            json!({"placed": false, "order_number": "X1"}),
+        )
+        .await
+        .error(422, "invalid");
+    assert_eq!(field.as_deref(), Some("order_number"));
+    let field = app
+        .post(
+            &path,
+            &app.operator,
+            json!({"placed": true, "run_again": true}),
+        )
+        .await
+        .error(422, "invalid");
+    assert_eq!(field.as_deref(), Some("run_again"));
+    app.post(&path, &app.operator, json!({"placed": "yes"}))
+        .await
+        .error(422, "invalid");
+    let settled = app
+        .post(
+            &path,
+            &app.operator,
+            json!({"placed": true, "order_number": number, "note": "in the shop's list"}),
+        )
+        .await;
+    let settled = settled.ok(200);
+    assert_eq!(settled["order"]["state"], "placed");
+    assert_eq!(settled["order"]["order_number"], number.as_str());
+    assert_eq!(settled["audit"][0]["actor"], "operator");
+    assert_eq!(settled["audit"][0]["detail"]["note"], "in the shop's list");
+    // Settled once; and an order that is not in doubt cannot be settled by hand.
+    app.post(&path, &app.operator, json!({"placed": false}))
+        .await
+        .error(409, "refused");
+    let b = app
+        .get(&format!("/api/v1/batches/{batch}"), &app.admin)
+        .await;
+    let b = b.ok(200);
+    assert_eq!(b["state"], "finished");
+    assert_eq!(
+        (
+            b["counts"]["placed"].as_i64(),
+            b["counts"]["unresolved"].as_i64()
+        ),
+        (Some(1), Some(0))
+    );
+    assert_eq!(s.shop.shop.orders().len(), 1, "never clicked again");
+}

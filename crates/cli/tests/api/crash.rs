@@ -1,6 +1,7 @@
 //! At most once across a real crash: the server process (and its browser) is killed with
-//! SIGKILL while an order is being placed; the server started again settles it from the
-//! storefront's history and the batch goes on to its end. One click, one order.
+//! SIGKILL while an order is being placed; the server started again finds the storefront's
+//! history down, keeps the order placing until it can be read, then settles it from there and
+//! the batch goes on to its end. One click, one order.
 
 use crate::helpers::Group;
 use base64::Engine as _;
@@ -21,6 +22,8 @@ fn server(dir: &std::path::Path, settings: &Settings, name: &str) -> Group {
             settings.secret_key.as_deref().unwrap(),
         )
         .env("CARTWRIGHT_JOB_STALE_AFTER", "3s")
+        // Orders waiting out the history's outage below get the runs it takes.
+        .env("CARTWRIGHT_MAX_RUNS", "10")
         .env("CARTWRIGHT_NODE_ID", name)
         .env("RUST_LOG", "warn")
         .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
@@ -122,9 +125,26 @@ async fn sigkill_while_placing_leaves_exactly_one_order() {
         .remove(0);
     doomed.signal("-KILL");
     doomed.wait();
-    shop.shop.set_faults(Faults::default());
-
+    // The shop's order history is down when the server comes back, longer than a job's
+    // lease: the crashed order stays placing, never clicked again, until it can be read.
+    shop.shop.set_faults(Faults {
+        history_error_rate: 1.0,
+        ..Faults::default()
+    });
     let mut rescuer = server(dir.path(), &settings, "rescuer");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let during = store.order(order.id).await.unwrap();
+    assert_eq!(
+        during.state,
+        cartwright_core::order::OrderState::Placing,
+        "{during:?}"
+    );
+    assert_eq!(
+        shop.shop.orders().len(),
+        1,
+        "nothing clicked again meanwhile"
+    );
+    shop.shop.set_faults(Faults::default());
     wait(
         "the order to be settled",
         Duration::from_secs(90),

@@ -368,6 +368,50 @@ impl ShopApp {
         }
     }
 
+    /// Runs one order (account 1, one unit of the first product) whose confirmation is lost
+    /// while the shop's history lags far behind, under a demo profile that does not trust
+    /// its history: it ends `unresolved`, for a person. Returns the batch and order ids.
+    pub async fn unresolved_order(&self) -> (i64, i64) {
+        let profiles = self.app.store_dir().join("profiles");
+        std::fs::create_dir_all(&profiles).unwrap();
+        let demo = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../profiles/demo.toml"),
+        )
+        .unwrap()
+        .replace("reliable = true", "reliable = false")
+        .replace("absent_for = \"1m\"", "absent_for = \"2s\"");
+        std::fs::write(profiles.join("demo.toml"), demo).unwrap();
+        self.shop.shop.set_faults(cartwright_demo_shop::Faults {
+            confirmation: cartwright_demo_shop::Confirmation::Lost,
+            history_lag_ms: 600_000,
+            ..Default::default()
+        });
+        let product = self.product(0).await;
+        let batch = self
+            .app
+            .post(
+                "/api/v1/batches",
+                &self.app.operator,
+                json!({
+                    "accounts": {"storefront_id": self.storefront, "range": {"from": 1, "to": 1}},
+                    "lines": [{"product_id": product, "quantity": 1}],
+                    "max_total": 100_000,
+                }),
+            )
+            .await
+            .ok(201)["id"]
+            .as_i64()
+            .unwrap();
+        let done = self.settled(batch).await;
+        assert_eq!(done["counts"]["unresolved"], 1, "{done}");
+        let orders = self
+            .app
+            .get(&format!("/api/v1/batches/{batch}/orders"), &self.app.admin)
+            .await;
+        let order = orders.ok(200)["items"][0]["id"].as_i64().unwrap();
+        (batch, order)
+    }
+
     /// The id of the `n`th product (from 0) that the shop has in stock.
     pub async fn product(&self, n: usize) -> i64 {
         let list = self

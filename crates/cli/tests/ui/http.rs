@@ -1,6 +1,6 @@
 //! The dashboard over plain HTTP: sessions, CSRF on every form, roles, sign-out, error pages.
 
-use crate::helpers::{PASSWORD, TestApp};
+use crate::helpers::{PASSWORD, ShopApp, TestApp};
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
 
@@ -596,4 +596,54 @@ fn header<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {name} header"))
         .to_str()
         .expect("a text header")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unresolved_order_stands_out_and_is_settled_from_its_page() {
+    let s = ShopApp::spawn(|_| {}).await;
+    let (batch, order) = s.unresolved_order().await;
+    let base = &s.app.base;
+    let (viewer, _) = signed_in(&s.app, "viewer").await;
+    let (_, html) = page(&viewer, format!("{base}/orders/{order}")).await;
+    assert!(html.contains("Needs a person"), "the evidence is shown");
+    assert!(
+        !html.contains("id=\"resolve-form\""),
+        "a viewer cannot settle it"
+    );
+
+    let (http, _) = signed_in(&s.app, "operator").await;
+    let (_, overview) = page(&http, format!("{base}/")).await;
+    assert!(
+        overview.contains("id=\"unsettled\"") && overview.contains(&format!("/orders/{order}\"")),
+        "the overview leads to it"
+    );
+    let (_, batch_page) = page(&http, format!("{base}/batches/{batch}")).await;
+    assert!(batch_page.contains("id=\"unresolved-alert\""));
+    let (_, html) = page(&http, format!("{base}/orders/{order}")).await;
+    assert!(html.contains("id=\"resolve-form\""));
+    let number = s.shop.shop.orders()[0].number.clone();
+    let r = http
+        .post(format!("{base}/orders/{order}/resolve"))
+        .form(&[
+            ("_csrf", csrf(&html).as_str()),
+            ("outcome", "placed"),
+            ("order_number", number.as_str()),
+            ("note", "found it in the shop"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.headers()["location"],
+        format!("/batches/{batch}").as_str()
+    );
+    let (_, batch_page) = page(&http, format!("{base}/batches/{batch}")).await;
+    assert!(!batch_page.contains("id=\"unresolved-alert\""));
+    let (_, html) = page(&http, format!("{base}/orders/{order}")).await;
+    assert!(
+        html.contains(&number) && html.contains("found it in the shop"),
+        "{html}"
+    );
+    assert!(!html.contains("id=\"resolve-form\""), "settled once");
 }

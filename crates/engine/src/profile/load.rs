@@ -2,8 +2,8 @@
 //! file, line, place (phase and step) and field, so one `cartwright profile check` shows all.
 
 use super::{
-    Action, Condition, Coupons, ErrorTexts, Extract, Pacing, Phase, Profile, Rewards, Role, Rounds,
-    Selector, Site, Step, Target, Template,
+    Action, Condition, Coupons, ErrorTexts, Extract, History, Pacing, Phase, Profile, Rewards,
+    Role, Rounds, Selector, Site, Step, Target, Template,
 };
 use cartwright_core::order::ErrorClass;
 use serde::Deserialize;
@@ -85,6 +85,7 @@ struct Raw {
     selectors: BTreeMap<String, Spanned<Value>>,
     coupons: Option<Spanned<Table>>,
     errors: Option<Spanned<Table>>,
+    history: Option<Spanned<Table>>,
     #[serde(default)]
     phases: BTreeMap<String, Spanned<Vec<Spanned<Value>>>>,
 }
@@ -177,6 +178,10 @@ pub fn parse(text: &str, path: &Path, name: &str) -> Result<Profile, ProfileErro
         let line = c.line_of(t.span().start);
         coupons(&mut c, t.get_ref(), line)
     });
+    let history = raw.history.as_ref().map(|t| {
+        let line = c.line_of(t.span().start);
+        history(&mut c, t.get_ref(), line)
+    });
     let mut phases = BTreeMap::new();
     for (name, steps) in &raw.phases {
         let line = c.line_of(steps.span().start);
@@ -208,6 +213,7 @@ pub fn parse(text: &str, path: &Path, name: &str) -> Result<Profile, ProfileErro
         selectors,
         coupons: coupons.flatten(),
         errors: errors.unwrap_or_default(),
+        history: history.unwrap_or_default(),
         phases,
     };
     check_meaning(&mut c, &profile);
@@ -597,6 +603,39 @@ fn coupons(c: &mut Checker<'_>, t: &Table, line: usize) -> Option<Coupons> {
     })
 }
 
+fn history(c: &mut Checker<'_>, t: &Table, line: usize) -> History {
+    let place = "[history]";
+    unknown_keys(c, t, &["reliable", "absent_for", "empty"], line, place);
+    let mut history = History::default();
+    match t.get("reliable") {
+        None => {}
+        Some(Value::Boolean(b)) => history.rule.reliable = *b,
+        Some(_) => c.fail(
+            Some(line),
+            place,
+            Some("reliable"),
+            "must be true or false: whether the history lists every order as soon as it is placed",
+        ),
+    }
+    if let Some(v) = t.get("absent_for")
+        && let Some(d) = duration(c, v, line, place, "absent_for")
+    {
+        if d < Duration::from_secs(1) {
+            c.fail(
+                Some(line),
+                place,
+                Some("absent_for"),
+                "must be at least 1s: longer than the storefront ever takes to list a new order",
+            );
+        }
+        history.rule.absent_for = d;
+    }
+    if let Some(v) = t.get("empty") {
+        history.empty = target_value(c, v, line, place, "empty", true);
+    }
+    history
+}
+
 const ACTIONS: &[&str] = &[
     "goto", "click", "fill", "select", "press", "wait_for", "extract", "assert", "repeat", "pause",
 ];
@@ -766,7 +805,7 @@ fn action(c: &mut Checker<'_>, key: &str, v: &Value, line: usize, place: &str) -
             let fail = match t.get("fail").and_then(Value::as_str) {
                 None => ErrorClass::Profile,
                 Some(s) => match s.parse::<ErrorClass>() {
-                    Ok(class) if class != ErrorClass::Unresolved => class,
+                    Ok(class) => class,
                     _ => {
                         c.fail(
                             Some(line),

@@ -32,6 +32,8 @@ pub struct Profile {
     pub coupons: Option<Coupons>,
     /// Texts that, found on the page after a step fails, say why.
     pub errors: ErrorTexts,
+    /// What the order history can prove about a final click whose outcome is unknown.
+    pub history: History,
     /// The flows.
     pub phases: BTreeMap<Phase, Vec<Step>>,
 }
@@ -99,6 +101,29 @@ pub struct Coupons {
     /// Steps that read `total` where an offer was applied, so the `best` policy compares
     /// offers there; without them each offer's total is read by the `read_total` phase.
     pub total: Vec<Step>,
+}
+
+/// The order history as evidence: whether it lists every order (so an absence proves the
+/// click placed nothing), how long a new order may take to appear, and what an empty history
+/// looks like (so an empty read is known to be the history, not a page that did not load).
+#[derive(Debug, Clone)]
+pub struct History {
+    /// The rule the evidence is judged by.
+    pub rule: cartwright_core::placing::HistoryRule,
+    /// What the history page shows when the account has no order.
+    pub empty: Option<Target>,
+}
+
+impl Default for History {
+    fn default() -> Self {
+        History {
+            rule: cartwright_core::placing::HistoryRule {
+                reliable: false,
+                absent_for: Duration::from_secs(180),
+            },
+            empty: None,
+        }
+    }
 }
 
 /// Texts that classify a failure.

@@ -369,6 +369,7 @@ async fn a_batch_is_never_read_running_with_nothing_left_to_run() {
                                 + c.failed
                                 + c.cancelled
                                 + c.skipped
+                                + c.unresolved
                         );
                     }
                     reads += 1;
@@ -379,19 +380,27 @@ async fn a_batch_is_never_read_running_with_nothing_left_to_run() {
         .collect();
     for round in 0..15 {
         let batch = f.submit(&f.batch(3, &[(0, 1)], 100_000)).await;
+        let leases = hold_jobs(&f.store).await;
         for (i, order) in f.orders(batch.id).await.into_iter().enumerate() {
             assert!(matches!(
                 f.store.start_order(order.id, 3).await.unwrap(),
                 OrderStart::Run(_)
             ));
             let record = RunRecord::default();
-            assert!(f.store.mark_placing(order.id, &[], &record).await.unwrap());
+            assert_eq!(
+                f.store
+                    .mark_placing(order.id, &leases[&order.id], &[], &record)
+                    .await
+                    .unwrap(),
+                cartwright_store::Marked::Placing
+            );
             let finish = Finish::Placed {
                 number: format!("R{round:02}N{i}"),
+                settling: None,
             };
             assert_eq!(
                 f.store
-                    .finish_order(order.id, &finish, &record)
+                    .finish_order(order.id, &finish, &record, None)
                     .await
                     .unwrap(),
                 Recorded::Moved(OrderState::Placed)
@@ -420,7 +429,7 @@ async fn hold_account_lock(
     let account = f.store.order(order).await.unwrap().account_id;
     let mut holder = sqlx::PgConnection::connect(&f.db_url).await.unwrap();
     sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
-    sqlx::query("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
+    sqlx::query("SELECT id FROM accounts WHERE id = $1 FOR NO KEY UPDATE")
         .bind(account.get())
         .execute(&mut holder)
         .await
@@ -485,7 +494,7 @@ async fn a_resume_anywhere_around_a_runs_end_leaves_no_order_without_a_job() {
     // The run records that it stopped for the operator.
     let record_stop = async |order| {
         f.store
-            .finish_order(order, &Finish::Cancelled, &record)
+            .finish_order(order, &Finish::Cancelled, &record, None)
             .await
             .unwrap()
     };
@@ -574,7 +583,10 @@ async fn a_resume_anywhere_around_a_runs_end_leaves_no_order_without_a_job() {
         message: "a timeout".into(),
     };
     assert_eq!(
-        f.store.finish_order(order, &retry, &record).await.unwrap(),
+        f.store
+            .finish_order(order, &retry, &record, None)
+            .await
+            .unwrap(),
         Recorded::Moved(OrderState::Queued)
     );
     f.store
@@ -589,7 +601,10 @@ async fn a_resume_anywhere_around_a_runs_end_leaves_no_order_without_a_job() {
     run(order).await;
     f.store.stop_batch(batch.id).await.unwrap();
     assert_eq!(
-        f.store.finish_order(order, &retry, &record).await.unwrap(),
+        f.store
+            .finish_order(order, &retry, &record, None)
+            .await
+            .unwrap(),
         Recorded::Moved(OrderState::Cancelled)
     );
     f.store
@@ -670,7 +685,7 @@ async fn orders_ending_together_finish_their_batch() {
                         snapshot: None,
                     };
                     store
-                        .finish_order(id, &finish, &RunRecord::default())
+                        .finish_order(id, &finish, &RunRecord::default(), None)
                         .await
                         .unwrap()
                 })

@@ -2,6 +2,7 @@
 
 use crate::kit::*;
 use cartwright_engine::flow::Flow;
+use cartwright_engine::order::placing::ClickPermit;
 use cartwright_engine::profile::Phase;
 use serde_json::json;
 
@@ -37,14 +38,16 @@ async fn the_demo_profile_places_an_order_step_by_step() {
         .unwrap_or_else(|e| panic!("{e}"));
     let total = flow.var("total").and_then(|v| v.as_f64()).unwrap();
     assert!(total > 0.0);
-    for phase in [
-        Phase::SetAddress,
-        Phase::ChoosePayment,
-        Phase::Place,
-        Phase::Confirm,
-    ] {
+    for phase in [Phase::SetAddress, Phase::ChoosePayment] {
         flow.phase(phase).await.unwrap_or_else(|e| panic!("{e}"));
     }
+    // The final click runs only under a permit: without one, nothing is clicked.
+    let refused = flow.phase(Phase::Place).await.unwrap_err();
+    assert!(refused.to_string().contains("final click"), "{refused}");
+    assert!(shop.shop.orders().is_empty());
+    flow.final_click(&ClickPermit::unrecorded())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let number = flow
         .var("order_number")
         .and_then(|v| v.as_str())

@@ -104,6 +104,7 @@ use cartwright_core::ids::{AccountId, AddressId, ProductId, StorefrontId};
 use cartwright_core::money::Money;
 use cartwright_core::storefront::{Currency, NewStorefront};
 use cartwright_core::values::{Email, HttpUrl, Phone, Postcode, Slug, Tags, Text};
+use cartwright_engine::order::placing::SettleTiming;
 use cartwright_engine::{Engine, EngineConfig};
 use cartwright_jobs::{RunningWorkers, Timing};
 use cartwright_store::{DbSettings, SecretKey, Store};
@@ -147,6 +148,31 @@ pub struct Fixture {
     pub products: Vec<ProductId>,
     pub _address: AddressId,
     pub dir: tempfile::TempDir,
+}
+
+/// The demo profile's history window in the engine's tests.
+pub const ABSENT_FOR: &str = "3s";
+
+/// Claims every waiting order job as a test worker would: each order's lease, to record its
+/// final click by hand.
+pub async fn hold_jobs(
+    store: &Store,
+) -> std::collections::HashMap<cartwright_core::ids::OrderId, cartwright_store::Lease> {
+    store
+        .claim_jobs(
+            "test",
+            &[cartwright_store::ORDER_JOB],
+            1_000,
+            Duration::from_secs(3_600),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| {
+            let order = cartwright_core::ids::OrderId(j.payload["order"].as_i64().unwrap());
+            (order, j.lease())
+        })
+        .collect()
 }
 
 pub fn fast_timing() -> Timing {
@@ -231,10 +257,16 @@ impl Fixture {
             .await
             .unwrap();
         let mut config = EngineConfig::new(dir.path());
-        config.retry_base = Duration::from_millis(200);
-        config.retry_max = Duration::from_secs(1);
+        config.retry.base = Duration::from_millis(200);
+        config.retry.max = Duration::from_secs(1);
+        config.settle = SettleTiming {
+            first: Duration::from_millis(200),
+            max: Duration::from_secs(1),
+            in_run: Duration::from_secs(3),
+        };
+        config.sweep_every = Duration::from_secs(1);
         let engine = Engine::new(store.clone(), config);
-        Fixture {
+        let fixture = Fixture {
             shop,
             store,
             db_url,
@@ -244,7 +276,9 @@ impl Fixture {
             products,
             _address: address.id,
             dir,
-        }
+        };
+        fixture.edit_profile(|p| p);
+        fixture
     }
 
     pub fn workers(&self, name: &str, concurrency: usize) -> RunningWorkers {
@@ -327,12 +361,17 @@ impl Fixture {
 
 impl Fixture {
     /// Writes a copy of the demo profile with `edit` applied into the engine's profile
-    /// directory: it replaces the built-in one from the next run.
+    /// directory: it replaces the built-in one from the next run. Its history's window is a
+    /// few seconds instead of a minute (the demo shop lists an order at once).
     pub fn edit_profile(&self, edit: impl FnOnce(String) -> String) {
         let text = std::fs::read_to_string(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../profiles/demo.toml"),
         )
-        .unwrap();
+        .unwrap()
+        .replace(
+            "absent_for = \"1m\"",
+            &format!("absent_for = \"{ABSENT_FOR}\""),
+        );
         let dir = self.dir.path().join("profiles");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("demo.toml"), edit(text)).unwrap();
@@ -359,6 +398,24 @@ impl Fixture {
         response.json().await.unwrap_or(serde_json::Value::Null)
     }
 
+    /// Runs SQL on the store's database from a connection of its own, as another process
+    /// (or a person at a console) would.
+    pub async fn exec(&self, sql: &str) {
+        if self.db_url.starts_with("postgres") {
+            let mut c = sqlx::PgConnection::connect(&self.db_url).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        } else {
+            let mut c = sqlx::SqliteConnection::connect(&self.db_url).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+    }
+
     pub async fn wait_for(&self, what: &str, limit: Duration, check: impl AsyncFnMut() -> bool) {
         wait_until(what, limit, check).await;
     }
@@ -374,4 +431,45 @@ pub async fn wait_until(what: &str, limit: Duration, mut check: impl AsyncFnMut(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+// ---- processes ----
+
+/// A process's parent, while it runs (not gone, not exited and waiting to be reaped).
+pub fn running_parent(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let (state, parent) = (fields.next()?, fields.next()?);
+    (state != "Z").then(|| parent.parse().ok())?
+}
+
+/// Whether a process runs.
+pub fn running(pid: u32) -> bool {
+    running_parent(pid).is_some()
+}
+
+/// Chromium processes started by this test process (nextest runs each test in its own),
+/// with the binary each runs, but not those that exited and wait to be reaped.
+pub fn our_chromium_binaries() -> Vec<(u32, std::path::PathBuf)> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let parent = running_parent(pid)?;
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+            let chromium = exe
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("chromium"));
+            (chromium && parent == me).then_some((pid, exe))
+        })
+        .collect()
+}
+
+pub fn our_chromium() -> Vec<u32> {
+    our_chromium_binaries()
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .collect()
 }

@@ -4,7 +4,9 @@
 mod control;
 mod flow;
 mod kit;
+mod moves;
 mod orders;
+mod placing;
 mod pool;
 mod recovery;
 mod rewards;

@@ -27,45 +27,6 @@ async fn one_run(pool: &BrowserPool, shop: &cartwright_demo_shop::RunningShop, c
     session.close().await;
 }
 
-/// A process's parent, while it runs (not gone, not exited and waiting to be reaped).
-fn running_parent(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
-    let (state, parent) = (fields.next()?, fields.next()?);
-    (state != "Z").then(|| parent.parse().ok())?
-}
-
-/// Whether a process runs.
-fn running(pid: u32) -> bool {
-    running_parent(pid).is_some()
-}
-
-/// Chromium processes started by this test process (nextest runs each test in its own),
-/// with the binary each runs, but not those that exited and wait to be reaped.
-fn our_chromium_binaries() -> Vec<(u32, PathBuf)> {
-    let me = std::process::id();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| {
-            let parent = running_parent(pid)?;
-            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
-            let chromium = exe
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("chromium"));
-            (chromium && parent == me).then_some((pid, exe))
-        })
-        .collect()
-}
-
-fn our_chromium() -> Vec<u32> {
-    our_chromium_binaries()
-        .into_iter()
-        .map(|(pid, _)| pid)
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_chromium_is_named_with_the_package_to_install() {
     let pool = pool_with(|c| c.executable = Some("/nowhere/chromium".into()));

@@ -55,16 +55,20 @@ async fn an_order_marked_placing_whose_click_never_went_out_runs_again_once() {
     // died between marking it and clicking.
     let batch = f.submit(&f.batch(1, &[(1, 1)], 100_000)).await;
     let order = f.orders(batch.id).await.remove(0);
+    let lease = hold_jobs(&f.store).await.remove(&order.id).unwrap();
     match f.store.start_order(order.id, 3).await.unwrap() {
         cartwright_store::OrderStart::Run(_) => {}
         other => panic!("{other:?}"),
     }
-    assert!(
+    assert_eq!(
         f.store
-            .mark_placing(order.id, &[], &Default::default())
+            .mark_placing(order.id, &lease, &[], &Default::default())
             .await
-            .unwrap()
+            .unwrap(),
+        cartwright_store::Marked::Placing
     );
+    // The worker that marked it dies: its job goes back to the queue.
+    f.store.release_jobs("test", &[lease.job]).await.unwrap();
     let workers = f.workers("w", 1);
     let done = f.settled(batch.id, Duration::from_secs(90)).await;
     workers.shutdown(Duration::from_secs(5)).await;

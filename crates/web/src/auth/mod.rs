@@ -64,6 +64,29 @@ impl Principal {
     }
 }
 
+/// Who the caller is, for the audit log: the operator by name, or the API token.
+pub async fn actor(
+    state: &AppState,
+    principal: &Principal,
+) -> Result<cartwright_store::Actor, ApiError> {
+    Ok(match principal {
+        Principal::Operator { id, .. } => cartwright_store::Actor {
+            id: Some(*id),
+            name: state
+                .store
+                .operator(*id)
+                .await?
+                .username
+                .as_str()
+                .to_owned(),
+        },
+        Principal::Token { id, .. } => cartwright_store::Actor {
+            id: None,
+            name: format!("API token {id}"),
+        },
+    })
+}
+
 /// A permission a route needs, as a type.
 pub trait Need: Send + Sync + 'static {
     /// The permission.

@@ -38,6 +38,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(batch_report))
         .routes(routes!(list_orders))
         .routes(routes!(get_order))
+        .routes(routes!(resolve_order))
         .routes(routes!(order_screenshot))
         .routes(routes!(order_snapshot))
         .routes(routes!(order_report))
@@ -197,6 +198,83 @@ pub struct OrderDetail {
     pub screenshot_url: Option<String>,
     /// The page's HTML at the failure, when it was kept.
     pub snapshot_url: Option<String>,
+    /// What people decided about it (an order settled by hand), oldest first.
+    pub audit: Vec<cartwright_store::AuditEntry>,
+}
+
+/// A person's decision about an order whose final click went out and whose outcome the
+/// evidence could not settle (`placing` or `unresolved`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveOrder {
+    /// Whether the storefront has the order (look in the account's order history there).
+    pub placed: bool,
+    /// The storefront's order number, when it was placed.
+    #[serde(default)]
+    pub order_number: Option<String>,
+    /// When it was not placed: place it now (`true`), or leave it cancelled (`false`).
+    #[serde(default)]
+    pub run_again: bool,
+    /// Why, for the audit log.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Settles by hand an order whose final click went out and whose outcome the evidence could
+/// not settle: placed (with the storefront's number), or not placed (cancelled, or run again).
+/// Only `placing` and `unresolved` orders can be settled; the decision is audited.
+#[utoipa::path(post, path = "/orders/{id}/resolve", tag = "batches", params(("id" = i64, Path)),
+    request_body = ResolveOrder,
+    responses((status = 200, body = OrderDetail), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn resolve_order(
+    State(state): State<AppState>,
+    auth: Auth<Operate>,
+    Path(id): Path<OrderId>,
+    Json(body): Json<ResolveOrder>,
+) -> ApiResult<axum::Json<OrderDetail>> {
+    let number = match body.order_number.as_deref().map(str::trim) {
+        Some("") | None => None,
+        Some(n) if !body.placed => {
+            return Err(ApiError::invalid(
+                "order_number",
+                format!("an order that was not placed has no number (got {n:?})"),
+            ));
+        }
+        Some(n) if n.chars().count() > 64 || n.chars().any(char::is_control) => {
+            return Err(ApiError::invalid(
+                "order_number",
+                "must be the storefront's order number: at most 64 characters on one line",
+            ));
+        }
+        Some(n) => Some(n.to_owned()),
+    };
+    if body.placed && body.run_again {
+        return Err(ApiError::invalid(
+            "run_again",
+            "a placed order is not run again",
+        ));
+    }
+    let note = body
+        .note
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|n| n.chars().take(500).collect::<String>());
+    let resolution = if body.placed {
+        cartwright_store::Resolution::Placed { number }
+    } else {
+        cartwright_store::Resolution::NotPlaced {
+            run_again: body.run_again,
+        }
+    };
+    let actor = crate::auth::actor(&state, &auth.0).await?;
+    state
+        .store
+        .resolve_order(id, &actor, &resolution, note.as_deref())
+        .await?;
+    order_detail(&state, id).await.map(axum::Json)
 }
 
 /// One order with its step log.
@@ -207,6 +285,10 @@ async fn get_order(
     _: Auth<Read>,
     Path(id): Path<OrderId>,
 ) -> ApiResult<axum::Json<OrderDetail>> {
+    order_detail(&state, id).await.map(axum::Json)
+}
+
+async fn order_detail(state: &AppState, id: OrderId) -> ApiResult<OrderDetail> {
     let order = state.store.order(id).await?;
     let log = state
         .store
@@ -216,7 +298,8 @@ async fn get_order(
             ..Default::default()
         })
         .await?;
-    Ok(axum::Json(OrderDetail {
+    let audit = state.store.audit_of(&format!("order:{}", id.get())).await?;
+    Ok(OrderDetail {
         screenshot_url: order
             .has_screenshot
             .then(|| format!("/api/v1/orders/{id}/screenshot")),
@@ -225,7 +308,8 @@ async fn get_order(
             .then(|| format!("/api/v1/orders/{id}/snapshot")),
         order,
         log,
-    }))
+        audit,
+    })
 }
 
 async fn artifact(state: &AppState, relative: Option<String>, what: &str) -> ApiResult<Vec<u8>> {

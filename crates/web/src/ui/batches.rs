@@ -15,7 +15,8 @@ use axum::{Extension, Json};
 use cartwright_core::batch::{Batch, CouponPolicy, Payment};
 use cartwright_core::ids::{BatchId, OrderId};
 use cartwright_core::operator::Permission;
-use cartwright_core::order::Order;
+use cartwright_core::order::{Order, OrderState};
+use cartwright_core::placing::Settling;
 use cartwright_store::{EventQuery, OrderFilter, PageRequest, ProductFilter};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -402,8 +403,12 @@ impl From<&Order> for OrderRow {
 pub struct CountsView {
     /// Queued.
     pub queued: i64,
-    /// Running or placing.
+    /// Running.
     pub running: i64,
+    /// Final click out, being settled from the history.
+    pub settling: i64,
+    /// Final click out, outcome unknown: a person must settle them.
+    pub unresolved: i64,
     /// Placed.
     pub placed: i64,
     /// Failed.
@@ -421,7 +426,9 @@ impl From<&Batch> for CountsView {
         let c = &b.counts;
         Self {
             queued: c.queued,
-            running: c.running + c.placing,
+            running: c.running,
+            settling: c.placing,
+            unresolved: c.unresolved,
             placed: c.placed,
             failed: c.failed,
             other: c.cancelled + c.skipped,
@@ -532,7 +539,8 @@ pub async fn rows(
         .collect();
     Ok(Json(json!({
         "state": batch.state.as_str(),
-        "counts": {"queued": c.queued, "running": c.running, "placed": c.placed,
+        "counts": {"queued": c.queued, "running": c.running, "settling": c.settling,
+                   "unresolved": c.unresolved, "placed": c.placed,
                    "failed": c.failed, "other": c.other, "total": c.total},
         "progress": c.progress,
         "summary": summary(&state, &batch).await?,
@@ -598,6 +606,9 @@ macro_rules! order_view {
             steps: Vec<StepView>,
             screenshot: bool,
             snapshot: bool,
+            evidence: Vec<String>,
+            decisions: Vec<String>,
+            can_resolve: bool,
             coupon: String,
             subtotal: String,
             discount: String,
@@ -633,6 +644,28 @@ pub async fn order(
             ..Default::default()
         })
         .await?;
+    let evidence_lines = order.settling.as_ref().map(evidence).unwrap_or_default();
+    let decisions: Vec<String> = state
+        .store
+        .audit_of(&format!("order:{}", id.get()))
+        .await?
+        .iter()
+        .map(|a| {
+            let note = a.detail["note"]
+                .as_str()
+                .map(|n| format!(": {n}"))
+                .unwrap_or_default();
+            format!(
+                "{} — {} settled it ({} → {}){note}",
+                when(a.at),
+                a.actor,
+                a.detail["from"].as_str().unwrap_or("?"),
+                a.detail["to"].as_str().unwrap_or("?"),
+            )
+        })
+        .collect();
+    let can_resolve = session.role.allows(Permission::Operate)
+        && matches!(order.state, OrderState::Placing | OrderState::Unresolved);
     macro_rules! fill {
         ($name:ident) => {
             $name {
@@ -657,6 +690,9 @@ pub async fn order(
                     .collect(),
                 screenshot: order.has_screenshot,
                 snapshot: order.has_snapshot,
+                evidence: evidence_lines.clone(),
+                decisions: decisions.clone(),
+                can_resolve,
                 coupon: order.coupon.clone().unwrap_or_default(),
                 subtotal: money_opt(order.subtotal_minor),
                 discount: money_opt(order.discount_minor),
@@ -671,4 +707,81 @@ pub async fn order(
         fill!(OrderPage).render()?
     };
     Ok(Html(html))
+}
+
+/// What settling an order after its final click found, in lines an operator reads.
+fn evidence(s: &Settling) -> Vec<String> {
+    let mut lines = vec![format!("Why the outcome is not known: {}.", s.why)];
+    if let Some(r) = &s.refusal {
+        lines.push(format!("The storefront refused it: {}.", r.message));
+    }
+    lines.push(format!(
+        "The order history was looked at {} time{}{}.",
+        s.looks,
+        if s.looks == 1 { "" } else { "s" },
+        s.last_look
+            .map(|t| format!(", last at {}", when(t)))
+            .unwrap_or_default()
+    ));
+    if s.absent_reads > 0 {
+        lines.push(format!(
+            "It was read without the order {} time{}{}.",
+            s.absent_reads,
+            if s.absent_reads == 1 { "" } else { "s" },
+            match (s.absent_since, s.absent_until) {
+                (Some(a), Some(b)) => format!(", from {} to {}", when(a), when(b)),
+                _ => String::new(),
+            }
+        ));
+    }
+    if let Some(u) = &s.unreadable {
+        lines.push(format!("The last look could not read it: {u}."));
+    }
+    if !s.candidates.is_empty() {
+        lines.push(format!(
+            "New orders it shows, any of which may be this one: {}.",
+            s.candidates.join(", ")
+        ));
+    }
+    lines
+}
+
+/// `POST /orders/{id}/resolve`: a person settles an order whose final click went out.
+pub async fn resolve(
+    Extension(api): Extension<Arc<Api>>,
+    Path(id): Path<i64>,
+    Posted { session, form }: Posted,
+) -> Result<Response, UiError> {
+    session.require(Permission::Operate)?;
+    let (placed, run_again) = match form.get("outcome") {
+        "placed" => (true, false),
+        "not_placed" => (false, false),
+        "run_again" => (false, true),
+        other => {
+            return Err(UiError::BadRequest(format!(
+                "{other:?} is not a decision: placed, not_placed or run_again"
+            )));
+        }
+    };
+    let body = without_nulls(json!({
+        "placed": placed,
+        "run_again": run_again,
+        "order_number": form.text("order_number"),
+        "note": form.text("note"),
+    }));
+    let reply = api
+        .submit(
+            &session,
+            Method::POST,
+            &format!("/api/v1/orders/{id}/resolve"),
+            Body::Json(body),
+        )
+        .await?;
+    match reply {
+        Ok(detail) => {
+            let batch = detail["order"]["batch_id"].as_i64().unwrap_or_default();
+            Ok(Redirect::to(&format!("/batches/{batch}")).into_response())
+        }
+        Err(failure) => Err(UiError::BadRequest(failure.message)),
+    }
 }

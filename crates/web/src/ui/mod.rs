@@ -74,6 +74,7 @@ pub fn router(state: &AppState, api: Router<AppState>) -> Router<AppState> {
         .route("/batches/{id}/stop", post(batches::stop))
         .route("/batches/{id}/resume", post(batches::resume))
         .route("/orders/{id}", get(batches::order))
+        .route("/orders/{id}/resolve", post(batches::resolve))
         .route("/rewards", get(rewards::runs).post(rewards::start))
         .route("/rewards/runs/{id}", get(rewards::run))
         .route("/rewards/runs/{id}/live", get(rewards::live))

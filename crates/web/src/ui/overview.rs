@@ -30,10 +30,25 @@ pub struct Attention {
     pub reason: String,
 }
 
+/// An order whose final click went out and that is not settled: first on the page.
+pub struct Unsettled {
+    /// The order.
+    pub id: cartwright_core::ids::OrderId,
+    /// Its batch.
+    pub batch: cartwright_core::ids::BatchId,
+    /// Its account.
+    pub account: String,
+    /// `unresolved` (a person must settle it) or `placing` (being settled).
+    pub state: &'static str,
+}
+
 #[derive(Template)]
 #[template(path = "ui/overview.html")]
 struct OverviewPage {
     l: Chrome,
+    unsettled: Vec<Unsettled>,
+    unresolved_total: i64,
+    settling_total: i64,
     today: String,
     recent: String,
     today_count: usize,
@@ -179,8 +194,40 @@ pub async fn page(
         }
     }
 
+    let mut unsettled = Vec::new();
+    let mut totals = [0; 2];
+    for (i, state) in [OrderState::Unresolved, OrderState::Placing]
+        .into_iter()
+        .enumerate()
+    {
+        let page = store
+            .orders(
+                &OrderFilter {
+                    state: Some(state),
+                    ..Default::default()
+                },
+                &PageRequest::number(1, 20)?,
+            )
+            .await?;
+        totals[i] = page.total;
+        unsettled.extend(page.items.into_iter().map(|o| {
+            Unsettled {
+                id: o.id,
+                batch: o.batch_id,
+                account: o
+                    .account
+                    .clone()
+                    .unwrap_or_else(|| format!("account {}", o.account_id)),
+                state: state.as_str(),
+            }
+        }));
+    }
+
     let page = OverviewPage {
         l: session.chrome("Overview", "overview"),
+        unsettled,
+        unresolved_total: totals[0],
+        settling_total: totals[1],
         today_count: today.len(),
         today: batch_table(&today, "No batches today yet.")?,
         recent: batch_table(&recent, "No batches yet: start one from New batch.")?,
