@@ -125,7 +125,11 @@ pub async fn seed_batches(server: &Server) -> Result<(), StartError> {
             "max_total": cap,
         }))
         .map_err(|e| demo_error("batch", e.to_string()))?;
-        server.engine.submit_batch(&spec, None).await?;
+        server
+            .engine
+            .submit_batch(&spec, None)
+            .await
+            .map_err(|e| demo_error("batch", e.to_string()))?;
     }
     // And the accounts' reward points, for the overview's chart.
     if store.rewards_runs(None, None, 1).await?.is_empty() {

@@ -267,10 +267,8 @@ pub async fn run(settings: &Settings, args: RunArgs) -> Result<RunOutcome, RunEr
         .submit_batch(&spec, None)
         .await
         .map_err(|e| match e {
-            cartwright_store::StoreError::Invalid(i) => {
-                usage(format!("{}: {}", i.field, i.message))
-            }
-            e => e.into(),
+            cartwright_engine::BatchError::Store(e) => e.into(),
+            e => usage(e.to_string()),
         })?;
     let mut worker_settings = settings.clone();
     worker_settings.workers = args.concurrency.unwrap_or(settings.workers).max(1);
@@ -323,7 +321,7 @@ pub async fn run(settings: &Settings, args: RunArgs) -> Result<RunOutcome, RunEr
                 }
                 stopping = true;
                 bar.println("stopping: waiting orders are cancelled; running ones finish their step (Ctrl-C again to quit at once)");
-                if let Err(e) = store.stop_batch(batch.id).await {
+                if let Err(e) = engine.stop_batch(batch.id).await {
                     bar.println(format!("could not stop the batch: {e}"));
                 }
                 ctrl_c.set(tokio::signal::ctrl_c());
@@ -415,10 +413,7 @@ async fn all_orders(
 }
 
 fn minor(m: Option<i64>) -> String {
-    m.map_or_else(
-        || "-".into(),
-        |m| format!("{}.{:02}", m / 100, (m % 100).abs()),
-    )
+    m.map_or_else(|| "-".into(), cartwright_core::money::show_minor)
 }
 
 /// The summary table: one row per order.

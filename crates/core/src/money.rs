@@ -103,6 +103,41 @@ impl Money {
     pub fn as_f64(self) -> f64 {
         self.0 as f64 / 100.0
     }
+
+    /// The first amount in a page's text, exact to the cent: `₹1,299.50`, `Rs. 449`,
+    /// `Total: ₹ 2,00,000.`, `-₹50` (a sign is not part of the amount: a discount printed
+    /// `-₹50` is 50). Grouping commas in any position are ignored; `None` when there is no
+    /// amount, or one with more than two decimals.
+    pub fn from_page(text: &str) -> Option<Self> {
+        let start = text.find(|c: char| c.is_ascii_digit())?;
+        let number: String = text[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == ',' || *c == '.')
+            .filter(|c| *c != ',')
+            .collect();
+        Self::parse(number.trim_end_matches('.')).ok()
+    }
+
+    /// Grouped for people: `1,299.50`.
+    pub fn grouped(self) -> String {
+        show_minor(self.0)
+    }
+}
+
+/// An amount in minor units, possibly negative (a difference), grouped for people:
+/// `-1,299.50`. The one way amounts are written on pages, in reports and in logs.
+pub fn show_minor(minor: i64) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    let abs = minor.unsigned_abs();
+    let whole = (abs / 100).to_string();
+    let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
+    for (i, digit) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    format!("{sign}{grouped}.{:02}", abs % 100)
 }
 
 impl fmt::Display for Money {
@@ -149,6 +184,21 @@ mod tests {
         for bad in ["", "abc", "1.234", "-5", "1.2.3", "12e5"] {
             assert!(Money::parse(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn amounts_are_read_off_pages_exactly_and_shown_grouped() {
+        let page = |t| Money::from_page(t).map(Money::minor);
+        assert_eq!(page("₹1,299.50"), Some(129_950));
+        assert_eq!(page("Rs. 449"), Some(44_900));
+        assert_eq!(page("- ₹50"), Some(5_000));
+        assert_eq!(page("Total: ₹ 2,00,000."), Some(20_000_000));
+        assert_eq!(page("0.1 + 0.2"), Some(10));
+        assert_eq!(page("free"), None);
+        assert_eq!(page("1.005"), None, "never rounded");
+        assert_eq!(show_minor(123_456_789), "1,234,567.89");
+        assert_eq!(show_minor(-5), "-0.05");
+        assert_eq!(Money::from_minor(99_900).unwrap().grouped(), "999.00");
     }
 
     #[test]

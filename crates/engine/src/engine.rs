@@ -3,19 +3,14 @@
 
 use crate::browser::{BrowserPool, PoolConfig};
 use crate::events::EventBus;
-use crate::order::placing::SettleTiming;
-use crate::order::retry::RetryPolicy;
+use crate::policy::{RetryPolicy, SettleTiming};
 use crate::profile::registry::Profiles;
 use crate::ratelimit::RateLimiter;
 use cartwright_core::order::{Level, NewEvent};
-use cartwright_jobs::{Handler, Workers};
 use cartwright_store::Store;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// The job kind of a sign-in test.
-pub const SESSION_CHECK_JOB: &str = "session_check";
 
 /// How the engine runs.
 #[derive(Debug, Clone)]
@@ -74,7 +69,7 @@ impl Engine {
             config,
             limiter,
             events,
-            http: crate::rewards::http_client(),
+            http: http_client(),
             stopping: tokio::sync::watch::Sender::new(false),
         })
     }
@@ -107,57 +102,6 @@ impl Engine {
     /// Where artifacts live.
     pub fn artifacts_dir(&self) -> &std::path::Path {
         &self.config.artifacts
-    }
-
-    /// How many browser runs may go at once: `wanted`, capped by what memory allows (about
-    /// 100 MB per context), with a warning when capped.
-    pub fn browser_concurrency(wanted: usize) -> usize {
-        match crate::browser::memory_cap() {
-            Some(cap) if cap < wanted => {
-                tracing::warn!(
-                    wanted,
-                    cap,
-                    "capping browser concurrency to what memory allows (about 100 MB per context)"
-                );
-                cap
-            }
-            _ => wanted.max(1),
-        }
-    }
-
-    /// Workers for this engine's jobs: orders and sign-in tests share the browser lane of
-    /// `concurrency` contexts; rewards runs (plain HTTP, each with its own concurrency) go two
-    /// at a time in their own lane.
-    pub fn workers(self: &Arc<Self>, id: impl Into<String>, concurrency: usize) -> Workers {
-        let orders: Arc<dyn Handler> = Arc::new(crate::order::OrderHandler(self.clone()));
-        let checks: Arc<dyn Handler> = Arc::new(crate::order::SessionCheckHandler(self.clone()));
-        let rewards: Arc<dyn Handler> = Arc::new(crate::rewards::RewardsHandler(self.clone()));
-        Workers::new(self.store.clone(), id)
-            .lane(
-                "browser",
-                Self::browser_concurrency(concurrency),
-                vec![
-                    (cartwright_store::ORDER_JOB, orders),
-                    (SESSION_CHECK_JOB, checks),
-                ],
-            )
-            .lane("http", 2, vec![(cartwright_store::REWARDS_JOB, rewards)])
-            .every(self.config.sweep_every, {
-                let store = self.store.clone();
-                Arc::new(move || {
-                    let store = store.clone();
-                    Box::pin(async move {
-                        match store.sweep_orders().await {
-                            Ok(0) => {}
-                            Ok(n) => tracing::warn!(
-                                orders = n,
-                                "gave a job back to orders left without one"
-                            ),
-                            Err(e) => tracing::warn!(error = %e, "sweeping orders failed"),
-                        }
-                    })
-                })
-            })
     }
 
     /// Records an event (and mirrors failures to the process log).
@@ -221,108 +165,19 @@ impl Engine {
             })?;
         Ok((selection, storefront, profile))
     }
+}
 
-    /// Checks a batch against the store and writes it with its orders and jobs: the
-    /// storefront and its profile, the products (of that storefront), the address (or a
-    /// default one), and the accounts the selection names. Accounts the selection matches
-    /// but cannot run (inactive, no cookies) get `skipped` orders saying why. Every problem
-    /// is refused before anything is written, naming the field.
-    pub async fn submit_batch(
-        &self,
-        spec: &cartwright_core::batch::NewBatch,
-        created_by: Option<cartwright_core::ids::OperatorId>,
-    ) -> Result<cartwright_core::batch::Batch, cartwright_store::StoreError> {
-        use cartwright_core::Invalid;
-        use cartwright_store::StoreError;
-        let invalid =
-            |field: &str, message: String| StoreError::Invalid(Invalid::new(field, message));
-        spec.check()?;
-        let (selection, storefront, _) = self.resolve_selection(&spec.accounts).await?;
-        for (i, line) in spec.lines.iter().enumerate() {
-            match self.store.product(line.product_id).await {
-                Ok(p) if p.storefront_id == storefront.id => {}
-                Ok(_) => {
-                    return Err(invalid(
-                        &format!("lines[{i}].product_id"),
-                        format!("product {} belongs to another storefront", line.product_id),
-                    ));
-                }
-                Err(StoreError::NotFound { .. }) => {
-                    return Err(invalid(
-                        &format!("lines[{i}].product_id"),
-                        format!("product {} does not exist", line.product_id),
-                    ));
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        match spec.address_id {
-            Some(id) => match self.store.address(id).await {
-                Err(StoreError::NotFound { .. }) => {
-                    return Err(invalid(
-                        "address_id",
-                        format!("address {id} does not exist"),
-                    ));
-                }
-                other => drop(other?),
-            },
-            None => {
-                if self.store.default_address().await?.is_none() {
-                    return Err(invalid(
-                        "address_id",
-                        "no address is given and none is the default: add one first".into(),
-                    ));
-                }
-            }
-        }
-        let chosen = self.store.select_accounts(&selection).await?;
-        if !chosen.not_found.is_empty() {
-            return Err(invalid(
-                "accounts",
-                format!(
-                    "these do not exist in the storefront: {}",
-                    chosen.not_found.join(", ")
-                ),
-            ));
-        }
-        if chosen.selected.is_empty() && chosen.skipped.is_empty() {
-            return Err(invalid(
-                "accounts",
-                "the selection matches no account".into(),
-            ));
-        }
-        let accounts: Vec<_> = chosen.selected.iter().map(|s| s.id).collect();
-        let skipped: Vec<_> = chosen
-            .skipped
-            .iter()
-            .map(|s| (s.account.id, s.reason.clone()))
-            .collect();
-        self.store
-            .create_batch(spec, &accounts, &skipped, created_by)
-            .await
-    }
-
-    /// Queues a sign-in test for each account the selection runs; returns how many were
-    /// queued (an account with a test already waiting is not queued twice).
-    pub async fn queue_session_checks(
-        &self,
-        selection: cartwright_core::selection::SelectionRequest,
-    ) -> Result<usize, cartwright_store::StoreError> {
-        let selection = selection.validate()?;
-        let chosen = self.store.select_accounts(&selection).await?;
-        let jobs: Vec<cartwright_store::NewJob> = chosen
-            .selected
-            .iter()
-            .map(|a| cartwright_store::NewJob {
-                priority: 20,
-                max_attempts: 3,
-                unique_key: Some(format!("session_check:{}", a.id)),
-                ..cartwright_store::NewJob::new(
-                    SESSION_CHECK_JOB,
-                    serde_json::json!({ "account": a.id.get() }),
-                )
-            })
-            .collect();
-        self.store.enqueue_many(&jobs).await
-    }
+/// The engine's HTTP client (rewards checks): no redirects followed, Cartwright named as the
+/// user agent.
+pub(crate) fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(512)
+        .user_agent(concat!("Cartwright/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the HTTP client could not be configured; using defaults");
+            reqwest::Client::new()
+        })
 }

@@ -4,6 +4,7 @@
 
 use crate::browser::{BrowserError, NetworkError, Session};
 use crate::profile::{Action, Condition, Extract, Phase, Profile, Rounds, Selector, Step, Target};
+use cartwright_core::money::Money;
 use cartwright_core::order::ErrorClass;
 pub use cartwright_core::order::Level;
 use serde_json::{Map, Value, json};
@@ -129,6 +130,9 @@ pub struct Flow<'a> {
     /// The final click is running under its permit: only then may the `place` and `confirm`
     /// steps run.
     clicking: bool,
+    /// The amounts `extract` steps with `number = true` read, exact (their variables hold
+    /// them as JSON numbers, for templates).
+    amounts: std::collections::BTreeMap<String, Money>,
 }
 
 impl<'a> Flow<'a> {
@@ -159,7 +163,14 @@ impl<'a> Flow<'a> {
             last_action: std::sync::Mutex::new(Instant::now()),
             fresh: std::sync::Mutex::new(None),
             clicking: false,
+            amounts: std::collections::BTreeMap::new(),
         }
+    }
+
+    /// The amount an `extract` step with `number = true` read into `name`, exact to the
+    /// cent (its sign aside).
+    pub fn amount(&self, name: &str) -> Option<Money> {
+        self.amounts.get(name).copied()
     }
 
     /// The profile the flow runs.
@@ -209,6 +220,7 @@ impl<'a> Flow<'a> {
 
     /// Forgets a variable, so that a later read is known to be fresh.
     pub fn unset(&mut self, name: &str) {
+        self.amounts.remove(name);
         if let Some(Value::Object(vars)) = self.context.get_mut("vars") {
             vars.remove(name);
         }
@@ -570,6 +582,7 @@ impl<'a> Flow<'a> {
             sleep(POLL).await;
         };
         let mut values = Vec::with_capacity(found.values.len());
+        let mut amounts = Vec::new();
         for raw in &found.values {
             let text = match &extract.pattern {
                 Some(re) => match re.captures(raw) {
@@ -589,14 +602,19 @@ impl<'a> Flow<'a> {
                 None => raw.trim().to_owned(),
             };
             let value = if extract.number {
-                let n = parse_number(&text).ok_or_else(|| {
+                let (negative, amount) = parse_number(&text).ok_or_else(|| {
                     StepError::Class(
                         ErrorClass::Profile,
-                        format!("{text:?} is not a number"),
+                        format!("{text:?} is not an amount like 1,299.50"),
                         None,
                     )
                 })?;
-                json!(n)
+                amounts.push(amount);
+                json!(if negative {
+                    -amount.as_f64()
+                } else {
+                    amount.as_f64()
+                })
             } else {
                 Value::String(text)
             };
@@ -613,6 +631,14 @@ impl<'a> Flow<'a> {
         };
         if let Some(Value::Object(vars)) = self.context.get_mut("vars") {
             vars.insert(extract.into.clone(), value);
+        }
+        match amounts.first() {
+            Some(amount) if !extract.all => {
+                self.amounts.insert(extract.into.clone(), *amount);
+            }
+            _ => {
+                self.amounts.remove(&extract.into);
+            }
         }
         Ok(shown)
     }
@@ -895,17 +921,12 @@ fn normalise(s: &str) -> String {
         .to_lowercase()
 }
 
-/// Reads a number the way shops print them: `₹1,299.50`, `Rs. 449`, `-₹50`.
-pub fn parse_number(s: &str) -> Option<f64> {
+/// Reads a number the way shops print them (`₹1,299.50`, `Rs. 449`, `-₹50`): the amount
+/// exactly ([`Money::from_page`]), and its sign.
+pub fn parse_number(s: &str) -> Option<(bool, Money)> {
+    let amount = Money::from_page(s)?;
     let start = s.find(|c: char| c.is_ascii_digit())?;
-    let negative = s[..start].contains('-');
-    let digits: String = s[start..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == ',' || *c == '.')
-        .filter(|c| *c != ',')
-        .collect();
-    let n: f64 = digits.trim_end_matches('.').parse().ok()?;
-    Some(if negative { -n } else { n })
+    Some((s[..start].contains('-'), amount))
 }
 
 /// A step in a few words, for logs.
@@ -960,10 +981,11 @@ mod tests {
 
     #[test]
     fn numbers_as_shops_print_them() {
-        assert_eq!(parse_number("₹1,299.50"), Some(1299.5));
-        assert_eq!(parse_number("Rs. 449"), Some(449.0));
-        assert_eq!(parse_number("- ₹50"), Some(-50.0));
-        assert_eq!(parse_number("Total: ₹ 2,00,000."), Some(200000.0));
-        assert_eq!(parse_number("free"), None);
+        let n = |s| parse_number(s).map(|(negative, m)| (negative, m.minor()));
+        assert_eq!(n("₹1,299.50"), Some((false, 129_950)));
+        assert_eq!(n("Rs. 449"), Some((false, 44_900)));
+        assert_eq!(n("- ₹50"), Some((true, 5_000)));
+        assert_eq!(n("Total: ₹ 2,00,000."), Some((false, 20_000_000)));
+        assert_eq!(n("free"), None);
     }
 }

@@ -33,21 +33,6 @@ const MAX_BODY: usize = 1024 * 1024;
 /// How much of a body a failure quotes.
 const EXCERPT: usize = 160;
 
-/// The HTTP client every check shares: one connection pool, no redirects followed (a
-/// redirect means the session was refused), an honest user agent.
-pub(crate) fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(10))
-        .pool_max_idle_per_host(512)
-        .user_agent(concat!("Cartwright/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "the HTTP client could not be configured; using defaults");
-            reqwest::Client::new()
-        })
-}
-
 /// Runs rewards-run jobs.
 pub(crate) struct RewardsHandler(pub Arc<Engine>);
 
@@ -873,7 +858,7 @@ mod tests {
     #[tokio::test]
     async fn the_client_speaks_https() {
         // Nothing listens there: the error is about connecting, not about an unknown scheme.
-        let err = http_client()
+        let err = crate::engine::http_client()
             .get("https://127.0.0.1:9/")
             .send()
             .await

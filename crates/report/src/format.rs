@@ -2,20 +2,7 @@
 
 use time::{OffsetDateTime, UtcOffset};
 
-/// An amount in minor units as `1,299.50`.
-pub(crate) fn money(minor: i64) -> String {
-    let sign = if minor < 0 { "-" } else { "" };
-    let abs = minor.unsigned_abs();
-    let whole = (abs / 100).to_string();
-    let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
-    for (i, digit) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(digit);
-    }
-    format!("{sign}{grouped}.{:02}", abs % 100)
-}
+pub(crate) use cartwright_core::money::show_minor as money;
 
 /// An optional amount, `-` when unknown.
 pub(crate) fn money_or_dash(minor: Option<i64>) -> String {

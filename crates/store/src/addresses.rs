@@ -8,7 +8,7 @@ use cartwright_core::ids::AddressId;
 use cartwright_core::values::{Phone, Postcode, Text};
 
 #[derive(sqlx::FromRow)]
-struct AddressRow {
+pub(crate) struct AddressRow {
     id: i64,
     label: Option<String>,
     full_name: String,
@@ -25,7 +25,7 @@ struct AddressRow {
     updated_at: Ts,
 }
 
-const ADDRESS_COLUMNS: &str = "id, label, full_name, line1, street, landmark, postcode, city, \
+pub(crate) const ADDRESS_COLUMNS: &str = "id, label, full_name, line1, street, landmark, postcode, city, \
     state, phone, kind, is_default, created_at, updated_at";
 
 impl TryFrom<AddressRow> for Address {

@@ -134,7 +134,80 @@ fn counts_from(states: &[OrderState]) -> OrderCounts {
     c
 }
 
+/// What a batch names, as the database holds it at one moment: what submitting one checks.
+#[derive(Debug, Clone)]
+pub struct BatchInputs {
+    /// The storefront, if it exists.
+    pub storefront: Option<cartwright_core::storefront::Storefront>,
+    /// The products named that exist (of any storefront).
+    pub products: Vec<cartwright_core::catalog::Product>,
+    /// The address named, or the default one when none is; `None` when it does not exist.
+    pub address: Option<cartwright_core::address::Address>,
+}
+
 impl Store {
+    /// Reads what a batch names in one snapshot: its storefront, its products, its address
+    /// (or the default).
+    pub async fn batch_inputs(
+        &self,
+        storefront: StorefrontId,
+        products: &[cartwright_core::ids::ProductId],
+        address: Option<cartwright_core::ids::AddressId>,
+    ) -> Result<BatchInputs, StoreError> {
+        use crate::addresses::{ADDRESS_COLUMNS, AddressRow};
+        use crate::products::{PRODUCT_COLUMNS, ProductRow};
+        use crate::storefronts::{STOREFRONT_COLUMNS, StorefrontRow};
+        let mut snap = self.db.snapshot().await?;
+        let storefront: Option<StorefrontRow> = write!(&mut snap, |c| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {STOREFRONT_COLUMNS} FROM storefronts WHERE id = $1"
+            )))
+            .bind(storefront.get())
+            .fetch_optional(c)
+            .await
+        })?;
+        let mut sql = Sql::new(&format!(
+            "SELECT {PRODUCT_COLUMNS} FROM products WHERE id IN (NULL"
+        ));
+        for id in products {
+            sql.push(", ").arg(Arg::Int(id.get()));
+        }
+        sql.push(")");
+        let product_rows: Vec<ProductRow> = write!(&mut snap, |c| {
+            bind_args!(
+                sqlx::query_as(sqlx::AssertSqlSafe(sql.text.clone())),
+                &sql.args
+            )
+            .fetch_all(c)
+            .await
+        })?;
+        let sql = format!(
+            "SELECT {ADDRESS_COLUMNS} FROM addresses WHERE {}",
+            if address.is_some() {
+                "id = $1"
+            } else {
+                "is_default"
+            }
+        );
+        let address: Option<AddressRow> = write!(&mut snap, |c| {
+            let q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+            match address {
+                Some(id) => q.bind(id.get()),
+                None => q,
+            }
+            .fetch_optional(c)
+            .await
+        })?;
+        Ok(BatchInputs {
+            storefront: storefront.map(TryInto::try_into).transpose()?,
+            products: product_rows
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_, _>>()?,
+            address: address.map(TryInto::try_into).transpose()?,
+        })
+    }
+
     /// Writes a batch, one order per account and repetition, and their jobs, in one
     /// transaction: either all of it exists or none. `skipped` accounts (inactive, no cookies)
     /// get orders already `skipped` with the reason, so the batch shows them.

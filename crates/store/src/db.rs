@@ -95,6 +95,24 @@ impl Backend {
         }
     }
 
+    /// The day (`2026-12-06`, UTC) of the timestamp column `column`, as text.
+    pub(crate) fn day_of(self, column: &str) -> String {
+        match self {
+            Backend::Sqlite => format!("substr({column}, 1, 10)"),
+            Backend::Postgres => format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"),
+        }
+    }
+
+    /// What ends a `SELECT … FOR UPDATE` subquery that claims rows, so that claimers in
+    /// other processes skip the rows one has locked (PostgreSQL; SQLite's one writer claims
+    /// alone).
+    pub(crate) fn skip_locked(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+
     /// The database's clock plus the milliseconds bound at placeholder `ms` (`$3`).
     pub(crate) fn clock_plus(self, ms: &str) -> String {
         match self {
@@ -158,6 +176,18 @@ impl Db {
         match self {
             Db::Sqlite { .. } => Backend::Sqlite,
             Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Refreshes the planner's statistics of `table` (PostgreSQL; SQLite plans without them
+    /// going stale after a bulk insert).
+    pub(crate) async fn analyze(&self, table: &str) {
+        if let Db::Postgres(pool) = self
+            && let Err(e) = sqlx::query(sqlx::AssertSqlSafe(format!("ANALYZE {table}")))
+                .execute(pool)
+                .await
+        {
+            tracing::debug!(error = %e, table, "could not analyze");
         }
     }
 
@@ -277,6 +307,29 @@ pub(crate) struct Generations([AtomicU64; 3]);
 impl Generations {
     pub(crate) fn current(&self, topic: Topic) -> u64 {
         self.0[topic as usize].load(Ordering::Acquire)
+    }
+}
+
+/// A read-only transaction: every read in it sees the database as of one moment (SQLite's
+/// WAL snapshot; PostgreSQL's repeatable read). Read through it with `write!`, like a
+/// [`Tx`]; dropping it ends it.
+pub(crate) struct Snapshot {
+    pub(crate) conn: TxConn,
+}
+
+impl Db {
+    pub(crate) async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let conn = match self {
+            Db::Sqlite { read, .. } => TxConn::Sqlite(read.begin().await?),
+            Db::Postgres(pool) => {
+                let mut t = pool.begin().await?;
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .execute(&mut *t)
+                    .await?;
+                TxConn::Postgres(t)
+            }
+        };
+        Ok(Snapshot { conn })
     }
 }
 

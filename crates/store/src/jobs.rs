@@ -246,11 +246,8 @@ impl Store {
     /// After a bulk enqueue, refreshes PostgreSQL's statistics of the jobs table: planned on
     /// stale statistics, the claim sorts every queued job instead of reading the claim index.
     pub(crate) async fn analyze_jobs_after(&self, enqueued: usize) {
-        if enqueued >= 1_000
-            && let crate::db::Db::Postgres(pool) = &self.db
-            && let Err(e) = sqlx::query("ANALYZE jobs").execute(pool).await
-        {
-            tracing::debug!(error = %e, "could not analyze the jobs table");
+        if enqueued >= 1_000 {
+            self.db.analyze("jobs").await;
         }
     }
 
@@ -296,10 +293,8 @@ impl Store {
         }
         sql.push(") ORDER BY priority DESC, run_at, id LIMIT ")
             .arg(Arg::Int(limit));
-        // PostgreSQL: claimers in other processes skip what this one locked.
-        if self.backend() == crate::Backend::Postgres {
-            sql.push(" FOR UPDATE SKIP LOCKED");
-        }
+        // Claimers in other processes skip what this one locked.
+        sql.push(self.backend().skip_locked());
         sql.push(") RETURNING id, kind, payload, attempts, max_attempts");
         let mut tx = self.begin().await?;
         let rows: Vec<JobRow> = write!(&mut tx, |c| {

@@ -25,6 +25,7 @@ pub use accounts::{
 };
 pub use audit::{Actor, AuditEntry};
 pub use backup::BackupSummary;
+pub use batches::BatchInputs;
 pub use crypto::{CryptoError, SecretKey};
 pub use db::{Backend, DbSettings, redact_url};
 pub use events::EventQuery;

@@ -20,7 +20,7 @@ pub struct ProductFilter {
 }
 
 #[derive(sqlx::FromRow)]
-struct ProductRow {
+pub(crate) struct ProductRow {
     id: i64,
     storefront_id: i64,
     name: String,
@@ -35,7 +35,7 @@ struct ProductRow {
     updated_at: Ts,
 }
 
-const PRODUCT_COLUMNS: &str = "id, storefront_id, name, url, sku, price_minor, brand, category, \
+pub(crate) const PRODUCT_COLUMNS: &str = "id, storefront_id, name, url, sku, price_minor, brand, category, \
     in_stock, image_url, created_at, updated_at";
 
 impl TryFrom<ProductRow> for Product {

@@ -526,10 +526,7 @@ impl Store {
         days: u32,
     ) -> Result<Vec<(String, i64)>, StoreError> {
         let since = Ts(OffsetDateTime::now_utc() - time::Duration::days(i64::from(days)));
-        let day = match self.db.backend() {
-            crate::Backend::Sqlite => "substr(s.checked_at, 1, 10)",
-            crate::Backend::Postgres => "to_char(s.checked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
-        };
+        let day = self.db.backend().day_of("s.checked_at");
         let sql = format!(
             "SELECT day, CAST(SUM(points) AS BIGINT) FROM ( \
                SELECT {day} AS day, s.account_id, s.points, \

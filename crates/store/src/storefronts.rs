@@ -7,7 +7,7 @@ use cartwright_core::storefront::{Currency, NewStorefront, Storefront, Storefron
 use cartwright_core::values::{HttpUrl, Slug, Text};
 
 #[derive(sqlx::FromRow)]
-struct StorefrontRow {
+pub(crate) struct StorefrontRow {
     id: i64,
     slug: String,
     name: String,
@@ -17,7 +17,8 @@ struct StorefrontRow {
     created_at: Ts,
 }
 
-const STOREFRONT_COLUMNS: &str = "id, slug, name, profile, base_url, currency, created_at";
+pub(crate) const STOREFRONT_COLUMNS: &str =
+    "id, slug, name, profile, base_url, currency, created_at";
 
 impl TryFrom<StorefrontRow> for Storefront {
     type Error = StoreError;

@@ -172,6 +172,20 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<cartwright_engine::BatchError> for ApiError {
+    fn from(e: cartwright_engine::BatchError) -> Self {
+        use cartwright_engine::BatchError;
+        match e {
+            BatchError::Invalid(invalid) => invalid.into(),
+            BatchError::Refused { field, message } => {
+                ApiError::new(StatusCode::CONFLICT, "refused", message).with_field(field)
+            }
+            e @ BatchError::NotFound(_) => ApiError::not_found(e.to_string()),
+            BatchError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {

@@ -80,7 +80,7 @@ pub(super) async fn apply(
                     format!(
                         "offer {} of {offered}: total {}",
                         i + 1,
-                        super::money(t.total_minor)
+                        cartwright_core::money::show_minor(t.total_minor)
                     ),
                 );
                 if best.is_none_or(|(_, b)| t.total_minor < b) {

@@ -6,9 +6,9 @@
 mod artifacts;
 mod coupon;
 pub mod placing;
-pub mod retry;
 mod session_check;
 
+pub use session_check::SESSION_CHECK_JOB;
 pub(crate) use session_check::SessionCheckHandler;
 
 use crate::browser::{BrowserError, Session, SessionOptions};
@@ -441,16 +441,26 @@ impl Engine {
         };
         record.totals = Some(totals);
         let cap = spec.max_total;
-        let total = money(totals.total_minor);
-        if totals.total_minor > cap.minor() {
+        let Some(total) = flow.amount("total") else {
+            return Ended::Failed(Failure::new(
+                ErrorClass::Profile,
+                "read_total did not read a total",
+            ));
+        };
+        if total > cap {
             return Ended::Failed(Failure::new(
                 ErrorClass::Business,
                 format!(
-                    "the cart total {total} is above the batch's cap of {cap}: the order was not placed",
+                    "the cart total {} is above the batch's cap of {}: the order was not placed",
+                    total.grouped(),
+                    cap.grouped()
                 ),
             ));
         }
-        log.say(Level::Info, format!("cart total {total} (cap {cap})"));
+        log.say(
+            Level::Info,
+            format!("cart total {} (cap {})", total.grouped(), cap.grouped()),
+        );
         phase!(Phase::SetAddress);
         phase!(Phase::ChoosePayment);
         let permit = match self
@@ -706,7 +716,7 @@ impl Engine {
             ErrorClass::Fatal => {
                 let message = f.to_string();
                 log.say(Level::Error, format!("the batch is paused: {message}"));
-                if let Err(e) = self.store.pause_batch(ticket.batch.id, &message).await {
+                if let Err(e) = self.pause_batch(ticket.batch.id, &message).await {
                     tracing::debug!(error = %e, "pausing the batch");
                 }
                 (Finish::Held { message }, Outcome::Done)
@@ -926,23 +936,15 @@ async fn history_before(flow: &Flow<'_>, profile: &Profile) -> Result<Vec<String
     Ok(history)
 }
 
-fn minor(v: Option<&Value>) -> Option<i64> {
-    v.and_then(Value::as_f64)
-        .map(|x| (x * 100.0).round() as i64)
-}
-
+/// The cart's figures as the page showed them, exact to the cent.
 pub(crate) fn totals_of(flow: &Flow<'_>) -> Option<Totals> {
-    let total = minor(flow.var("total"))?;
-    let subtotal = minor(flow.var("mrp")).or_else(|| minor(flow.var("subtotal")));
-    let discount = minor(flow.var("discount")).or_else(|| subtotal.map(|s| (s - total).max(0)));
+    let minor = |name: &str| flow.amount(name).map(Money::minor);
+    let total = minor("total")?;
+    let subtotal = minor("mrp").or_else(|| minor("subtotal"));
+    let discount = minor("discount").or_else(|| subtotal.map(|s| (s - total).max(0)));
     Some(Totals {
         subtotal_minor: subtotal,
         discount_minor: discount,
         total_minor: total,
     })
-}
-
-/// An amount of minor units in words (`499.50`).
-pub(crate) fn money(minor: i64) -> String {
-    Money::from_minor(minor).map_or_else(|_| minor.to_string(), |m| m.to_string())
 }

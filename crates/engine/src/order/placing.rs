@@ -32,28 +32,6 @@ use std::collections::HashSet;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// How often the history is looked at while an order is being settled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SettleTiming {
-    /// The first wait between looks; doubled after each look.
-    pub first: Duration,
-    /// The longest wait between looks.
-    pub max: Duration,
-    /// How long a run keeps looking in its own session before handing the order back to
-    /// its job (a fresh session later): a browser context is not held for minutes.
-    pub in_run: Duration,
-}
-
-impl Default for SettleTiming {
-    fn default() -> Self {
-        SettleTiming {
-            first: Duration::from_secs(1),
-            max: Duration::from_secs(120),
-            in_run: Duration::from_secs(30),
-        }
-    }
-}
-
 /// Proof that an order is recorded `placing` (its history snapshot kept, the lease held):
 /// what running the `place` and `confirm` phases requires.
 #[derive(Debug)]

@@ -13,6 +13,9 @@ use cartwright_store::{Job, StoreError};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
+/// The job kind of a sign-in test.
+pub const SESSION_CHECK_JOB: &str = "session_check";
+
 /// Runs `session_check` jobs.
 pub(crate) struct SessionCheckHandler(pub Arc<Engine>);
 
@@ -33,6 +36,29 @@ impl Handler for SessionCheckHandler {
 }
 
 impl Engine {
+    /// Queues a sign-in test for each account the selection runs; returns how many were
+    /// queued (an account with a test already waiting is not queued twice).
+    pub async fn queue_session_checks(
+        &self,
+        selection: cartwright_core::selection::SelectionRequest,
+    ) -> Result<usize, cartwright_store::StoreError> {
+        let selection = selection.validate()?;
+        let chosen = self.store.select_accounts(&selection).await?;
+        let jobs: Vec<cartwright_store::NewJob> = chosen
+            .selected
+            .iter()
+            .map(|a| cartwright_store::NewJob {
+                priority: 20,
+                max_attempts: 3,
+                unique_key: Some(format!("session_check:{}", a.id)),
+                ..cartwright_store::NewJob::new(
+                    SESSION_CHECK_JOB,
+                    serde_json::json!({ "account": a.id.get() }),
+                )
+            })
+            .collect();
+        self.store.enqueue_many(&jobs).await
+    }
     /// A sign-in test: checks the session and reads the profile's details into the account.
     pub(crate) async fn check_session(
         self: &Arc<Self>,

@@ -104,7 +104,7 @@ use cartwright_core::ids::{AccountId, AddressId, ProductId, StorefrontId};
 use cartwright_core::money::Money;
 use cartwright_core::storefront::{Currency, NewStorefront};
 use cartwright_core::values::{Email, HttpUrl, Phone, Postcode, Slug, Tags, Text};
-use cartwright_engine::order::placing::SettleTiming;
+use cartwright_engine::policy::SettleTiming;
 use cartwright_engine::{Engine, EngineConfig};
 use cartwright_jobs::{RunningWorkers, Timing};
 use cartwright_store::{DbSettings, SecretKey, Store};

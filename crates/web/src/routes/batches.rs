@@ -115,7 +115,7 @@ async fn stop(
     _: Auth<Operate>,
     Path(id): Path<BatchId>,
 ) -> ApiResult<axum::Json<Batch>> {
-    Ok(axum::Json(state.store.stop_batch(id).await?))
+    Ok(axum::Json(state.engine.stop_batch(id).await?))
 }
 
 /// Resumes a stopped or paused batch: cancelled orders are queued again.
@@ -127,7 +127,7 @@ async fn resume(
     _: Auth<Operate>,
     Path(id): Path<BatchId>,
 ) -> ApiResult<axum::Json<Batch>> {
-    Ok(axum::Json(state.store.resume_batch(id).await?))
+    Ok(axum::Json(state.engine.resume_batch(id).await?))
 }
 
 /// Order filters.

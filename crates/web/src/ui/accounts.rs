@@ -2,11 +2,10 @@
 //! live preview; CSV import with the per-row report; cookies; sign-in tests; one account's page.
 
 use super::api::{Api, Body};
-use super::batches::{Choice, OrderRow, selection_json};
 use super::charts;
 use super::error::UiError;
 use super::form::{Errors, Values};
-use super::overview::account_name;
+use super::parts::{Choice, OrderRow, account_name, selection_json, storefront_choices};
 use super::session::{Posted, Session};
 use super::view::{Chrome, Pager, count, query, when, when_opt};
 use crate::state::AppState;
@@ -15,6 +14,7 @@ use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
 use cartwright_core::account::{Account, SessionStatus};
 use cartwright_core::ids::{AccountId, StorefrontId};
 use cartwright_core::operator::Permission;
@@ -242,20 +242,6 @@ pub async fn list(
         },
     };
     Ok(Html(page.render()?))
-}
-
-/// The storefronts as choices.
-pub async fn storefront_choices(state: &AppState) -> Result<Vec<Choice>, UiError> {
-    Ok(state
-        .store
-        .storefronts()
-        .await?
-        .into_iter()
-        .map(|s| Choice {
-            value: s.id.to_string(),
-            label: s.name.to_string(),
-        })
-        .collect())
 }
 
 /// One line of the selection preview.
@@ -754,4 +740,19 @@ pub async fn test_logins(
         )));
     }
     Ok(Redirect::to("/accounts?notice=tests-queued").into_response())
+}
+
+/// This module's pages.
+pub fn router(uploads: axum::extract::DefaultBodyLimit) -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/accounts", get(list))
+        .route("/accounts/preview", post(preview))
+        .route(
+            "/accounts/import",
+            get(import_form).post(import).layer(uploads),
+        )
+        .route("/accounts/test-logins", post(test_logins))
+        .route("/accounts/{id}", get(detail))
+        .route("/accounts/{id}/cookies", post(set_cookies))
+        .route("/accounts/{id}/test-login", post(test_login))
 }

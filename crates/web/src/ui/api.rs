@@ -3,7 +3,6 @@
 //! of its own to drift from the API's, and an API error's `field` lands beside that field.
 
 use super::error::UiError;
-use super::session::Session;
 use axum::Router;
 use axum::body::Body as HttpBody;
 use axum::extract::ConnectInfo;
@@ -13,6 +12,12 @@ use bytes::Bytes;
 use serde_json::Value;
 use std::net::SocketAddr;
 use tower::ServiceExt;
+
+/// Whoever the dashboard calls the API for: their bearer token.
+pub trait Bearer {
+    /// The token sent as `Authorization: Bearer …`.
+    fn token(&self) -> &str;
+}
 
 /// The API router, ready to take requests.
 pub struct Api {
@@ -138,7 +143,7 @@ impl Api {
     /// allowed, our failure) is an error page.
     pub async fn submit(
         &self,
-        session: &Session,
+        session: &impl Bearer,
         method: Method,
         path: &str,
         body: Body,
@@ -154,12 +159,12 @@ impl Api {
     /// Sends one request as the signed-in operator.
     pub async fn call(
         &self,
-        session: &Session,
+        session: &impl Bearer,
         method: Method,
         path: &str,
         body: Body,
     ) -> Result<Reply, UiError> {
-        self.send(method, path, Some(&session.token), body, None)
+        self.send(method, path, Some(session.token()), body, None)
             .await
     }
 }

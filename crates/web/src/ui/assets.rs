@@ -1,9 +1,11 @@
 //! The dashboard's stylesheet and script, built into the binary and served under a URL that
 //! carries a hash of their content, so browsers may keep them for a year.
 
+use crate::state::AppState;
 use axum::extract::Path;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use sha2::{Digest, Sha256};
 use std::sync::LazyLock;
 
@@ -35,7 +37,7 @@ pub async fn serve(Path((version, file)): Path<(String, String)>) -> Response {
     let (body, kind) = match file.as_str() {
         "app.css" => (CSS, "text/css; charset=utf-8"),
         "app.js" => (JS, "text/javascript; charset=utf-8"),
-        _ => return super::not_found(axum::http::Uri::from_static("/assets")).await,
+        _ => return (StatusCode::NOT_FOUND, "no such asset").into_response(),
     };
     let cache = if version == *VERSION {
         "public, max-age=31536000, immutable"
@@ -52,4 +54,9 @@ pub async fn serve(Path((version, file)): Path<(String, String)>) -> Response {
         body,
     )
         .into_response()
+}
+
+/// This module's pages.
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new().route("/assets/{version}/{file}", get(serve))
 }

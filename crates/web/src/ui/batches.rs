@@ -3,7 +3,8 @@
 
 use super::api::{Api, Body};
 use super::error::UiError;
-use super::form::{Errors, FormData, Values, number, without_nulls};
+use super::form::{Errors, Values, number, without_nulls};
+use super::parts::{BatchRow, Choice, OrderRow, batch_table, percent, selection_json, settled};
 use super::session::{Posted, Session};
 use super::view::{Chrome, Pager, count, duration_ms, money, money_opt, when, when_opt};
 use crate::state::AppState;
@@ -11,6 +12,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::Method;
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
 use axum::{Extension, Json};
 use cartwright_core::batch::{Batch, CouponPolicy, Payment};
 use cartwright_core::ids::{BatchId, OrderId};
@@ -21,61 +23,6 @@ use cartwright_store::{EventQuery, OrderFilter, PageRequest, ProductFilter};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
-
-/// A batch as a row of a list.
-pub struct BatchRow {
-    /// Its id.
-    pub id: BatchId,
-    /// Its name.
-    pub name: String,
-    /// Its state.
-    pub state: &'static str,
-    /// When it was submitted.
-    pub created: String,
-    /// Orders placed.
-    pub placed: i64,
-    /// Orders failed.
-    pub failed: i64,
-    /// Orders in all.
-    pub total: i64,
-    /// Percent of orders settled.
-    pub progress: i64,
-}
-
-fn settled(b: &Batch) -> i64 {
-    b.counts.placed + b.counts.failed + b.counts.cancelled + b.counts.skipped
-}
-
-impl From<&Batch> for BatchRow {
-    fn from(b: &Batch) -> Self {
-        Self {
-            id: b.id,
-            name: b.name.clone().unwrap_or_else(|| format!("Batch {}", b.id)),
-            state: b.state.as_str(),
-            created: when(b.created_at),
-            placed: b.counts.placed,
-            failed: b.counts.failed,
-            total: b.counts.total,
-            progress: percent(settled(b), b.counts.total),
-        }
-    }
-}
-
-#[derive(Template)]
-#[template(path = "ui/batch_table.html")]
-struct BatchTable<'a> {
-    rows: &'a [BatchRow],
-    empty: &'a str,
-}
-
-/// A table of batches, or `empty` when there are none.
-pub fn batch_table(rows: &[BatchRow], empty: &str) -> Result<String, UiError> {
-    Ok(BatchTable { rows, empty }.render()?)
-}
-
-fn percent(part: i64, whole: i64) -> i64 {
-    if whole <= 0 { 0 } else { part * 100 / whole }
-}
 
 #[derive(Template)]
 #[template(path = "ui/batches.html")]
@@ -127,14 +74,6 @@ pub async fn history(
     Ok(Html(page.render()?))
 }
 
-/// A choice in a select.
-pub struct Choice {
-    /// Its value.
-    pub value: String,
-    /// What it shows.
-    pub label: String,
-}
-
 /// One cart line of the form.
 pub struct LineView {
     /// Its index.
@@ -167,7 +106,7 @@ async fn new_batch_page(
     lines: Vec<(String, String)>,
     line_errors: &[String],
 ) -> Result<Response, UiError> {
-    let storefronts = super::accounts::storefront_choices(state).await?;
+    let storefronts = super::parts::storefront_choices(state).await?;
     let products = state
         .store
         .products(&ProductFilter::default(), PageRequest::number(1, 500)?)
@@ -261,29 +200,6 @@ pub async fn new_form(
     new_batch_page(&state, &session, v, Errors::default(), Vec::new(), &[]).await
 }
 
-/// The selection part of a form (`storefront_id`, `select_by`, `from`, `to`, `tag`, `ids`) as
-/// the API's selection request.
-pub fn selection_json(form: &FormData) -> Value {
-    let mut selection = json!({"storefront_id": number(form.get("storefront_id"))});
-    match form.get("select_by") {
-        "tag" => selection["tag"] = form.text("tag"),
-        "ids" => {
-            let ids: Vec<Value> = form
-                .get("ids")
-                .split([',', ' ', '\n'])
-                .filter(|s| !s.trim().is_empty())
-                .map(number)
-                .collect();
-            selection["ids"] = json!(ids);
-        }
-        _ => {
-            selection["range"] =
-                json!({"from": number(form.get("from")), "to": number(form.get("to"))});
-        }
-    }
-    without_nulls(selection)
-}
-
 /// `POST /batches`: submits through the API; its errors are shown beside their fields.
 pub async fn create(
     State(state): State<AppState>,
@@ -349,54 +265,6 @@ pub async fn create(
         .map(|f| errors.get(f).to_owned())
         .collect();
     new_batch_page(&state, &session, form.values(), errors, lines, &line_errors).await
-}
-
-/// An order as a row of the batch page.
-pub struct OrderRow {
-    /// Its id.
-    pub id: OrderId,
-    /// The account's name.
-    pub account: String,
-    /// Which repetition.
-    pub repetition: u32,
-    /// Its state.
-    pub state: &'static str,
-    /// Its total.
-    pub total: String,
-    /// The storefront's order number.
-    pub number: String,
-    /// Why it failed.
-    pub error: String,
-    /// Attempts so far.
-    pub attempts: u32,
-}
-
-impl From<&Order> for OrderRow {
-    fn from(o: &Order) -> Self {
-        Self {
-            id: o.id,
-            account: o
-                .account
-                .clone()
-                .unwrap_or_else(|| format!("account {}", o.account_id)),
-            repetition: o.repetition,
-            state: o.state.as_str(),
-            total: money_opt(o.total_minor),
-            number: o.order_number.clone().unwrap_or_default(),
-            error: match (
-                &o.error_class,
-                &o.error_message
-                    .as_deref()
-                    .map(|m| m.trim_start_matches([':', ' ']).to_owned()),
-            ) {
-                (Some(c), Some(m)) => format!("{}: {m}", c.as_str()),
-                (Some(c), None) => c.as_str().to_owned(),
-                (None, Some(m)) => m.clone(),
-                (None, None) => String::new(),
-            },
-            attempts: o.attempts,
-        }
-    }
 }
 
 /// Counts as the page shows them.
@@ -784,4 +652,17 @@ pub async fn resolve(
         }
         Err(failure) => Err(UiError::BadRequest(failure.message)),
     }
+}
+
+/// This module's pages.
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/batches", get(history))
+        .route("/batches/new", get(new_form).post(create))
+        .route("/batches/{id}", get(page))
+        .route("/batches/{id}/rows", get(rows))
+        .route("/batches/{id}/stop", post(stop))
+        .route("/batches/{id}/resume", post(resume))
+        .route("/orders/{id}", get(order))
+        .route("/orders/{id}/resolve", post(resolve))
 }

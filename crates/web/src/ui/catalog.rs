@@ -1,11 +1,10 @@
 //! Products and addresses: lists, and forms to add, change and delete them, with the API's
 //! validation errors beside their fields.
 
-use super::accounts::storefront_choices;
 use super::api::{Api, Body};
-use super::batches::Choice;
 use super::error::UiError;
 use super::form::{Errors, FormData, Values, number, without_nulls};
+use super::parts::{Choice, storefront_choices};
 use super::session::{Posted, Session};
 use super::view::{Chrome, Pager, money_opt, query};
 use crate::state::AppState;
@@ -14,6 +13,7 @@ use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::Method;
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
 use cartwright_core::address::Address;
 use cartwright_core::catalog::Product;
 use cartwright_core::ids::{AddressId, ProductId, StorefrontId};
@@ -198,12 +198,7 @@ fn product_values(p: &Product) -> Values {
     v.set("sku", opt(&p.sku));
     v.set("brand", opt(&p.brand));
     v.set("category", opt(&p.category));
-    v.set(
-        "price",
-        p.price.map_or(String::new(), |m| {
-            format!("{}.{:02}", m.minor() / 100, m.minor() % 100)
-        }),
-    );
+    v.set("price", p.price.map_or(String::new(), |m| m.to_string()));
     v.set(
         "image_url",
         p.image_url
@@ -550,4 +545,17 @@ pub async fn address_delete(
             address_form(&session, Some(address.id), address_values(&address), errors)
         }
     }
+}
+
+/// This module's pages.
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/products", get(products))
+        .route("/products/new", get(product_new).post(product_create))
+        .route("/products/{id}", get(product_edit).post(product_update))
+        .route("/products/{id}/delete", post(product_delete))
+        .route("/addresses", get(addresses))
+        .route("/addresses/new", get(address_new).post(address_create))
+        .route("/addresses/{id}", get(address_edit).post(address_update))
+        .route("/addresses/{id}/delete", post(address_delete))
 }

@@ -1,15 +1,16 @@
 //! The overview: today's and recent batches, orders placed and failed, points, the accounts
 //! that need attention, and charts of orders per day and points over time.
 
-use super::batches::{BatchRow, batch_table};
 use super::charts::{self, Bar};
 use super::error::UiError;
+use super::parts::{BatchRow, account_name, batch_table};
 use super::session::Session;
 use super::view::{Chrome, count};
 use crate::state::AppState;
 use askama::Template;
 use axum::extract::State;
 use axum::response::Html;
+use axum::routing::get;
 use cartwright_core::account::SessionStatus;
 use cartwright_core::ids::AccountId;
 use cartwright_core::order::OrderState;
@@ -61,19 +62,6 @@ struct OverviewPage {
     attention_total: String,
     orders_chart: String,
     points_chart: String,
-}
-
-/// The name an account goes by on pages.
-pub fn account_name(
-    label: Option<&str>,
-    name: Option<&str>,
-    email: Option<&str>,
-    id: AccountId,
-) -> String {
-    label
-        .or(name)
-        .or(email)
-        .map_or_else(|| format!("account {id}"), str::to_owned)
 }
 
 /// `GET /`.
@@ -242,4 +230,9 @@ pub async fn page(
         points_chart,
     };
     Ok(Html(page.render()?))
+}
+
+/// This module's pages.
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new().route("/", get(page))
 }

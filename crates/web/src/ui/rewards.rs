@@ -1,11 +1,10 @@
 //! Rewards: runs (start one over a selection, follow it live, its results, CSV export, total
 //! points) and schedules (recurring runs).
 
-use super::accounts::storefront_choices;
 use super::api::{Api, Body};
-use super::batches::{Choice, selection_json};
 use super::error::UiError;
 use super::form::{Errors, FormData, Values, number, without_nulls};
+use super::parts::{Choice, selection_json, storefront_choices};
 use super::session::{Posted, Session};
 use super::view::{Chrome, count, duration_ms, when, when_opt};
 use crate::state::AppState;
@@ -14,6 +13,7 @@ use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::Method;
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
 use cartwright_core::ids::{RewardsRunId, ScheduleId};
 use cartwright_core::operator::Permission;
 use cartwright_core::rewards::{RewardsRun, RunState};
@@ -504,4 +504,16 @@ pub async fn schedule_delete(
         )
         .await?;
     Ok(Redirect::to("/rewards/schedules").into_response())
+}
+
+/// This module's pages.
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/rewards", get(runs).post(start))
+        .route("/rewards/runs/{id}", get(run))
+        .route("/rewards/runs/{id}/live", get(live))
+        .route("/rewards/runs/{id}/cancel", post(cancel))
+        .route("/rewards/schedules", get(schedules).post(schedule_create))
+        .route("/rewards/schedules/{id}/toggle", post(schedule_toggle))
+        .route("/rewards/schedules/{id}/delete", post(schedule_delete))
 }

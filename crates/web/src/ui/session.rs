@@ -16,6 +16,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
 use axum::{Extension, Form};
 use cartwright_core::ids::OperatorId;
 use cartwright_core::operator::{Permission, Role};
@@ -93,7 +94,23 @@ impl Session {
 
     /// The page chrome for this operator.
     pub fn chrome(&self, title: impl Into<String>, section: &'static str) -> Chrome {
-        Chrome::new(self, title.into(), section)
+        Chrome {
+            title: title.into(),
+            section,
+            username: self.username.clone(),
+            role: self.role.as_str(),
+            can_operate: self.role.allows(Permission::Operate),
+            can_admin: self.role.allows(Permission::Administer),
+            csrf: self.csrf.clone(),
+            stylesheet: super::assets::stylesheet(),
+            script: super::assets::script(),
+        }
+    }
+}
+
+impl super::api::Bearer for Session {
+    fn token(&self) -> &str {
+        &self.token
     }
 }
 
@@ -359,6 +376,13 @@ pub async fn logout(headers: HeaderMap, _: Posted) -> Response {
         set_cookie(SESSION_COOKIE, "", 0, over_https(&headers)),
     );
     response
+}
+
+/// This module's pages.
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
 use cartwright_core::operator::Permission;
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -413,4 +414,15 @@ pub async fn token_revoke(
         )
         .await?;
     Ok(Redirect::to("/settings/tokens").into_response())
+}
+
+/// This module's pages.
+pub fn router() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/settings", get(profiles))
+        .route("/settings/profiles/validate", post(validate))
+        .route("/settings/operators", get(operators).post(operator_create))
+        .route("/settings/operators/{id}", post(operator_update))
+        .route("/settings/tokens", get(tokens).post(token_create))
+        .route("/settings/tokens/{id}/revoke", post(token_revoke))
 }

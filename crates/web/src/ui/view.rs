@@ -1,8 +1,6 @@
 //! What every page shares (the chrome: title, navigation, who is signed in) and the way values
 //! are written on pages.
 
-use super::session::Session;
-use cartwright_core::operator::Permission;
 use time::OffsetDateTime;
 
 /// The frame around every page.
@@ -28,21 +26,6 @@ pub struct Chrome {
 }
 
 impl Chrome {
-    /// The chrome of a signed-in page.
-    pub fn new(session: &Session, title: String, section: &'static str) -> Self {
-        Self {
-            title,
-            section,
-            username: session.username.clone(),
-            role: session.role.as_str(),
-            can_operate: session.role.allows(Permission::Operate),
-            can_admin: session.role.allows(Permission::Administer),
-            csrf: session.csrf.clone(),
-            stylesheet: super::assets::stylesheet(),
-            script: super::assets::script(),
-        }
-    }
-
     /// The chrome of the sign-in page.
     pub fn anonymous(title: &str, csrf: String) -> Self {
         Self {
@@ -83,17 +66,7 @@ pub fn when_opt(at: Option<OffsetDateTime>) -> String {
 
 /// An amount in minor units as `1,234.50`.
 pub fn money(minor: i64) -> String {
-    let sign = if minor < 0 { "-" } else { "" };
-    let minor = minor.unsigned_abs();
-    let whole = (minor / 100).to_string();
-    let mut grouped = String::new();
-    for (i, c) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    format!("{sign}{grouped}.{:02}", minor % 100)
+    cartwright_core::money::show_minor(minor)
 }
 
 /// An optional amount, or a dash.

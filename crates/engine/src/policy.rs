@@ -1,7 +1,9 @@
-//! When a failed run is tried again: only a transient failure before the final click, only
-//! while the order has runs left, after a backoff that doubles with each run (with jitter, so
-//! that orders failed together do not come back together). The store enforces the same
-//! number of runs when it picks an order up (a run that crashes its worker every time).
+//! The engine's timing policies. When a failed run is tried again: only a transient failure
+//! before the final click, only while the order has runs left, after a backoff that doubles
+//! with each run (with jitter, so that orders failed together do not come back together); the
+//! store enforces the same number of runs when it picks an order up (a run that crashes its
+//! worker every time). And how often the history is looked at while an order whose final
+//! click went out is settled (see `order::placing`).
 
 use std::time::Duration;
 
@@ -45,6 +47,28 @@ impl RetryPolicy {
         self.base
             .saturating_mul(1u32 << run.saturating_sub(1).min(16))
             .min(self.max)
+    }
+}
+
+/// How often the history is looked at while an order is being settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SettleTiming {
+    /// The first wait between looks; doubled after each look.
+    pub first: Duration,
+    /// The longest wait between looks.
+    pub max: Duration,
+    /// How long a run keeps looking in its own session before handing the order back to
+    /// its job (a fresh session later): a browser context is not held for minutes.
+    pub in_run: Duration,
+}
+
+impl Default for SettleTiming {
+    fn default() -> Self {
+        SettleTiming {
+            first: Duration::from_secs(1),
+            max: Duration::from_secs(120),
+            in_run: Duration::from_secs(30),
+        }
     }
 }
 

@@ -1,0 +1,167 @@
+//! Batches as operators handle them: submitted (checked whole, then written with their orders
+//! and jobs in one transaction), stopped, paused and resumed. The API, the dashboard, the CLI
+//! and the demo all go through here.
+
+use crate::engine::Engine;
+use cartwright_core::Invalid;
+use cartwright_core::batch::{Batch, NewBatch};
+use cartwright_core::ids::{BatchId, OperatorId};
+use cartwright_store::StoreError;
+
+/// Why a batch request was not done.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// The request is wrong: the field, and why.
+    #[error("{}: {}", .0.field, .0.message)]
+    Invalid(Invalid),
+    /// The batch is in a state that refuses it (stopping a finished batch, say).
+    #[error("{message}")]
+    Refused {
+        /// The field the refusal is about.
+        field: String,
+        /// Why.
+        message: String,
+    },
+    /// There is no such batch.
+    #[error("batch {0} does not exist")]
+    NotFound(BatchId),
+    /// The database failed.
+    #[error("the database failed: {0}")]
+    Store(StoreError),
+}
+
+impl From<Invalid> for BatchError {
+    fn from(e: Invalid) -> Self {
+        BatchError::Invalid(e)
+    }
+}
+
+impl BatchError {
+    fn from_store(e: StoreError, id: Option<BatchId>) -> Self {
+        match e {
+            StoreError::Invalid(i) => BatchError::Invalid(i),
+            StoreError::Refused { field, message } => BatchError::Refused { field, message },
+            StoreError::NotFound {
+                entity: "batch",
+                id: n,
+            } => BatchError::NotFound(id.unwrap_or(BatchId(n))),
+            e => BatchError::Store(e),
+        }
+    }
+}
+
+impl From<StoreError> for BatchError {
+    fn from(e: StoreError) -> Self {
+        BatchError::from_store(e, None)
+    }
+}
+
+impl Engine {
+    /// Checks a batch and writes it with its orders and jobs: the storefront and its profile,
+    /// the products (of that storefront), the address (or the default one), read together in
+    /// one snapshot, and the accounts the selection names. Accounts the selection matches but
+    /// that cannot run (inactive, no cookies) get `skipped` orders saying why. Every problem is
+    /// refused before anything is written, naming the field.
+    pub async fn submit_batch(
+        &self,
+        spec: &NewBatch,
+        created_by: Option<OperatorId>,
+    ) -> Result<Batch, BatchError> {
+        spec.check()?;
+        let selection = spec
+            .accounts
+            .clone()
+            .validate()
+            .map_err(|e| Invalid::new(format!("accounts.{}", e.field), e.message))?;
+        let products: Vec<_> = spec.lines.iter().map(|l| l.product_id).collect();
+        let inputs = self
+            .store
+            .batch_inputs(spec.accounts.storefront_id, &products, spec.address_id)
+            .await?;
+        let storefront = inputs.storefront.ok_or_else(|| {
+            Invalid::new(
+                "accounts.storefront_id",
+                format!("storefront {} does not exist", spec.accounts.storefront_id),
+            )
+        })?;
+        self.profiles
+            .get(storefront.profile.as_str())
+            .map_err(|e| {
+                Invalid::new(
+                    "accounts.storefront_id",
+                    format!("the storefront's profile cannot be used: {e}"),
+                )
+            })?;
+        for (i, line) in spec.lines.iter().enumerate() {
+            match inputs.products.iter().find(|p| p.id == line.product_id) {
+                Some(p) if p.storefront_id == storefront.id => {}
+                Some(_) => Err(Invalid::new(
+                    format!("lines[{i}].product_id"),
+                    format!("product {} belongs to another storefront", line.product_id),
+                ))?,
+                None => Err(Invalid::new(
+                    format!("lines[{i}].product_id"),
+                    format!("product {} does not exist", line.product_id),
+                ))?,
+            }
+        }
+        if inputs.address.is_none() {
+            Err(match spec.address_id {
+                Some(id) => Invalid::new("address_id", format!("address {id} does not exist")),
+                None => Invalid::new(
+                    "address_id",
+                    "no address is given and none is the default: add one first",
+                ),
+            })?;
+        }
+        let chosen = self.store.select_accounts(&selection).await?;
+        if !chosen.not_found.is_empty() {
+            Err(Invalid::new(
+                "accounts",
+                format!(
+                    "these do not exist in the storefront: {}",
+                    chosen.not_found.join(", ")
+                ),
+            ))?;
+        }
+        if chosen.selected.is_empty() && chosen.skipped.is_empty() {
+            Err(Invalid::new("accounts", "the selection matches no account"))?;
+        }
+        let accounts: Vec<_> = chosen.selected.iter().map(|s| s.id).collect();
+        let skipped: Vec<_> = chosen
+            .skipped
+            .iter()
+            .map(|s| (s.account.id, s.reason.clone()))
+            .collect();
+        Ok(self
+            .store
+            .create_batch(spec, &accounts, &skipped, created_by)
+            .await?)
+    }
+
+    /// Stops a batch: waiting orders are cancelled; running ones stop after their current
+    /// step; one whose final click is out completes.
+    pub async fn stop_batch(&self, id: BatchId) -> Result<Batch, BatchError> {
+        self.store
+            .stop_batch(id)
+            .await
+            .map_err(|e| BatchError::from_store(e, Some(id)))
+    }
+
+    /// Pauses a batch (the browser cannot run): waiting orders wait for the resume.
+    pub async fn pause_batch(&self, id: BatchId, reason: &str) -> Result<Batch, BatchError> {
+        self.store
+            .pause_batch(id, reason)
+            .await
+            .map_err(|e| BatchError::from_store(e, Some(id)))
+    }
+
+    /// Resumes a stopped or paused batch: what the stop cancelled waits again (never an
+    /// order whose final click went out), and every waiting order gets its job back.
+    pub async fn resume_batch(&self, id: BatchId) -> Result<Batch, BatchError> {
+        self.store
+            .resume_batch(id)
+            .await
+            .map_err(|e| BatchError::from_store(e, Some(id)))
+    }
+}
