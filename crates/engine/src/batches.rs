@@ -84,14 +84,7 @@ impl Engine {
                 format!("storefront {} does not exist", spec.accounts.storefront_id),
             )
         })?;
-        self.profiles
-            .get(storefront.profile.as_str())
-            .map_err(|e| {
-                Invalid::new(
-                    "accounts.storefront_id",
-                    format!("the storefront's profile cannot be used: {e}"),
-                )
-            })?;
+        self.profile_of_storefront(&storefront)?;
         for (i, line) in spec.lines.iter().enumerate() {
             match inputs.products.iter().find(|p| p.id == line.product_id) {
                 Some(p) if p.storefront_id == storefront.id => {}

@@ -154,16 +154,22 @@ impl Engine {
             }
             other => other?,
         };
-        let profile = self
-            .profiles
-            .get(storefront.profile.as_str())
-            .map_err(|e| {
-                Invalid::new(
-                    "accounts.storefront_id",
-                    format!("the storefront's profile cannot be used: {e}"),
-                )
-            })?;
+        let profile = self.profile_of_storefront(&storefront)?;
         Ok((selection, storefront, profile))
+    }
+
+    /// A storefront's profile, or why it cannot be used (named under
+    /// `accounts.storefront_id`, where requests name the storefront).
+    pub(crate) fn profile_of_storefront(
+        &self,
+        storefront: &cartwright_core::storefront::Storefront,
+    ) -> Result<Arc<crate::profile::Profile>, cartwright_core::Invalid> {
+        self.profiles.get(storefront.profile.as_str()).map_err(|e| {
+            cartwright_core::Invalid::new(
+                "accounts.storefront_id",
+                format!("the storefront's profile cannot be used: {e}"),
+            )
+        })
     }
 }
 
