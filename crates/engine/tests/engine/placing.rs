@@ -480,3 +480,51 @@ async fn an_order_left_running_by_a_panicked_handler_gets_a_job_back_and_its_bat
     assert_eq!(f.shop.shop.orders().len(), 1);
     f.engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_account_has_one_order_run_or_settled_at_a_time() {
+    use cartwright_store::{Marked, OrderStart, RunRecord};
+    let f = Fixture::new(1, |_| {}).await;
+    let mut spec = f.batch(1, &[(0, 1)], 100_000);
+    spec.repetitions = 2;
+    let batch = f.submit(&spec).await;
+    let orders = f.orders(batch.id).await;
+    let (a, b) = (orders[0].id, orders[1].id);
+    let mut leases = hold_jobs(&f.store).await;
+    let lease_a = leases.remove(&a).unwrap();
+    assert!(matches!(
+        f.store.start_order(a, 3).await.unwrap(),
+        OrderStart::Run(_)
+    ));
+    assert_eq!(
+        f.store
+            .mark_placing(a, &lease_a, &[], &RunRecord::default())
+            .await
+            .unwrap(),
+        Marked::Placing
+    );
+    // A's run is lost after its click: its job waits to settle it, and runs nowhere now.
+    f.store.release_jobs("test", &[lease_a.job]).await.unwrap();
+    assert!(
+        matches!(f.store.start_order(b, 3).await.unwrap(), OrderStart::Busy),
+        "no order of the account runs while another may have been placed"
+    );
+    assert_eq!(f.orders(batch.id).await[1].state, OrderState::Queued);
+    // While B runs, A is not settled: B's order would show in the history as a new one.
+    f.exec(&format!(
+        "UPDATE orders SET state = 'running' WHERE id = {b}"
+    ))
+    .await;
+    assert!(
+        matches!(f.store.start_order(a, 3).await.unwrap(), OrderStart::Busy),
+        "not settled while another order of the account is being run"
+    );
+    f.exec(&format!(
+        "UPDATE jobs SET state = 'queued', worker = NULL WHERE unique_key = 'order:{b}'"
+    ))
+    .await;
+    assert!(matches!(
+        f.store.start_order(a, 3).await.unwrap(),
+        OrderStart::Resolve(_)
+    ));
+}
