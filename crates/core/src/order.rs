@@ -129,7 +129,7 @@ pub enum OrderMove {
     Unresolve,
     /// A person settled it as placed.
     ResolvePlaced,
-    /// A person settled it as not placed, and asked for another run.
+    /// A person settled an unresolved order as not placed, and asked for another run.
     ResolveRunAgain,
     /// A person settled it as not placed, not to run again.
     ResolveNotPlaced,
@@ -166,9 +166,10 @@ impl OrderMove {
             | OrderMove::RunAgain
             | OrderMove::Refused
             | OrderMove::Unresolve => &[Placing],
-            OrderMove::ResolvePlaced | OrderMove::ResolveRunAgain | OrderMove::ResolveNotPlaced => {
-                &[Placing, Unresolved]
-            }
+            OrderMove::ResolvePlaced | OrderMove::ResolveNotPlaced => &[Placing, Unresolved],
+            // Another run is the one thing a person cannot take back: only once the
+            // automation has given the order up.
+            OrderMove::ResolveRunAgain => &[Unresolved],
         }
     }
 

@@ -110,7 +110,9 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Workers identified as `id` in the jobs they claim (unique per process).
+    /// Workers named `id` in the jobs they claim. Each start adds a random tag to it, so that
+    /// two processes given the same name (a copied configuration, containers sharing a host
+    /// name and a pid) never hold each other's leases.
     pub fn new(store: Store, id: impl Into<String>) -> Self {
         Self {
             store,
@@ -156,7 +158,7 @@ impl Workers {
         let (done_tx, done_rx) = mpsc::unbounded_channel::<JobId>();
         let shared = Arc::new(Shared {
             store: self.store,
-            id: self.id,
+            id: format!("{}~{:08x}", self.id, rand::random::<u32>()),
             timing: self.timing,
             running,
             done: done_tx,
@@ -286,6 +288,11 @@ pub struct RunningWorkers {
 }
 
 impl RunningWorkers {
+    /// The name these workers' claims carry in the jobs table.
+    pub fn id(&self) -> &str {
+        &self.shared.id
+    }
+
     /// Jobs this process is running now.
     pub fn running(&self) -> usize {
         self.shared.running().len()
@@ -450,16 +457,20 @@ async fn claim_loop(
 }
 
 async fn finish(shared: &Shared, id: JobId, outcome: Outcome) {
-    if let Some(held) = shared.running().get_mut(&id) {
-        held.ended = true;
-    }
-    let result = match &outcome {
-        Outcome::Done => {
-            // Completions are written in batches by the flusher; it removes the job from the
-            // running set once written, so heartbeats keep covering it until then.
-            let _ = shared.done.send(id);
-            return;
+    if matches!(outcome, Outcome::Done) {
+        // Completions are written in batches by the flusher; it removes the job from the
+        // running set once written, so heartbeats keep covering it until then.
+        if let Some(held) = shared.running().get_mut(&id) {
+            held.ended = true;
         }
+        let _ = shared.done.send(id);
+        return;
+    }
+    // Out of the running set before the job goes back to the queue: once it is there, this
+    // worker may claim it again, and that claim's entry must not be the one removed.
+    shared.running().remove(&id);
+    let result = match &outcome {
+        Outcome::Done => return,
         Outcome::Retry { error, after } => {
             shared
                 .store
@@ -479,7 +490,6 @@ async fn finish(shared: &Shared, id: JobId, outcome: Outcome) {
     if let Err(e) = result {
         tracing::warn!(job = %id, error = %e, "could not record a job's outcome; it will be rescued");
     }
-    shared.running().remove(&id);
 }
 
 /// Marks finished jobs done in batches. Ends when every sender is gone (the workers stopped).

@@ -330,7 +330,7 @@ async fn a_worker_that_loses_a_jobs_lease_stops_its_run_and_another_runs_it_once
     .await;
     // The job is taken from under the first worker (rescued after its lease ran out, and
     // claimed by another node): its next beat finds the lease gone and its run is stopped.
-    store.release_jobs("first", &[job]).await.unwrap();
+    store.release_jobs(first.id(), &[job]).await.unwrap();
     let taken = store
         .claim_jobs("second", &["cart"], 1, Duration::from_secs(60))
         .await

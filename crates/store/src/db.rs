@@ -89,7 +89,8 @@ impl Backend {
     /// are judged by this one clock, never by each node's.
     pub(crate) fn clock(self) -> &'static str {
         match self {
-            Backend::Postgres => "now()",
+            // The statement's time, not the transaction's: as SQLite's clock does.
+            Backend::Postgres => "statement_timestamp()",
             // The fixed-width text of `Ts` (microseconds; SQLite's clock gives milliseconds).
             Backend::Sqlite => "(strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000Z')",
         }
@@ -116,7 +117,9 @@ impl Backend {
     /// The database's clock plus the milliseconds bound at placeholder `ms` (`$3`).
     pub(crate) fn clock_plus(self, ms: &str) -> String {
         match self {
-            Backend::Postgres => format!("(now() + {ms}::float8 * interval '1 millisecond')"),
+            Backend::Postgres => {
+                format!("(statement_timestamp() + {ms}::float8 * interval '1 millisecond')")
+            }
             Backend::Sqlite => format!(
                 "(strftime('%Y-%m-%dT%H:%M:%f', 'now', '+' || ({ms} / 1000.0) || ' seconds') || '000Z')"
             ),

@@ -99,8 +99,12 @@ pub enum OrderStart {
     /// Its final click may have gone out: settle it from the storefront's history, never by
     /// clicking again.
     Resolve(Box<OrderTicket>),
-    /// Another order of the same account is being run or settled: try again shortly.
-    Busy,
+    /// Another order of the same account is being run or settled: try again shortly (later
+    /// when that one's final click is being settled, which can take long).
+    Busy {
+        /// The order in the way is `placing`.
+        settling: bool,
+    },
     /// Nothing to do, for this reason (final already, batch not running, out of attempts);
     /// the order's job has ended with this answer (a resume queues a new one).
     Nothing(String),
@@ -456,8 +460,8 @@ impl Store {
         if state == OrderState::Placing {
             // Settled whatever the batch's state, but not while another order of the account
             // is being run or settled.
-            if account_busy(&mut tx, account, id, true).await? {
-                return Ok(OrderStart::Busy);
+            if account_busy(&mut tx, account, id, true).await?.is_some() {
+                return Ok(OrderStart::Busy { settling: false });
             }
             tx.commit().await?;
             let history_before = before.and_then(|b| serde_json::from_str(&b).ok());
@@ -490,8 +494,10 @@ impl Store {
                 batch_state.as_str()
             )));
         }
-        if account_busy(&mut tx, account, id, false).await? {
-            return Ok(OrderStart::Busy);
+        if let Some(in_the_way) = account_busy(&mut tx, account, id, false).await? {
+            return Ok(OrderStart::Busy {
+                settling: in_the_way == OrderState::Placing,
+            });
         }
         if attempts >= i64::from(max_runs) {
             let message = format!(
@@ -561,6 +567,20 @@ impl Store {
         let now = Ts::now();
         let history = serde_json::to_string(history_before).unwrap_or_else(|_| "[]".into());
         let mut tx = self.begin().await?;
+        // Locks in the one order: batch (a stop waits for the click's record, or wins), then
+        // job, then order.
+        let batch: Option<i64> = write!(&mut tx, |c| {
+            sqlx::query_scalar("SELECT batch_id FROM orders WHERE id = $1")
+                .bind(id.get())
+                .fetch_optional(c)
+                .await
+        })?;
+        let Some(batch) = batch else {
+            return Ok(Marked::Stopped);
+        };
+        if lock_batch(&mut tx, batch).await? != BatchState::Running {
+            return Ok(Marked::Stopped);
+        }
         if !hold_lease(&mut tx, lease).await? {
             return Ok(Marked::LeaseLost);
         }
@@ -568,8 +588,7 @@ impl Store {
         let sql = format!(
             "UPDATE orders SET state = 'placing', history_before = $2, placing_at = $3, updated_at = $3, \
              subtotal_minor = $4, discount_minor = $5, total_minor = $6, coupon = $7, settling = NULL \
-             WHERE id = $1 AND state IN ({}) \
-             AND EXISTS (SELECT 1 FROM batches b WHERE b.id = orders.batch_id AND b.state = 'running')",
+             WHERE id = $1 AND state IN ({})",
             OrderMove::MarkPlacing.from_sql(),
         );
         let n = write!(&mut tx, |c| {
@@ -591,6 +610,18 @@ impl Store {
         } else {
             Marked::Stopped
         })
+    }
+
+    /// The database's clock: when a look at the history happened, so that the absence
+    /// window is measured by one clock whichever node looks.
+    pub async fn clock_now(&self) -> Result<time::OffsetDateTime, StoreError> {
+        let sql = format!("SELECT {}", self.backend().clock());
+        let now: Ts = read!(&self.db, |c| {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(c)
+                .await
+        })?;
+        Ok(now.0)
     }
 
     /// Keeps the evidence gathered so far about a `placing` order (false when it is no longer
@@ -645,7 +676,11 @@ impl Store {
         // Locked: a stop or resume of the batch, and the batch's own end, see this move whole.
         // (Locks are taken batch, then job, then order, everywhere.)
         let batch_state = lock_batch(&mut tx, batch).await?;
+        // A confirmed number is evidence whoever holds the job now: it lands (from `placing`
+        // only, as ever). Everything else needs the lease.
+        let evidence = matches!(finish, Finish::Placed { .. });
         if let Some(lease) = lease
+            && !evidence
             && !hold_lease(&mut tx, lease).await?
         {
             return Ok(Recorded::Stale);
@@ -736,9 +771,29 @@ impl Store {
         if !by.from().contains(&state) {
             return Err(StoreError::Refused {
                 field: "state".into(),
-                message: format!(
-                    "the order is {state}: only an order whose final click went out (placing or unresolved) is settled by hand"
-                ),
+                message: if by == OrderMove::ResolveRunAgain && state == OrderState::Placing {
+                    "the order is still being settled from the history: it can be run again only once it is unresolved".into()
+                } else {
+                    format!(
+                        "the order is {state}: only an order whose final click went out (placing or unresolved) is settled by hand"
+                    )
+                },
+            });
+        }
+        // Not while a run has it: its click may be in flight, or a look under way.
+        let running_now: bool = write!(&mut tx, |c| {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT {}",
+                crate::jobs::order_job_running_sql("$1")
+            )))
+            .bind(id.get())
+            .fetch_one(c)
+            .await
+        })?;
+        if running_now {
+            return Err(StoreError::Refused {
+                field: "state".into(),
+                message: "a worker is looking at this order right now (its click may be in flight): try again in a moment".into(),
             });
         }
         let message = match resolution {
@@ -834,34 +889,38 @@ impl Store {
     }
 }
 
-/// Whether another order of `account` is being run or settled, so that order `id` must wait.
-/// An order being settled (`settling`) waits only for orders being worked on now, so two
-/// orders left `placing` by a crash never wait for each other.
+/// The state of another order of `account` that is being run or settled, so that order `id`
+/// must wait. An order being settled (`settling`) waits only for orders being worked on now,
+/// so two orders left `placing` by a crash never wait for each other.
 async fn account_busy(
     tx: &mut Tx,
     account: i64,
     id: OrderId,
     settling: bool,
-) -> Result<bool, StoreError> {
+) -> Result<Option<OrderState>, StoreError> {
     let running = crate::jobs::order_job_running_sql("o.id");
     let sql = if settling {
         format!(
-            "SELECT EXISTS (SELECT 1 FROM orders o WHERE o.account_id = $1 AND o.id <> $2 \
-             AND o.state IN ('running', 'placing') AND {running})"
+            "SELECT o.state FROM orders o WHERE o.account_id = $1 AND o.id <> $2 \
+             AND o.state IN ('running', 'placing') AND {running} LIMIT 1"
         )
     } else {
         format!(
-            "SELECT EXISTS (SELECT 1 FROM orders o WHERE o.account_id = $1 AND o.id <> $2 \
-             AND (o.state = 'placing' OR (o.state = 'running' AND {running})))"
+            "SELECT o.state FROM orders o WHERE o.account_id = $1 AND o.id <> $2 \
+             AND (o.state = 'placing' OR (o.state = 'running' AND {running})) \
+             ORDER BY o.state = 'placing' DESC LIMIT 1"
         )
     };
-    Ok(write!(tx, |c| {
+    let state: Option<String> = write!(tx, |c| {
         sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(account)
             .bind(id.get())
-            .fetch_one(c)
+            .fetch_optional(c)
             .await
-    })?)
+    })?;
+    state
+        .map(|s| s.parse().map_err(StoreError::Corrupt))
+        .transpose()
 }
 
 /// Makes `change` to order `id` (only from the states its move starts from); false when the

@@ -151,9 +151,14 @@ impl Engine {
                 tracing::debug!(order = id.get(), "nothing to do: {reason}");
                 Outcome::Done
             }
-            OrderStart::Busy => Outcome::Defer {
-                reason: "another order of this account is being run or settled".into(),
-                after: Duration::from_millis(500),
+            OrderStart::Busy { settling } => Outcome::Defer {
+                reason: if settling {
+                    "another order of this account is being settled from its history".into()
+                } else {
+                    "another order of this account is being run".into()
+                },
+                // Settling can take long: do not knock twice a second meanwhile.
+                after: Duration::from_millis(if settling { 5_000 } else { 500 }),
             },
             OrderStart::Run(ticket) => self.drive(*ticket, &lease).await,
             OrderStart::Resolve(ticket) => self.resolve(*ticket, &lease).await,
@@ -495,7 +500,7 @@ impl Engine {
     /// session; never clicked again.
     async fn resolve(self: &Arc<Self>, ticket: OrderTicket, lease: &Lease) -> Outcome {
         let log = RunLog::of(self, &ticket);
-        let mut settling = ticket.order.settling.clone().unwrap_or_else(|| {
+        let settling = ticket.order.settling.clone().unwrap_or_else(|| {
             Settling::new("its run was lost after the order was marked placing")
         });
         log.say(
@@ -531,10 +536,23 @@ impl Engine {
         );
         let settled = match flow.phase(Phase::CheckLogin).await {
             Err(e) => {
-                let next_look = self
-                    .could_not_look(&ticket, lease, &mut settling, e.to_string(), &log)
+                drop(flow);
+                session.close().await;
+                if let FlowError::Failed(f) = &e
+                    && f.class == ErrorClass::SessionExpired
+                    && let Err(e) = self
+                        .store
+                        .record_session(ticket.order.account_id, SessionStatus::LoggedOut, None)
+                        .await
+                {
+                    log.say(
+                        Level::Warn,
+                        format!("could not mark the account signed out: {e}"),
+                    );
+                }
+                return self
+                    .look_later(&ticket, lease, settling, e.to_string(), &log)
                     .await;
-                Settled::StillPlacing { next_look }
             }
             Ok(()) => {
                 self.settle(&mut flow, &ticket, lease, &before, settling, &log)
@@ -582,6 +600,17 @@ impl Engine {
         session: Option<(Session, &Prepared)>,
     ) -> Outcome {
         let order = &ticket.order;
+        if matches!(ended, Ended::LeaseLost | Ended::Clicked(Settled::Gone)) {
+            log.say(
+                Level::Warn,
+                "this worker no longer holds the order (its job went to another worker, or the order was settled meanwhile): this run ends without recording anything",
+            );
+            if let Some((s, _)) = session {
+                s.close().await;
+            }
+            self.events.flush().await;
+            return Outcome::Done;
+        }
         let mut artifacts = (None, None);
         let mut session_status = SessionStatus::Ok;
         let keeps_page = match &ended {
@@ -616,14 +645,8 @@ impl Engine {
             );
         }
         let (finish, outcome) = match ended {
-            Ended::LeaseLost | Ended::Clicked(Settled::Gone) => {
-                log.say(
-                    Level::Warn,
-                    "this worker no longer holds the order (its job went to another worker, or the order was settled meanwhile): this run ends without recording anything",
-                );
-                self.events.flush().await;
-                return Outcome::Done;
-            }
+            // Handled above.
+            Ended::LeaseLost => return Outcome::Done,
             Ended::Stopped => {
                 log.say(
                     Level::Warn,
@@ -631,7 +654,7 @@ impl Engine {
                 );
                 (Finish::Cancelled, Outcome::Done)
             }
-            Ended::Failed(f) => self.failed(ticket, log, f, artifacts).await,
+            Ended::Failed(f) => self.failed(ticket, log, f, artifacts),
             Ended::Clicked(settled) => match self.clicked(order, log, settled, artifacts) {
                 Ok(pair) => pair,
                 // Still placing: the evidence is kept already; the job looks again later.
@@ -675,7 +698,16 @@ impl Engine {
                 log.say(Level::Warn, "the batch is stopped: the order is cancelled");
                 Outcome::Done
             }
-            Recorded::Moved(_) => outcome,
+            Recorded::Moved(_) => {
+                // The browser cannot run: the batch pauses (once this run's end is recorded,
+                // so a run that lost its job pauses nothing).
+                if let Finish::Held { message } = &finish
+                    && let Err(e) = self.pause_batch(ticket.batch.id, message).await
+                {
+                    tracing::debug!(error = %e, "pausing the batch");
+                }
+                outcome
+            }
             Recorded::Stale => {
                 log.say(
                     Level::Info,
@@ -690,7 +722,7 @@ impl Engine {
 
     /// What a failure before the final click does: a retry while runs are left (transient),
     /// a paused batch (the browser cannot run), or a final failure.
-    async fn failed(
+    fn failed(
         &self,
         ticket: &OrderTicket,
         log: &RunLog,
@@ -716,9 +748,6 @@ impl Engine {
             ErrorClass::Fatal => {
                 let message = f.to_string();
                 log.say(Level::Error, format!("the batch is paused: {message}"));
-                if let Err(e) = self.pause_batch(ticket.batch.id, &message).await {
-                    tracing::debug!(error = %e, "pausing the batch");
-                }
                 (Finish::Held { message }, Outcome::Done)
             }
             class => {

@@ -109,12 +109,15 @@ impl Engine {
         before: &[String],
         log: &RunLog,
     ) -> Settled {
+        // Only what this confirmation shows counts, and a number the history had before the
+        // click is not this order's.
+        flow.unset("order_number");
         let why = match flow.final_click(permit).await {
             Ok(()) => match flow
                 .var("order_number")
                 .and_then(serde_json::Value::as_str)
                 .map(str::trim)
-                .filter(|n| !n.is_empty())
+                .filter(|n| !n.is_empty() && !before.iter().any(|b| b == n))
             {
                 Some(number) => {
                     return Settled::Placed {
@@ -165,7 +168,7 @@ impl Engine {
         let until = Instant::now() + timing.in_run;
         loop {
             let look = self.look(flow, profile, ticket, before).await;
-            let verdict = settling.record(look.clone(), time::OffsetDateTime::now_utc(), &rule);
+            let verdict = settling.record(look.clone(), self.clock().await, &rule);
             say_look(log, &look, &settling);
             match self
                 .store
@@ -244,7 +247,7 @@ impl Engine {
             .map(|p| p.history.rule)
             .unwrap_or_else(|| crate::profile::History::default().rule);
         let look = Look::Unreadable(why);
-        settling.record(look.clone(), time::OffsetDateTime::now_utc(), &profile_rule);
+        settling.record(look.clone(), self.clock().await, &profile_rule);
         say_look(log, &look, settling);
         if let Err(e) = self
             .store
@@ -255,6 +258,17 @@ impl Engine {
         }
         let timing = self.config.settle;
         settling.next_look_in(timing.first, timing.max, &profile_rule)
+    }
+}
+
+impl Engine {
+    /// When a look happens, by the database's clock (this node's when the database does not
+    /// answer): the absence window is measured by one clock whichever node looks.
+    async fn clock(&self) -> time::OffsetDateTime {
+        self.store
+            .clock_now()
+            .await
+            .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
     }
 }
 

@@ -620,12 +620,12 @@ fn history(c: &mut Checker<'_>, t: &Table, line: usize) -> History {
     if let Some(v) = t.get("absent_for")
         && let Some(d) = duration(c, v, line, place, "absent_for")
     {
-        if d < Duration::from_secs(1) {
+        if d < Duration::from_secs(1) || d > Duration::from_secs(86_400) {
             c.fail(
                 Some(line),
                 place,
                 Some("absent_for"),
-                "must be at least 1s: longer than the storefront ever takes to list a new order",
+                "must be between 1s and 24h: longer than the storefront ever takes to list a new order",
             );
         }
         history.rule.absent_for = d;

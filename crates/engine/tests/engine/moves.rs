@@ -111,11 +111,14 @@ async fn apply(f: &Fixture, op: Op, batch: cartwright_core::ids::BatchId, lease:
                 .await
                 .map(drop)
         }
-        Op::Resolve(i) => f
-            .store
-            .resolve_order(order, &person, &resolutions()[i], None)
-            .await
-            .map(drop),
+        Op::Resolve(i) => {
+            // A person settles an order no worker is looking at.
+            let _ = f.store.release_jobs(&lease.worker, &[lease.job]).await;
+            f.store
+                .resolve_order(order, &person, &resolutions()[i], None)
+                .await
+                .map(drop)
+        }
         Op::Stop => f.store.stop_batch(batch).await.map(drop),
         Op::Pause => f.store.pause_batch(batch, "a test").await.map(drop),
         Op::StopAndResume => {

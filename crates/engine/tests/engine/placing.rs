@@ -506,7 +506,10 @@ async fn one_account_has_one_order_run_or_settled_at_a_time() {
     // A's run is lost after its click: its job waits to settle it, and runs nowhere now.
     f.store.release_jobs("test", &[lease_a.job]).await.unwrap();
     assert!(
-        matches!(f.store.start_order(b, 3).await.unwrap(), OrderStart::Busy),
+        matches!(
+            f.store.start_order(b, 3).await.unwrap(),
+            OrderStart::Busy { settling: true }
+        ),
         "no order of the account runs while another may have been placed"
     );
     assert_eq!(f.orders(batch.id).await[1].state, OrderState::Queued);
@@ -516,7 +519,10 @@ async fn one_account_has_one_order_run_or_settled_at_a_time() {
     ))
     .await;
     assert!(
-        matches!(f.store.start_order(a, 3).await.unwrap(), OrderStart::Busy),
+        matches!(
+            f.store.start_order(a, 3).await.unwrap(),
+            OrderStart::Busy { .. }
+        ),
         "not settled while another order of the account is being run"
     );
     f.exec(&format!(
@@ -527,4 +533,62 @@ async fn one_account_has_one_order_run_or_settled_at_a_time() {
         f.store.start_order(a, 3).await.unwrap(),
         OrderStart::Resolve(_)
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_cannot_settle_an_order_a_worker_is_looking_at_nor_rerun_one_still_settling() {
+    use cartwright_store::{Actor, Marked, OrderStart, Resolution, RunRecord, StoreError};
+    let f = Fixture::new(2, |_| {}).await;
+    let batch = f.submit(&f.batch(2, &[(0, 1)], 100_000)).await;
+    let order = f.orders(batch.id).await.remove(0).id;
+    let lease = hold_jobs(&f.store).await.remove(&order).unwrap();
+    assert!(matches!(
+        f.store.start_order(order, 3).await.unwrap(),
+        OrderStart::Run(_)
+    ));
+    assert_eq!(
+        f.store
+            .mark_placing(order, &lease, &[], &RunRecord::default())
+            .await
+            .unwrap(),
+        Marked::Placing
+    );
+    let person = Actor {
+        id: None,
+        name: "asha".into(),
+    };
+    let not_placed = Resolution::NotPlaced { run_again: false };
+    // The click may be in flight: its worker still holds the job.
+    let refused = f
+        .store
+        .resolve_order(order, &person, &not_placed, None)
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Refused { .. })),
+        "{refused:?}"
+    );
+    f.store
+        .release_jobs(&lease.worker, &[lease.job])
+        .await
+        .unwrap();
+    // Still being settled: not run again by a person, whatever they think.
+    let again = Resolution::NotPlaced { run_again: true };
+    let refused = f.store.resolve_order(order, &person, &again, None).await;
+    assert!(
+        matches!(refused, Err(StoreError::Refused { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(f.orders(batch.id).await[0].state, OrderState::Placing);
+    let settled = f
+        .store
+        .resolve_order(order, &person, &not_placed, Some("not in the shop"))
+        .await
+        .unwrap();
+    assert_eq!(settled.state, OrderState::Cancelled);
+    // A resume never runs an order whose click went out and that a person settled; the
+    // stop's own cancellations wait again.
+    f.store.stop_batch(batch.id).await.unwrap();
+    f.store.resume_batch(batch.id).await.unwrap();
+    let states: Vec<_> = f.orders(batch.id).await.iter().map(|o| o.state).collect();
+    assert_eq!(states, vec![OrderState::Cancelled, OrderState::Queued]);
 }

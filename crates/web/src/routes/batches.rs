@@ -209,10 +209,11 @@ pub struct OrderDetail {
 pub struct ResolveOrder {
     /// Whether the storefront has the order (look in the account's order history there).
     pub placed: bool,
-    /// The storefront's order number, when it was placed.
+    /// The storefront's order number: required when it was placed.
     #[serde(default)]
     pub order_number: Option<String>,
-    /// When it was not placed: place it now (`true`), or leave it cancelled (`false`).
+    /// When it was not placed: place it now (`true`, only for an `unresolved` order), or leave
+    /// it cancelled (`false`).
     #[serde(default)]
     pub run_again: bool,
     /// Why, for the audit log.
@@ -254,6 +255,13 @@ async fn resolve_order(
         return Err(ApiError::invalid(
             "run_again",
             "a placed order is not run again",
+        ));
+    }
+    if body.placed && number.is_none() {
+        // Without it, a later order of the account could take this one for its own.
+        return Err(ApiError::invalid(
+            "order_number",
+            "is required for a placed order: the number the storefront shows for it",
         ));
     }
     let note = body
