@@ -1206,3 +1206,133 @@ fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> String 
         .map(|(_, c)| format!(" (did you mean {c}?)"))
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn profiles_dir() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../profiles")
+    }
+
+    #[test]
+    fn the_shipped_profiles_load() {
+        for name in ["demo", "tira"] {
+            let p = load_file(&profiles_dir().join(format!("{name}.toml")))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(p.name, name);
+            for phase in [
+                Phase::CheckLogin,
+                Phase::AddItem,
+                Phase::ReadTotal,
+                Phase::Place,
+                Phase::Confirm,
+                Phase::FindInHistory,
+            ] {
+                assert!(!p.phase(phase).is_empty(), "{name}: {}", phase.as_str());
+            }
+            assert!(p.rewards.is_some() && p.coupons.is_some());
+        }
+        let demo = load_file(&profiles_dir().join("demo.toml")).unwrap();
+        assert_eq!(demo.selectors["add_to_bag"].alternatives.len(), 2);
+        assert!(matches!(
+            &demo.phase(Phase::CheckLogin)[2].action,
+            Action::Assert {
+                fail: ErrorClass::SessionExpired,
+                ..
+            }
+        ));
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        match parse(text, Path::new("x.toml"), "x") {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    const MINIMAL: &str = r#"
+[site]
+name = "X"
+[selectors]
+buy = { text = "Buy", role = "button" }
+[phases]
+check_login = [{ goto = "/" }]
+add_item = [{ goto = "{{line.url}}" }]
+read_total = [{ extract = { target = "buy", into = "total", number = true } }]
+place = [{ click = "buy" }]
+confirm = [{ extract = { target = "buy", into = "order_number" } }]
+find_in_history = [{ extract = { target = "buy", into = "history", all = true } }]
+"#;
+
+    #[test]
+    fn problems_name_the_file_line_place_and_field() {
+        assert!(errors(MINIMAL).is_empty(), "{:?}", errors(MINIMAL));
+        let typo = MINIMAL.replace(
+            r#"place = [{ click = "buy" }]"#,
+            r#"place = [{ click = "bye" }]"#,
+        );
+        let e = errors(&typo);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("x.toml:10: phase place, step 1, field `click`: no selector is named \"bye\" (did you mean buy?)"), "{}", e[0]);
+
+        let bad = MINIMAL
+            .replace(r#"check_login = [{ goto = "/" }]"#, r#"check_login = [{ goto = "/", timeout = "soon" }, { clik = "buy" }, { goto = "{{nope.x}}" }, { press = "Entr" }, { press = "Escape" }]"#)
+            .replace("[site]\n", "[site]\nrate_limit = -1\n");
+        let e = errors(&bad).join("\n");
+        for expected in [
+            "x.toml:2: [site], field `rate_limit`",
+            "phase check_login, step 1, field `timeout`: must be a duration",
+            "phase check_login, step 2, field `clik`: is not an action or step option (did you mean click?)",
+            "phase check_login, step 3, field `goto`: {{nope.x}} is unknown",
+            "phase check_login, step 4, field `press`: \"Entr\" is not a key name",
+        ] {
+            assert!(e.contains(expected), "missing {expected:?} in\n{e}");
+        }
+        let no_history = MINIMAL.replace(
+            r#"find_in_history = [{ extract = { target = "buy", into = "history", all = true } }]"#,
+            "",
+        );
+        assert!(errors(&no_history)[0].contains("phase find_in_history: is required"));
+        let no_total = MINIMAL.replace(r#"into = "total""#, r#"into = "sum""#);
+        assert!(errors(&no_total)[0].contains("needs an `extract` into `total`"));
+        assert!(errors("[site\n")[0].starts_with("x.toml:1: file:"));
+        let coupons =
+            format!("{MINIMAL}[coupons]\noption = \"buy\"\ntotal = [{{ goto = \"/cart\" }}]\n");
+        let e = errors(&coupons);
+        assert!(
+            e.iter()
+                .any(|e| e.contains("[coupons], field `total`: needs an `extract` into `total`")),
+            "{e:?}"
+        );
+        assert!(
+            errors(&MINIMAL.replace("[phases]", "[phases]\nplce = []"))[0]
+                .contains("phase plce: is not a phase")
+        );
+    }
+
+    #[test]
+    fn the_history_section_says_what_an_absence_proves() {
+        let demo = load_file(&profiles_dir().join("demo.toml")).unwrap();
+        assert!(demo.history.rule.reliable);
+        assert_eq!(demo.history.rule.absent_for, Duration::from_secs(60));
+        assert!(demo.history.empty.is_some());
+        let plain = parse(MINIMAL, Path::new("x.toml"), "x").unwrap();
+        assert!(
+            !plain.history.rule.reliable,
+            "a history is not trusted unless the profile says so"
+        );
+        let bad = format!(
+            "{MINIMAL}\n[history]\nreliable = \"yes\"\nabsent_for = \"2d\"\nempty = \"nope\"\n"
+        );
+        let e = errors(&bad).join("\n");
+        for expected in [
+            "[history], field `reliable`: must be true or false",
+            "[history], field `absent_for`: must be between 1s and 24h",
+            "[history], field `empty`",
+        ] {
+            assert!(e.contains(expected), "missing {expected:?} in\n{e}");
+        }
+    }
+}
