@@ -265,14 +265,20 @@ pub struct ImportLine {
     pub item: Option<String>,
 }
 
+/// Items read from an import, with their line numbers, and what was not imported line by line.
+#[derive(Debug, Clone, Default)]
+pub struct StockRead {
+    /// The items, each with its line (from 1).
+    pub items: Vec<(usize, StockItem)>,
+    /// Lines that were not items, or repeat an earlier one.
+    pub report: Vec<ImportLine>,
+}
+
 /// Reads items to import for a product of `kind`: one code a line (blank lines and lines
 /// starting with `#` skipped), or for credentials `login,password[,notes]` (CSV, a header
 /// `login,password,notes` allowed). Returns the items with their line numbers, and a report
 /// line for every line that was not an item or repeats an earlier one in the same text.
-pub fn read_stock(
-    text: &str,
-    kind: ProductKind,
-) -> Result<(Vec<(usize, StockItem)>, Vec<ImportLine>), Invalid> {
+pub fn read_stock(text: &str, kind: ProductKind) -> Result<StockRead, Invalid> {
     if !kind.uses_stock() {
         return Err(Invalid::new(
             "product",
@@ -321,7 +327,7 @@ pub fn read_stock(
             Ok(item) => items.push((line, item)),
         }
     }
-    Ok((items, report))
+    Ok(StockRead { items, report })
 }
 
 fn credential(line: &str) -> Result<StockItem, String> {
@@ -498,7 +504,7 @@ mod tests {
             (4, "duplicate_in_file")
         );
         assert_eq!(report[0].item.as_deref(), Some("AAAA-…-BBBB"));
-        let (items, report) = read_stock(
+        let StockRead { items, report } = read_stock(
             "login,password,notes\nayu@mail.test,s3cret,\"2FA off, region ID\"\nbad-line\n",
             ProductKind::Credential,
         )
