@@ -491,7 +491,7 @@ mod tests {
 
     #[test]
     fn stock_is_read_line_by_line_with_duplicates_reported_and_shown_masked() {
-        let (items, report) = read_stock(
+        let StockRead { items, report } = read_stock(
             "AAAA-1111-BBBB\n\n# a comment\nAAAA-1111-BBBB\nCCCC-2222-DDDD\n",
             ProductKind::Code,
         )
