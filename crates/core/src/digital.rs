@@ -145,6 +145,11 @@ impl MessageTemplate {
         Ok(MessageTemplate(text.to_owned()))
     }
 
+    /// A template read back from storage: checked when it was saved.
+    pub fn from_stored(text: String) -> Self {
+        MessageTemplate(text)
+    }
+
     /// The text as written.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -190,6 +195,102 @@ fn placeholders(text: &str) -> Result<Vec<String>, Invalid> {
         rest = &after[end + 2..];
     }
     Ok(names)
+}
+
+/// A digital product to create.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDigitalProduct {
+    /// The seller's SKU: listings and imports name the product by it.
+    pub sku: crate::values::Text,
+    /// Its name, as buyers see it.
+    pub name: crate::values::Text,
+    /// How its goods are made.
+    pub kind: ProductKind,
+    /// The delivery message, with `{{variables}}` of its kind.
+    pub message: String,
+    /// A shared product's content: the link, or the text every buyer gets.
+    #[serde(default)]
+    pub content: Option<String>,
+    /// Below this many available items, a low-stock alert (0: none).
+    #[serde(default)]
+    pub low_stock: u32,
+}
+
+impl NewDigitalProduct {
+    /// Checks the whole product: its message against its kind, its content against its kind.
+    pub fn check(&self) -> Result<MessageTemplate, Invalid> {
+        let message = MessageTemplate::parse(&self.message, self.kind)?;
+        match (self.kind, self.content.as_deref().map(str::trim)) {
+            (ProductKind::Shared, None | Some("")) => Err(Invalid::new(
+                "content",
+                "a shared product needs its content: the link or text every buyer gets",
+            )),
+            (ProductKind::Shared, Some(c)) if c.chars().count() > 20_000 => {
+                Err(Invalid::new("content", "must be at most 20,000 characters"))
+            }
+            (ProductKind::Shared, Some(_)) => Ok(message),
+            (kind, Some(c)) if !c.is_empty() => Err(Invalid::new(
+                "content",
+                format!(
+                    "only a shared product has content; a {} product's goods come from {}",
+                    kind.as_str(),
+                    if kind.uses_stock() {
+                        "its stock"
+                    } else {
+                        "its message"
+                    }
+                ),
+            )),
+            _ => Ok(message),
+        }
+    }
+}
+
+/// How many items of a product's stock are in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StockCounts {
+    /// Ready to be sold.
+    pub available: i64,
+    /// Claimed by a delivery that has not gone out yet.
+    pub reserved: i64,
+    /// Sent to a buyer.
+    pub delivered: i64,
+    /// Taken back after a refund: never sold again.
+    pub revoked: i64,
+}
+
+/// A digital product as stored.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DigitalProduct {
+    /// Identifier.
+    pub id: crate::ids::DigitalProductId,
+    /// The seller's SKU.
+    pub sku: String,
+    /// Its name.
+    pub name: String,
+    /// How its goods are made.
+    pub kind: ProductKind,
+    /// The delivery message.
+    pub message: MessageTemplate,
+    /// Whether it has shared content (never shown in lists).
+    pub has_content: bool,
+    /// The low-stock threshold.
+    pub low_stock: u32,
+    /// Its stock, when it has one.
+    pub stock: StockCounts,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+}
+
+impl DigitalProduct {
+    /// Whether its available stock is at or under its threshold.
+    pub fn low(&self) -> bool {
+        self.kind.uses_stock()
+            && self.low_stock > 0
+            && self.stock.available <= i64::from(self.low_stock)
+    }
 }
 
 /// One unique item of stock, as imported and as delivered.

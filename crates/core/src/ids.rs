@@ -59,4 +59,16 @@ ids! {
     RewardsRunId,
     /// A recurring job (a rewards run every day at 09:00).
     ScheduleId,
+    /// A digital product: what a seller sells on a marketplace.
+    DigitalProductId,
+    /// One unique item of a digital product's stock.
+    StockItemId,
+    /// A connection to a marketplace shop.
+    ConnectionId,
+    /// A listing on a marketplace, mapped to a digital product.
+    ListingId,
+    /// An order on a marketplace.
+    MarketOrderId,
+    /// The delivery of one line of a marketplace order.
+    DeliveryId,
 }

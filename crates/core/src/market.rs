@@ -286,6 +286,122 @@ pub fn report_applies(
     at > held_at || (at == held_at && new.rank() > held.rank())
 }
 
+/// A buyer as the marketplace names them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Buyer {
+    /// Their name or user name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Their id on the marketplace.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Their e-mail, when the marketplace gives it.
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// One line of an order as reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IncomingLine {
+    /// The marketplace's item id.
+    #[serde(default)]
+    pub item_id: String,
+    /// The item's model (variant) id.
+    #[serde(default)]
+    pub model_id: String,
+    /// The seller's SKU for it.
+    #[serde(default)]
+    pub seller_sku: String,
+    /// What it is called.
+    pub name: String,
+    /// Units bought.
+    pub quantity: u32,
+    /// Price of a unit, in minor units.
+    #[serde(default)]
+    pub unit_price_minor: Option<i64>,
+}
+
+/// An order as a marketplace (or the extension, or an API caller) reports it: every path of
+/// ingestion brings one of these, and the same order reported by three paths is one order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IncomingOrder {
+    /// The marketplace (`shopee`, `demo`).
+    pub marketplace: String,
+    /// The shop on it.
+    pub shop_id: String,
+    /// The marketplace's order number.
+    pub external_id: String,
+    /// The buyer.
+    #[serde(default)]
+    pub buyer: Buyer,
+    /// What was bought (empty when only the status is known yet).
+    #[serde(default)]
+    pub lines: Vec<IncomingLine>,
+    /// The total paid, in minor units.
+    #[serde(default)]
+    pub total_minor: Option<i64>,
+    /// Its currency (`IDR`).
+    #[serde(default)]
+    pub currency: Option<String>,
+    /// How it is paid (`cod` for cash on delivery).
+    #[serde(default)]
+    pub payment_method: Option<String>,
+    /// What the marketplace says of its payment.
+    pub status: Reported,
+    /// When the marketplace last changed it: an older report never overwrites a newer one.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: time::OffsetDateTime,
+}
+
+impl IncomingOrder {
+    /// Checks what every path must give: names that fit, lines with units, at most 100 lines.
+    pub fn check(&self) -> Result<(), crate::Invalid> {
+        use crate::Invalid;
+        let word = |field: &str, v: &str, max: usize| {
+            let v = v.trim();
+            if v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control) {
+                Err(Invalid::new(
+                    field,
+                    format!("must be one line of 1 to {max} characters"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        word("marketplace", &self.marketplace, 40)?;
+        word("shop_id", &self.shop_id, 100)?;
+        word("external_id", &self.external_id, 100)?;
+        if self.lines.len() > 100 {
+            return Err(Invalid::new("lines", "must be at most 100 lines"));
+        }
+        for (i, line) in self.lines.iter().enumerate() {
+            word(&format!("lines[{i}].name"), &line.name, 300)?;
+            if !(1..=10_000).contains(&line.quantity) {
+                return Err(Invalid::new(
+                    format!("lines[{i}].quantity"),
+                    "must be between 1 and 10,000",
+                ));
+            }
+            if line.item_id.trim().is_empty() && line.seller_sku.trim().is_empty() {
+                return Err(Invalid::new(
+                    format!("lines[{i}]"),
+                    "needs the marketplace's item_id or the seller's seller_sku, to find its product",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether it is paid on delivery.
+    pub fn cash_on_delivery(&self) -> bool {
+        self.payment_method
+            .as_deref()
+            .is_some_and(|m| m.eq_ignore_ascii_case("cod") || m.to_lowercase().contains("cash"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

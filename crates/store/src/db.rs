@@ -432,6 +432,7 @@ macro_rules! bind_args {
                 $crate::db::Arg::Text(v) => q.bind(v.clone()),
                 $crate::db::Arg::Bool(v) => q.bind(*v),
                 $crate::db::Arg::Ts(v) => q.bind($crate::db::Ts(*v)),
+                $crate::db::Arg::Bytes(v) => q.bind(v.clone()),
             };
         }
         q
@@ -504,6 +505,20 @@ impl Db {
 }
 
 impl Tx {
+    /// Runs dynamic SQL inside this transaction; how many rows it changed.
+    pub(crate) async fn execute(&mut self, sql: &Sql) -> Result<u64, StoreError> {
+        write!(self, |c| {
+            bind_args!(
+                sqlx::query(sqlx::AssertSqlSafe(sql.text.clone())),
+                &sql.args
+            )
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+        })
+        .map_err(StoreError::on_write("row", "id"))
+    }
+
     /// Runs dynamic SQL inside this transaction and returns the integers of its first column
     /// (the ids an `INSERT … RETURNING id` wrote).
     pub(crate) async fn ints(&mut self, sql: &Sql) -> Result<Vec<i64>, StoreError> {
@@ -614,6 +629,7 @@ pub(crate) enum Arg {
     Text(String),
     Bool(bool),
     Ts(OffsetDateTime),
+    Bytes(Vec<u8>),
 }
 
 /// Dynamic SQL with numbered `$n` placeholders, which both backends understand.

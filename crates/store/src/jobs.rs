@@ -165,6 +165,21 @@ pub(crate) async fn enqueue_order_job(tx: &mut Tx, id: i64) -> Result<(), StoreE
     enqueue_in(tx, &job).await.map(drop)
 }
 
+/// Gives marketplace order `id` its delivery job, in `tx` (none when it has one waiting or
+/// running already).
+pub(crate) async fn enqueue_delivery_job(tx: &mut Tx, id: i64) -> Result<(), StoreError> {
+    let job = NewJob {
+        priority: 30,
+        max_attempts: 1_000,
+        unique_key: Some(format!("delivery:{id}")),
+        ..NewJob::new(
+            crate::market::DELIVERY_JOB,
+            serde_json::json!({ "market_order": id }),
+        )
+    };
+    enqueue_in(tx, &job).await.map(drop)
+}
+
 /// Ends the running job of an order, in the transaction that takes the order out of its
 /// care: a resume in between would otherwise find the job live, add none, and the order would
 /// wait with no job once this one completes.

@@ -10,8 +10,11 @@ mod backup;
 mod batches;
 pub mod crypto;
 mod db;
+mod deliveries;
+mod digital;
 mod events;
 mod jobs;
+mod market;
 mod memo;
 mod operators;
 mod orders;
@@ -28,9 +31,14 @@ pub use backup::BackupSummary;
 pub use batches::BatchInputs;
 pub use crypto::{CryptoError, SecretKey};
 pub use db::{Backend, DbSettings, redact_url};
+pub use deliveries::{Claim, Delivery, token_hash};
+pub use digital::{StockImport, StockItemView};
 pub use events::EventQuery;
 pub use jobs::ORDER_JOB;
 pub use jobs::{Job, JobCount, Lease, NewJob};
+pub use market::{
+    Connection, ConnectionKeys, DELIVERY_JOB, Ingested, Listing, MarketOrder, NewConnection,
+};
 pub use operators::{LoginRecord, OperatorAuth, TokenAuth};
 pub use orders::{
     Finish, Marked, OrderFilter, OrderStart, OrderTicket, Recorded, Resolution, RunRecord,
@@ -136,6 +144,10 @@ impl StoreError {
 pub struct Store {
     db: Db,
     cookies: Sealer,
+    /// Seals digital goods (stock items, shared content, delivery messages and links).
+    goods: Sealer,
+    /// Keys the fingerprints that find duplicate stock items.
+    fingerprints: [u8; 32],
     generations: Arc<Generations>,
     memos: Arc<Memos>,
     job_signal: Arc<tokio::sync::Notify>,
@@ -168,6 +180,8 @@ impl Store {
         Ok(Self {
             db,
             cookies: key.sealer("account-cookies"),
+            goods: key.sealer("digital-goods"),
+            fingerprints: key.derive("stock-fingerprints"),
             generations,
             memos,
             job_signal,

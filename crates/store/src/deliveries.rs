@@ -1,0 +1,499 @@
+//! Deliveries: one per line of a paid marketplace order. **The claim** ([`Store::claim_delivery`])
+//! is the one place items leave stock: one statement reserves all of a delivery's items or the
+//! transaction takes none; on PostgreSQL the rows are locked and other claimers skip them, on
+//! SQLite the one writer claims alone; an item names its delivery for good, and a delivery is
+//! claimed only from `waiting`. So no item goes to two buyers and no order gets two sets.
+
+use crate::db::{Ts, Tx, read, write};
+use crate::market::MarketOrder;
+use crate::{Store, StoreError};
+use cartwright_core::digital::{DeliveryMove, DeliveryState, StockItem};
+use cartwright_core::ids::{DeliveryId, DigitalProductId, MarketOrderId};
+use cartwright_core::market::{MarketMove, MarketOrderState};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// A delivery as stored (its goods and link are sealed and not part of it).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Delivery {
+    /// Identifier.
+    pub id: DeliveryId,
+    /// Its order.
+    pub order_id: MarketOrderId,
+    /// The order's line it delivers.
+    pub line_no: i64,
+    /// The product, when a listing maps the line to one.
+    pub product_id: Option<DigitalProductId>,
+    /// Units of the product.
+    pub units: i64,
+    /// Where it stands.
+    pub state: DeliveryState,
+    /// Why it waits for an operator, when it does.
+    pub attention: Option<String>,
+    /// When its goods were claimed.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub claimed_at: Option<time::OffsetDateTime>,
+    /// When a channel confirmed.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub delivered_at: Option<time::OffsetDateTime>,
+}
+
+/// What a claim did.
+#[derive(Debug, Clone)]
+pub enum Claim {
+    /// The delivery's items are reserved for it now (none for a product without stock).
+    Claimed(Vec<StockItem>),
+    /// Not enough items are available: nothing was taken.
+    Short {
+        /// Items the delivery needs.
+        needed: i64,
+        /// Items available.
+        available: i64,
+    },
+    /// Enough items exist but others are claiming them right now: try again shortly.
+    Busy,
+    /// The delivery is not waiting (claimed already, or ended): nothing to do.
+    NotWaiting(DeliveryState),
+    /// No product is mapped to its line.
+    NoProduct,
+}
+
+#[derive(sqlx::FromRow)]
+struct DeliveryRow {
+    id: i64,
+    order_id: i64,
+    line_no: i64,
+    product_id: Option<i64>,
+    units: i64,
+    state: String,
+    attention: Option<String>,
+    claimed_at: Option<Ts>,
+    delivered_at: Option<Ts>,
+}
+
+const DELIVERY_COLUMNS: &str =
+    "id, order_id, line_no, product_id, units, state, attention, claimed_at, delivered_at";
+
+impl TryFrom<DeliveryRow> for Delivery {
+    type Error = StoreError;
+    fn try_from(r: DeliveryRow) -> Result<Self, StoreError> {
+        Ok(Delivery {
+            id: DeliveryId(r.id),
+            order_id: MarketOrderId(r.order_id),
+            line_no: r.line_no,
+            product_id: r.product_id.map(DigitalProductId),
+            units: r.units,
+            state: r.state.parse().map_err(StoreError::Corrupt)?,
+            attention: r.attention,
+            claimed_at: r.claimed_at.map(|t| t.0),
+            delivered_at: r.delivered_at.map(|t| t.0),
+        })
+    }
+}
+
+fn token_context(id: MarketOrderId, line: i64) -> Vec<u8> {
+    format!("cartwright/delivery-link/{id}/{line}").into_bytes()
+}
+
+fn message_context(id: DeliveryId) -> Vec<u8> {
+    format!("cartwright/delivery-message/{id}").into_bytes()
+}
+
+/// The SHA-256 of a delivery page's key: what finds the page.
+pub fn token_hash(token: &str) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// Opens a delivery for line `line_no` (once: a second open of the same line does nothing),
+/// with a fresh page key of 256 random bits.
+pub(crate) async fn open_delivery(
+    store: &Store,
+    tx: &mut Tx,
+    order: MarketOrderId,
+    line_no: i64,
+    product: Option<DigitalProductId>,
+    units: i64,
+) -> Result<(), StoreError> {
+    use base64::Engine as _;
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand_bytes());
+    let sealed = store
+        .goods
+        .seal(token.as_bytes(), &token_context(order, line_no));
+    let attention = product
+        .is_none()
+        .then_some("no listing maps this line to a product: map it, and the order is delivered");
+    write!(tx, |c| {
+        sqlx::query(
+            "INSERT INTO deliveries (order_id, line_no, product_id, units, token_hash, token, attention, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        )
+        .bind(order.get())
+        .bind(line_no)
+        .bind(product.map(|p| p.get()))
+        .bind(units)
+        .bind(token_hash(&token))
+        .bind(sealed)
+        .bind(attention)
+        .bind(Ts::now())
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+fn rand_bytes() -> [u8; 32] {
+    use rand::RngCore;
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    b
+}
+
+/// A cancellation or refund takes back what an order was given: items of deliveries that did
+/// not go out return to stock (`Release`), items that went out are revoked (`Revoke`), never
+/// sold again.
+pub(crate) async fn take_back(tx: &mut Tx, order: MarketOrderId) -> Result<(), StoreError> {
+    let now = Ts::now();
+    for (by, items_to) in [
+        (DeliveryMove::Release, "available"),
+        (DeliveryMove::Revoke, "revoked"),
+    ] {
+        let sql = format!(
+            "UPDATE deliveries SET state = $2, ended_at = $3 WHERE order_id = $1 AND state IN ({}) RETURNING id",
+            by.from_sql()
+        );
+        let ids: Vec<i64> = write!(tx, |c| {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(order.get())
+                .bind(by.to().as_str())
+                .bind(now)
+                .fetch_all(c)
+                .await
+        })?;
+        for id in ids {
+            let back = items_to == "available";
+            write!(tx, |c| {
+                sqlx::query(
+                    "UPDATE stock_items SET state = $2, delivery_id = CASE WHEN $3 THEN NULL ELSE delivery_id END, \
+                     reserved_at = CASE WHEN $3 THEN NULL ELSE reserved_at END WHERE delivery_id = $1",
+                )
+                .bind(id)
+                .bind(items_to)
+                .bind(back)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected())
+            })?;
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    /// A marketplace order's deliveries, by line.
+    pub async fn deliveries_of(&self, order: MarketOrderId) -> Result<Vec<Delivery>, StoreError> {
+        let rows: Vec<DeliveryRow> = read!(&self.db, |c| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE order_id = $1 ORDER BY line_no"
+            )))
+            .bind(order.get())
+            .fetch_all(c)
+            .await
+        })?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    /// Claims a waiting delivery's items from stock: all of them, or none. See the module.
+    pub async fn claim_delivery(&self, id: DeliveryId) -> Result<Claim, StoreError> {
+        let now = Ts::now();
+        let mut tx = self.begin().await?;
+        let lock = crate::db::RowLock::Update.sql(tx.backend());
+        let row: Option<(String, Option<i64>, i64)> = write!(&mut tx, |c| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT state, product_id, units FROM deliveries WHERE id = $1{lock}"
+            )))
+            .bind(id.get())
+            .fetch_optional(c)
+            .await
+        })?;
+        let (state, product, units) =
+            row.ok_or_else(|| StoreError::not_found("delivery", id.get()))?;
+        let state: DeliveryState = state.parse().map_err(StoreError::Corrupt)?;
+        if !DeliveryMove::Claim.from().contains(&state) {
+            return Ok(Claim::NotWaiting(state));
+        }
+        let Some(product) = product.map(DigitalProductId) else {
+            return Ok(Claim::NoProduct);
+        };
+        let kind: String = write!(&mut tx, |c| {
+            sqlx::query_scalar("SELECT kind FROM digital_products WHERE id = $1")
+                .bind(product.get())
+                .fetch_one(c)
+                .await
+        })?;
+        let kind: cartwright_core::digital::ProductKind =
+            kind.parse().map_err(StoreError::Corrupt)?;
+        let mut items = Vec::new();
+        if kind.uses_stock() {
+            let sql = format!(
+                "UPDATE stock_items SET state = 'reserved', delivery_id = $1, reserved_at = $2 \
+                 WHERE id IN (SELECT id FROM stock_items WHERE product_id = $3 AND state = 'available' \
+                 ORDER BY id LIMIT $4{}) RETURNING secret",
+                tx.backend().skip_locked()
+            );
+            let secrets: Vec<Vec<u8>> = write!(&mut tx, |c| {
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .bind(id.get())
+                    .bind(now)
+                    .bind(product.get())
+                    .bind(units)
+                    .fetch_all(c)
+                    .await
+            })?;
+            if (secrets.len() as i64) < units {
+                drop(tx);
+                let available: i64 = read!(&self.db, |c| {
+                    sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM stock_items WHERE product_id = $1 AND state = 'available'",
+                    )
+                    .bind(product.get())
+                    .fetch_one(c)
+                    .await
+                })?;
+                return Ok(if available >= units {
+                    Claim::Busy
+                } else {
+                    Claim::Short {
+                        needed: units,
+                        available,
+                    }
+                });
+            }
+            for sealed in &secrets {
+                items.push(self.open_item(product, sealed)?);
+            }
+        }
+        let sql = format!(
+            "UPDATE deliveries SET state = $2, claimed_at = $3, attention = NULL WHERE id = $1 AND state IN ({})",
+            DeliveryMove::Claim.from_sql()
+        );
+        write!(&mut tx, |c| {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id.get())
+                .bind(DeliveryMove::Claim.to().as_str())
+                .bind(now)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        let order: i64 = write!(&mut tx, |c| {
+            sqlx::query_scalar("SELECT order_id FROM deliveries WHERE id = $1")
+                .bind(id.get())
+                .fetch_one(c)
+                .await
+        })?;
+        self.settle_order(&mut tx, MarketOrderId(order)).await?;
+        tx.commit().await?;
+        Ok(Claim::Claimed(items))
+    }
+
+    /// The items a delivery holds (reserved or delivered), opened, in claim order.
+    pub async fn delivery_items(&self, id: DeliveryId) -> Result<Vec<StockItem>, StoreError> {
+        let rows: Vec<(i64, Vec<u8>)> = read!(&self.db, |c| {
+            sqlx::query_as(
+                "SELECT product_id, secret FROM stock_items WHERE delivery_id = $1 ORDER BY id",
+            )
+            .bind(id.get())
+            .fetch_all(c)
+            .await
+        })?;
+        rows.iter()
+            .map(|(p, s)| self.open_item(DigitalProductId(*p), s))
+            .collect()
+    }
+
+    /// A delivery's page key, opened: what its link carries.
+    pub async fn delivery_token(&self, id: DeliveryId) -> Result<String, StoreError> {
+        let row: Option<(i64, i64, Vec<u8>)> = read!(&self.db, |c| {
+            sqlx::query_as("SELECT order_id, line_no, token FROM deliveries WHERE id = $1")
+                .bind(id.get())
+                .fetch_optional(c)
+                .await
+        })?;
+        let (order, line, sealed) =
+            row.ok_or_else(|| StoreError::not_found("delivery", id.get()))?;
+        let plain = self
+            .goods
+            .open(&sealed, &token_context(MarketOrderId(order), line))
+            .map_err(|e| StoreError::Corrupt(format!("deliveries.token: {e}")))?;
+        String::from_utf8(plain).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    /// Records a sent delivery: its message (sealed), its items delivered, the channel that
+    /// confirmed; the order moves on when all its lines are out. False when the delivery was
+    /// not sending (delivered already, or taken back meanwhile).
+    pub async fn confirm_delivery(
+        &self,
+        id: DeliveryId,
+        channel: &str,
+        message: &str,
+        answer: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let now = Ts::now();
+        let sealed = self.goods.seal(message.as_bytes(), &message_context(id));
+        let mut tx = self.begin().await?;
+        let sql = format!(
+            "UPDATE deliveries SET state = $2, delivered_at = $3, message = $4 WHERE id = $1 AND state IN ({}) RETURNING order_id",
+            DeliveryMove::Confirm.from_sql()
+        );
+        let order: Option<i64> = write!(&mut tx, |c| {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(id.get())
+                .bind(DeliveryMove::Confirm.to().as_str())
+                .bind(now)
+                .bind(sealed)
+                .fetch_optional(c)
+                .await
+        })?;
+        let Some(order) = order else {
+            return Ok(false);
+        };
+        write!(&mut tx, |c| {
+            sqlx::query(
+                "UPDATE stock_items SET state = 'delivered', delivered_at = $2 WHERE delivery_id = $1 AND state = 'reserved'",
+            )
+            .bind(id.get())
+            .bind(now)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        write!(&mut tx, |c| {
+            sqlx::query(
+                "INSERT INTO delivery_sends (delivery_id, channel, idempotency_key, state, attempts, answer, created_at, sent_at) \
+                 VALUES ($1, $2, $3, 'sent', 1, $4, $5, $5) \
+                 ON CONFLICT (delivery_id, channel) DO UPDATE SET state = 'sent', answer = $4, sent_at = $5",
+            )
+            .bind(id.get())
+            .bind(channel)
+            .bind(format!("delivery-{id}-{channel}"))
+            .bind(answer)
+            .bind(now)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        self.settle_order(&mut tx, MarketOrderId(order)).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Marks a delivery as waiting for an operator (not enough stock, no product), and its
+    /// order as needing attention.
+    pub async fn delivery_needs_attention(
+        &self,
+        id: DeliveryId,
+        why: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let order: Option<i64> = write!(&mut tx, |c| {
+            sqlx::query_scalar(
+                "UPDATE deliveries SET attention = $2 WHERE id = $1 AND state = 'waiting' RETURNING order_id",
+            )
+            .bind(id.get())
+            .bind(why)
+            .fetch_optional(c)
+            .await
+        })?;
+        if let Some(order) = order {
+            self.settle_order(&mut tx, MarketOrderId(order)).await?;
+        }
+        tx.commit().await
+    }
+
+    /// Orders with a delivery waiting for `product`'s stock: what an import completes.
+    pub async fn orders_waiting_for(
+        &self,
+        product: DigitalProductId,
+    ) -> Result<Vec<MarketOrderId>, StoreError> {
+        let ids: Vec<i64> = read!(&self.db, |c| {
+            sqlx::query_scalar(
+                "SELECT DISTINCT order_id FROM deliveries WHERE product_id = $1 AND state = 'waiting' ORDER BY order_id",
+            )
+            .bind(product.get())
+            .fetch_all(c)
+            .await
+        })?;
+        Ok(ids.into_iter().map(MarketOrderId).collect())
+    }
+
+    /// Gives each of these orders its delivery job (one already waiting or running stays).
+    pub async fn queue_deliveries(&self, orders: &[MarketOrderId]) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        for order in orders {
+            crate::jobs::enqueue_delivery_job(&mut tx, order.get()).await?;
+        }
+        tx.commit().await
+    }
+
+    /// Moves an order to where its deliveries say it stands: delivered when every line went
+    /// out, partially delivered when some did, delivering while goods are claimed, needing
+    /// attention while a line waits for an operator.
+    async fn settle_order(&self, tx: &mut Tx, order: MarketOrderId) -> Result<(), StoreError> {
+        let rows: Vec<(String, bool)> = write!(tx, |c| {
+            sqlx::query_as(
+                "SELECT state, attention IS NOT NULL FROM deliveries WHERE order_id = $1",
+            )
+            .bind(order.get())
+            .fetch_all(c)
+            .await
+        })?;
+        let count = |s: &str| rows.iter().filter(|(x, _)| x == s).count();
+        let (waiting, sending, delivered) =
+            (count("waiting"), count("sending"), count("delivered"));
+        let stuck = rows.iter().any(|(s, a)| s == "waiting" && *a);
+        let by = if delivered > 0 && waiting + sending == 0 {
+            MarketMove::Deliver
+        } else if delivered > 0 && stuck && sending == 0 {
+            MarketMove::DeliverPart
+        } else if stuck && sending == 0 {
+            MarketMove::NeedAttention
+        } else if sending > 0 || waiting > 0 {
+            MarketMove::StartDelivery
+        } else {
+            return Ok(());
+        };
+        let state: String = write!(tx, |c| {
+            sqlx::query_scalar("SELECT state FROM market_orders WHERE id = $1")
+                .bind(order.get())
+                .fetch_one(c)
+                .await
+        })?;
+        let state: MarketOrderState = state.parse().map_err(StoreError::Corrupt)?;
+        if state != by.to() && self.move_market_order(tx, order, by).await? {
+            crate::market::history(
+                tx,
+                order,
+                cartwright_core::market::Source::Cartwright,
+                None,
+                Some(by.to()),
+                None,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// The order a delivery belongs to.
+    pub async fn delivery_order(&self, id: DeliveryId) -> Result<MarketOrder, StoreError> {
+        let order: Option<i64> = read!(&self.db, |c| {
+            sqlx::query_scalar("SELECT order_id FROM deliveries WHERE id = $1")
+                .bind(id.get())
+                .fetch_optional(c)
+                .await
+        })?;
+        let order = order.ok_or_else(|| StoreError::not_found("delivery", id.get()))?;
+        self.market_order(MarketOrderId(order)).await
+    }
+}
