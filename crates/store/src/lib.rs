@@ -22,6 +22,8 @@ mod page;
 mod products;
 mod rewards;
 mod storefronts;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use accounts::{
     AccountFilter, AccountSort, ImportOptions, ImportReport, Selected, SelectionResult,

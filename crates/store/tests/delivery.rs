@@ -11,42 +11,15 @@ use cartwright_core::market::{
     Buyer, IncomingLine, IncomingOrder, MarketOrderState, Reported, Source,
 };
 use cartwright_core::values::Text;
-use cartwright_store::{Claim, DbSettings, NewConnection, SecretKey, Store};
-use sqlx::Connection;
+use cartwright_store::{Claim, NewConnection, Store};
 use std::collections::HashSet;
 
 async fn store() -> (Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let url = match std::env::var("CARTWRIGHT_TEST_DATABASE_URL") {
-        Ok(server) if server.starts_with("postgres") => {
-            let name = format!("cw_goods_{}_{}", std::process::id(), rand_suffix());
-            let mut conn = sqlx::PgConnection::connect(&server).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            format!("{}/{name}", server.rsplit_once('/').unwrap().0)
-        }
-        _ => format!("sqlite://{}", dir.path().join("goods.db").display()),
-    };
-    let store = Store::connect(
-        &DbSettings {
-            url,
-            max_connections: 8,
-        },
-        &SecretKey::generate(),
-    )
-    .await
-    .unwrap();
-    store.migrate().await.unwrap();
+    let (store, _) = cartwright_store::testing::store(dir.path(), "goods")
+        .await
+        .unwrap();
     (store, dir)
-}
-
-fn rand_suffix() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos()
 }
 
 fn keys(from: usize, n: usize) -> String {
