@@ -30,6 +30,7 @@ pub const KEYS: &[&str] = &[
     "max_runs",
     "node_id",
     "job_stale_after",
+    "public_url",
 ];
 
 /// A configuration that cannot be used, naming the key.
@@ -111,6 +112,9 @@ pub struct Settings {
     /// A job whose worker has not signalled for this long is taken over by another worker
     /// (the worker crashed or its machine went away).
     pub job_stale_after: HumanDuration,
+    /// The address buyers reach Cartwright at (delivery links start with it); the listening
+    /// address when unset.
+    pub public_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -133,6 +137,7 @@ impl Default for Settings {
             max_runs: 3,
             node_id: None,
             job_stale_after: HumanDuration(Duration::from_secs(30)),
+            public_url: None,
         }
     }
 }
@@ -159,6 +164,7 @@ impl fmt::Debug for Settings {
             .field("profiles_dir", &self.profiles_dir)
             .field("max_runs", &self.max_runs)
             .field("node_id", &self.node_id)
+            .field("public_url", &self.public_url)
             .finish_non_exhaustive()
     }
 }
@@ -225,10 +231,26 @@ impl Settings {
         if !(1..=20).contains(&self.max_runs) {
             return bad("max_runs", "must be between 1 and 20".into());
         }
+        if let Some(url) = &self.public_url
+            && let Err(m) = cartwright_core::values::HttpUrl::parse(url)
+        {
+            return bad("public_url", m);
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
             return bad("log_level", e.to_string());
         }
         Ok(())
+    }
+
+    /// The digital-goods side's settings; `listening` is where the server listens (delivery
+    /// links use it when no `public_url` is set).
+    pub fn commerce(&self, listening: SocketAddr) -> cartwright_commerce::CommerceConfig {
+        cartwright_commerce::CommerceConfig {
+            public_url: self
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{listening}")),
+        }
     }
 
     /// The engine's settings.

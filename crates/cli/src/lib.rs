@@ -91,18 +91,27 @@ pub struct Server {
 /// handed back (an order being placed is settled by whoever picks it up).
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
 
-/// Starts the engine's workers for `settings.workers` browser runs at once, and sweeps
-/// orders that lost their job (after a crash) back into the queue.
+/// Starts the workers: the engine's for `settings.workers` browser runs at once and its
+/// rewards checks, and the deliveries of digital goods; sweeps orders that lost their job
+/// (after a crash) back into the queue.
 pub async fn start_workers(
     settings: &Settings,
     engine: &Arc<Engine>,
+    commerce: &Arc<cartwright_commerce::Commerce>,
 ) -> Result<RunningWorkers, StartError> {
     let swept = engine.store().sweep_orders().await?;
     if swept > 0 {
         tracing::info!(orders = swept, "re-queued orders whose jobs were lost");
     }
+    let deliveries: Arc<dyn cartwright_jobs::Handler> =
+        Arc::new(cartwright_commerce::DeliveryHandler(commerce.clone()));
     let workers = engine
         .workers(settings.node(), settings.workers)
+        .lane(
+            "goods",
+            4,
+            vec![(cartwright_store::DELIVERY_JOB, deliveries)],
+        )
         .timing(settings.job_timing())
         .start();
     tokio::spawn(engine.clone().run_schedules());
@@ -127,13 +136,6 @@ impl Server {
             max_upload_bytes: settings.max_upload_bytes,
             ..WebOptions::default()
         };
-        let engine = Engine::new(store.clone(), settings.engine());
-        let workers = if settings.workers > 0 {
-            Some(start_workers(settings, &engine).await?)
-        } else {
-            None
-        };
-        let app = cartwright_web::app(AppState::new(store.clone(), &key, options, engine.clone()));
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .map_err(|source| StartError::Io {
@@ -144,6 +146,20 @@ impl Server {
             what: "reading the listening address".into(),
             source,
         })?;
+        let engine = Engine::new(store.clone(), settings.engine());
+        let commerce = cartwright_commerce::Commerce::new(store.clone(), settings.commerce(addr));
+        let workers = if settings.workers > 0 {
+            Some(start_workers(settings, &engine, &commerce).await?)
+        } else {
+            None
+        };
+        let app = cartwright_web::app(AppState::new(
+            store.clone(),
+            &key,
+            options,
+            engine.clone(),
+            commerce,
+        ));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(cartwright_web::serve(listener, app, async move {
             let _ = stopped.await;

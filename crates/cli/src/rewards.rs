@@ -49,7 +49,12 @@ pub async fn rewards(settings: &crate::Settings, args: RewardsArgs) -> Result<bo
             }
             e => e.into(),
         })?;
-    let workers = crate::start_workers(settings, &engine).await?;
+    let workers = crate::start_workers(
+        settings,
+        &engine,
+        &cartwright_commerce::Commerce::new(store.clone(), settings.commerce(settings.listen)),
+    )
+    .await?;
     eprintln!(
         "rewards run {} on {}: {} accounts ({} skipped), {} at once{}",
         run.id,

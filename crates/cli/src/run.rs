@@ -272,7 +272,12 @@ pub async fn run(settings: &Settings, args: RunArgs) -> Result<RunOutcome, RunEr
         })?;
     let mut worker_settings = settings.clone();
     worker_settings.workers = args.concurrency.unwrap_or(settings.workers).max(1);
-    let workers = crate::start_workers(&worker_settings, &engine).await?;
+    let workers = crate::start_workers(
+        &worker_settings,
+        &engine,
+        &cartwright_commerce::Commerce::new(store.clone(), settings.commerce(settings.listen)),
+    )
+    .await?;
     eprintln!(
         "batch {} : {} orders ({} accounts × {}), concurrency {}",
         batch.id,
@@ -485,7 +490,12 @@ pub async fn worker(
     let key = crate::secret_key(settings)?;
     let store = crate::open_store(settings, &key).await?;
     let engine: Arc<Engine> = Engine::new(store.clone(), settings.engine());
-    let workers = crate::start_workers(settings, &engine).await?;
+    let workers = crate::start_workers(
+        settings,
+        &engine,
+        &cartwright_commerce::Commerce::new(store.clone(), settings.commerce(settings.listen)),
+    )
+    .await?;
     eprintln!(
         "worker {} running {} browser jobs at once; stop with Ctrl-C",
         settings.node(),

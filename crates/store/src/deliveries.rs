@@ -190,7 +190,76 @@ pub(crate) async fn take_back(tx: &mut Tx, order: MarketOrderId) -> Result<(), S
     Ok(())
 }
 
+/// What a buyer's delivery page shows.
+#[derive(Debug, Clone)]
+pub struct DeliveryPage {
+    /// The product's name.
+    pub product: String,
+    /// The marketplace's order number.
+    pub order_number: String,
+    /// The message with the goods.
+    pub message: String,
+    /// When it was delivered.
+    pub delivered_at: Option<time::OffsetDateTime>,
+    /// How many times the page was opened, this time included.
+    pub views: i64,
+}
+
 impl Store {
+    /// The delivery page a key opens, when the key is one and its goods went out; counted.
+    pub async fn delivery_page(&self, token: &str) -> Result<Option<DeliveryPage>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            id: i64,
+            message: Option<Vec<u8>>,
+            delivered_at: Option<Ts>,
+            name: Option<String>,
+            external_id: String,
+        }
+        let mut tx = self.begin().await?;
+        let row: Option<Row> = write!(&mut tx, |c| {
+            sqlx::query_as(
+                "SELECT d.id, d.message, d.delivered_at, p.name, o.external_id FROM deliveries d \
+                 JOIN market_orders o ON o.id = d.order_id LEFT JOIN digital_products p ON p.id = d.product_id \
+                 WHERE d.token_hash = $1 AND d.state = 'delivered' \
+                 AND (d.expires_at IS NULL OR d.expires_at > $2)",
+            )
+            .bind(token_hash(token))
+            .bind(Ts::now())
+            .fetch_optional(c)
+            .await
+        })?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let views: i64 = write!(&mut tx, |c| {
+            sqlx::query_scalar(
+                "UPDATE deliveries SET reveals = reveals + 1 WHERE id = $1 RETURNING reveals",
+            )
+            .bind(row.id)
+            .fetch_one(c)
+            .await
+        })?;
+        tx.commit().await?;
+        let message = match row.message {
+            Some(sealed) => {
+                let plain = self
+                    .goods
+                    .open(&sealed, &message_context(DeliveryId(row.id)))
+                    .map_err(|e| StoreError::Corrupt(format!("deliveries.message: {e}")))?;
+                String::from_utf8(plain).map_err(|e| StoreError::Corrupt(e.to_string()))?
+            }
+            None => String::new(),
+        };
+        Ok(Some(DeliveryPage {
+            product: row.name.unwrap_or_default(),
+            order_number: row.external_id,
+            message,
+            delivered_at: row.delivered_at.map(|t| t.0),
+            views,
+        }))
+    }
+
     /// A marketplace order's deliveries, by line.
     pub async fn deliveries_of(&self, order: MarketOrderId) -> Result<Vec<Delivery>, StoreError> {
         let rows: Vec<DeliveryRow> = read!(&self.db, |c| {
@@ -328,6 +397,26 @@ impl Store {
             .open(&sealed, &token_context(MarketOrderId(order), line))
             .map_err(|e| StoreError::Corrupt(format!("deliveries.token: {e}")))?;
         String::from_utf8(plain).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    /// A delivery's page key for a person: written to the audit log.
+    pub async fn delivery_token_audited(
+        &self,
+        id: DeliveryId,
+        actor: &crate::audit::Actor,
+    ) -> Result<String, StoreError> {
+        let token = self.delivery_token(id).await?;
+        let mut tx = self.begin().await?;
+        crate::audit::record(
+            &mut tx,
+            actor,
+            "delivery.link",
+            &format!("delivery:{}", id.get()),
+            &serde_json::json!({}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(token)
     }
 
     /// Records a sent delivery: its message (sealed), its items delivered, the channel that

@@ -306,6 +306,18 @@ impl Store {
                         e => e,
                     })?;
             }
+            // Orders waiting for this stock get their delivery job with it.
+            let waiting: Vec<i64> = write!(&mut tx, |c| {
+                sqlx::query_scalar(
+                    "SELECT DISTINCT order_id FROM deliveries WHERE product_id = $1 AND state = 'waiting'",
+                )
+                .bind(product.get())
+                .fetch_all(c)
+                .await
+            })?;
+            for order in waiting {
+                crate::jobs::enqueue_delivery_job(&mut tx, order).await?;
+            }
             tx.commit().await?;
         }
         let stock = self.digital_product(product).await?.stock;

@@ -33,13 +33,14 @@ pub use backup::BackupSummary;
 pub use batches::BatchInputs;
 pub use crypto::{CryptoError, SecretKey};
 pub use db::{Backend, DbSettings, redact_url};
-pub use deliveries::{Claim, Delivery, token_hash};
+pub use deliveries::{Claim, Delivery, DeliveryPage, token_hash};
 pub use digital::{StockImport, StockItemView};
 pub use events::EventQuery;
 pub use jobs::ORDER_JOB;
 pub use jobs::{Job, JobCount, Lease, NewJob};
 pub use market::{
-    Connection, ConnectionKeys, DELIVERY_JOB, Ingested, Listing, MarketOrder, NewConnection,
+    Connection, ConnectionKeys, DELIVERY_JOB, HistoryEntry, Ingested, Listing, MarketOrder,
+    NewConnection,
 };
 pub use operators::{LoginRecord, OperatorAuth, TokenAuth};
 pub use orders::{

@@ -57,6 +57,22 @@ pub struct MarketOrder {
     pub created_at: time::OffsetDateTime,
 }
 
+/// One line of a marketplace order's history.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HistoryEntry {
+    /// When Cartwright heard it or made it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: time::OffsetDateTime,
+    /// Where it came from.
+    pub source: Source,
+    /// What the marketplace said of its payment, when this was a report.
+    pub reported: Option<Reported>,
+    /// Where the order stood after it.
+    pub state: Option<MarketOrderState>,
+    /// Anything else worth saying (an older report that changed nothing).
+    pub note: Option<String>,
+}
+
 /// What ingesting a report did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Ingested {
@@ -617,6 +633,43 @@ impl Store {
         })?;
         rows.into_iter()
             .map(|(s, n)| Ok((s.parse().map_err(StoreError::Corrupt)?, n)))
+            .collect()
+    }
+
+    /// An order's history, oldest first.
+    pub async fn market_order_history(
+        &self,
+        id: MarketOrderId,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            at: Ts,
+            source: String,
+            reported: Option<String>,
+            state: Option<String>,
+            note: Option<String>,
+        }
+        let rows: Vec<Row> = read!(&self.db, |c| {
+            sqlx::query_as(
+                "SELECT at, source, reported, state, note FROM market_order_history WHERE order_id = $1 ORDER BY id",
+            )
+            .bind(id.get())
+            .fetch_all(c)
+            .await
+        })?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(HistoryEntry {
+                    at: r.at.0,
+                    source: r.source.parse().map_err(StoreError::Corrupt)?,
+                    reported: r.reported.as_deref().map(reported_from).transpose()?,
+                    state: r
+                        .state
+                        .map(|s| s.parse().map_err(StoreError::Corrupt))
+                        .transpose()?,
+                    note: r.note,
+                })
+            })
             .collect()
     }
 

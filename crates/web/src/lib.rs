@@ -3,6 +3,7 @@
 //! only parse, call the store and answer; rules live in `core` and `store`.
 
 pub mod auth;
+mod buyer;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -75,7 +76,8 @@ pub fn api(options: &WebOptions) -> (Router<AppState>, utoipa::openapi::OpenApi)
         .merge(routes::products::router())
         .merge(routes::addresses::router())
         .merge(routes::batches::router())
-        .merge(routes::rewards::router());
+        .merge(routes::rewards::router())
+        .merge(routes::goods::router(options.max_upload_bytes));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
         .merge(routes::system::router())
@@ -90,6 +92,7 @@ pub fn app(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let dashboard = ui::router(&state, api.clone());
     api.merge(dashboard)
+        .merge(buyer::router())
         .route("/metrics", axum::routing::get(routes::system::metrics))
         .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
         .fallback(ui::not_found)

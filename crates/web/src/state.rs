@@ -52,6 +52,8 @@ pub struct Inner {
     pub options: WebOptions,
     /// The automation engine: batches, events, artifacts, profiles.
     pub engine: Arc<cartwright_engine::Engine>,
+    /// The digital-goods side: deliveries and their links.
+    pub commerce: Arc<cartwright_commerce::Commerce>,
     /// When each API token's use was last written, so a busy token is written once a minute.
     pub token_uses: std::sync::Mutex<
         std::collections::HashMap<cartwright_core::ids::TokenId, std::time::Instant>,
@@ -65,9 +67,11 @@ impl AppState {
         key: &SecretKey,
         options: WebOptions,
         engine: Arc<cartwright_engine::Engine>,
+        commerce: Arc<cartwright_commerce::Commerce>,
     ) -> Self {
         Self(Arc::new(Inner {
             engine,
+            commerce,
             store,
             jwt: Jwt::new(&key.derive("jwt"), options.token_ttl),
             throttle: LoginThrottle::new(

@@ -11,6 +11,7 @@ mod cli;
 mod cookies;
 mod crash;
 mod demo;
+mod goods;
 mod helpers;
 mod import_export;
 mod operators;

@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod addresses;
 pub mod auth;
 pub mod batches;
+pub mod goods;
 pub mod operators;
 pub mod products;
 pub mod rewards;
