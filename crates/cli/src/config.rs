@@ -31,6 +31,7 @@ pub const KEYS: &[&str] = &[
     "node_id",
     "job_stale_after",
     "public_url",
+    "market_poll_every",
 ];
 
 /// A configuration that cannot be used, naming the key.
@@ -115,6 +116,8 @@ pub struct Settings {
     /// The address buyers reach Cartwright at (delivery links start with it); the listening
     /// address when unset.
     pub public_url: Option<String>,
+    /// How often each marketplace connection's order list is read for changes a push missed.
+    pub market_poll_every: HumanDuration,
 }
 
 impl Default for Settings {
@@ -138,6 +141,7 @@ impl Default for Settings {
             node_id: None,
             job_stale_after: HumanDuration(Duration::from_secs(30)),
             public_url: None,
+            market_poll_every: HumanDuration(Duration::from_secs(60)),
         }
     }
 }
@@ -230,6 +234,10 @@ impl Settings {
         }
         if !(1..=20).contains(&self.max_runs) {
             return bad("max_runs", "must be between 1 and 20".into());
+        }
+        let poll = self.market_poll_every.0;
+        if poll < Duration::from_secs(1) || poll > Duration::from_secs(86_400) {
+            return bad("market_poll_every", "must be between 1s and 24h".into());
         }
         if let Some(url) = &self.public_url
             && let Err(m) = cartwright_core::values::HttpUrl::parse(url)

@@ -105,12 +105,32 @@ pub async fn start_workers(
     }
     let deliveries: Arc<dyn cartwright_jobs::Handler> =
         Arc::new(cartwright_commerce::DeliveryHandler(commerce.clone()));
+    let pushes: Arc<dyn cartwright_jobs::Handler> =
+        Arc::new(cartwright_commerce::PushHandler(commerce.clone()));
+    let polls: Arc<dyn cartwright_jobs::Handler> =
+        Arc::new(cartwright_commerce::PollHandler(commerce.clone()));
+    let store = engine.store().clone();
     let workers = engine
         .workers(settings.node(), settings.workers)
         .lane(
             "goods",
             4,
-            vec![(cartwright_store::DELIVERY_JOB, deliveries)],
+            vec![
+                (cartwright_store::DELIVERY_JOB, deliveries),
+                (cartwright_store::PUSH_JOB, pushes),
+                (cartwright_store::POLL_JOB, polls),
+            ],
+        )
+        .every(
+            settings.market_poll_every.0,
+            Arc::new(move || {
+                let store = store.clone();
+                Box::pin(async move {
+                    if let Err(e) = store.queue_polls().await {
+                        tracing::warn!(error = %e, "queueing the marketplace polls failed");
+                    }
+                })
+            }),
         )
         .timing(settings.job_timing())
         .start();

@@ -6,8 +6,11 @@
 //! when stock is imported.
 
 mod delivery;
+mod ingest;
+pub mod shopee;
 
 pub use delivery::{DeliveryHandler, render};
+pub use ingest::{IngestError, PollHandler, PushHandler};
 
 use cartwright_store::Store;
 
@@ -22,17 +25,38 @@ pub struct CommerceConfig {
 pub struct Commerce {
     pub(crate) store: Store,
     pub(crate) config: CommerceConfig,
+    pub(crate) http: reqwest::Client,
 }
 
 impl Commerce {
     /// Over `store`.
     pub fn new(store: Store, config: CommerceConfig) -> std::sync::Arc<Self> {
-        std::sync::Arc::new(Commerce { store, config })
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .user_agent(concat!("Cartwright/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "the HTTP client could not be configured; using defaults");
+                reqwest::Client::new()
+            });
+        std::sync::Arc::new(Commerce {
+            store,
+            config,
+            http,
+        })
     }
 
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Where a connection's pushes are to be sent: the address their signature covers.
+    pub fn push_url(&self, connection: cartwright_core::ids::ConnectionId) -> String {
+        format!(
+            "{}/api/v1/market/push/{connection}",
+            self.config.public_url.trim_end_matches('/')
+        )
     }
 
     /// The link to a delivery's page.

@@ -40,7 +40,7 @@ pub use jobs::ORDER_JOB;
 pub use jobs::{Job, JobCount, Lease, NewJob};
 pub use market::{
     Connection, ConnectionKeys, DELIVERY_JOB, HistoryEntry, Ingested, Listing, MarketOrder,
-    NewConnection,
+    NewConnection, POLL_JOB, PUSH_JOB,
 };
 pub use operators::{LoginRecord, OperatorAuth, TokenAuth};
 pub use orders::{

@@ -15,6 +15,10 @@ use utoipa::ToSchema;
 
 /// The job kind that delivers a marketplace order's goods.
 pub const DELIVERY_JOB: &str = "delivery";
+/// The job kind that takes in one push from the inbox.
+pub const PUSH_JOB: &str = "market_push";
+/// The job kind that reconciles one connection's orders with the marketplace's order list.
+pub const POLL_JOB: &str = "market_poll";
 
 /// A marketplace order as stored.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -325,6 +329,116 @@ impl Store {
             .open(&sealed, &keys_context(id.get()))
             .map_err(|e| StoreError::Corrupt(format!("market_connections.secrets: {e}")))?;
         serde_json::from_slice(&plain).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    /// Every connection.
+    pub async fn connections(&self) -> Result<Vec<Connection>, StoreError> {
+        let ids: Vec<i64> = read!(&self.db, |c| {
+            sqlx::query_scalar("SELECT id FROM market_connections ORDER BY id")
+                .fetch_all(c)
+                .await
+        })?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(self.connection(ConnectionId(id)).await?);
+        }
+        Ok(out)
+    }
+
+    /// Keeps a push as received (its signature checked) with the job that takes it in, in
+    /// one transaction: the receiver can answer at once.
+    pub async fn keep_push(&self, connection: ConnectionId, body: &str) -> Result<i64, StoreError> {
+        let mut tx = self.begin().await?;
+        let id: i64 = write!(&mut tx, |c| {
+            sqlx::query_scalar(
+                "INSERT INTO market_inbox (connection_id, received_at, body) VALUES ($1, $2, $3) RETURNING id",
+            )
+            .bind(connection.get())
+            .bind(Ts::now())
+            .bind(body)
+            .fetch_one(c)
+            .await
+        })?;
+        crate::jobs::enqueue_in(
+            &mut tx,
+            &crate::jobs::NewJob {
+                priority: 40,
+                max_attempts: 50,
+                ..crate::jobs::NewJob::new(PUSH_JOB, serde_json::json!({ "push": id }))
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// A kept push: its connection and body.
+    pub async fn push(&self, id: i64) -> Result<(ConnectionId, String), StoreError> {
+        let row: Option<(Option<i64>, String)> = read!(&self.db, |c| {
+            sqlx::query_as("SELECT connection_id, body FROM market_inbox WHERE id = $1")
+                .bind(id)
+                .fetch_optional(c)
+                .await
+        })?;
+        match row {
+            Some((Some(connection), body)) => Ok((ConnectionId(connection), body)),
+            _ => Err(StoreError::not_found("push", id)),
+        }
+    }
+
+    /// Marks a push taken in (or why it could not be).
+    pub async fn push_done(&self, id: i64, error: Option<&str>) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        write!(&mut tx, |c| {
+            sqlx::query("UPDATE market_inbox SET processed_at = $2, error = $3 WHERE id = $1")
+                .bind(id)
+                .bind(Ts::now())
+                .bind(error)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        tx.commit().await
+    }
+
+    /// Gives every connection its reconciliation poll job (one waiting or running stays).
+    pub async fn queue_polls(&self) -> Result<usize, StoreError> {
+        let ids: Vec<i64> = read!(&self.db, |c| {
+            sqlx::query_scalar("SELECT id FROM market_connections")
+                .fetch_all(c)
+                .await
+        })?;
+        let jobs: Vec<crate::jobs::NewJob> = ids
+            .iter()
+            .map(|id| crate::jobs::NewJob {
+                priority: 5,
+                max_attempts: 3,
+                unique_key: Some(format!("poll:{id}")),
+                ..crate::jobs::NewJob::new(POLL_JOB, serde_json::json!({ "connection": id }))
+            })
+            .collect();
+        self.enqueue_many(&jobs).await
+    }
+
+    /// Records how far a connection's reconciliation poll has read.
+    pub async fn polled_to(
+        &self,
+        connection: ConnectionId,
+        to: time::OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        write!(&mut tx, |c| {
+            sqlx::query(
+                "UPDATE market_connections SET polled_to = $2, updated_at = $3 WHERE id = $1",
+            )
+            .bind(connection.get())
+            .bind(Ts::from(to))
+            .bind(Ts::now())
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        tx.commit().await
     }
 
     /// Maps a marketplace item (or the seller's SKU) to a product: what each unit sold

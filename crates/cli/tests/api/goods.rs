@@ -226,3 +226,200 @@ async fn a_paid_order_reported_by_api_gets_its_key_on_a_private_page() {
         .await;
     assert_eq!(revealed.ok(200)["code"], "AAAA-1111-ZZZZ");
 }
+
+/// A count of rows, straight from the test database.
+async fn rows(app: &TestApp, table: &str) -> i64 {
+    use sqlx::Connection;
+    let sql = format!("SELECT COUNT(*) FROM {table}");
+    if app.database_url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(&app.database_url)
+            .await
+            .unwrap();
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(&app.database_url)
+            .await
+            .unwrap();
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+    }
+}
+
+async fn order_state(app: &TestApp, external: &str) -> Option<String> {
+    let list = app.get("/api/v1/market/orders", &app.admin).await;
+    list.ok(200)
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["external_id"] == external)
+        .map(|o| o["state"].as_str().unwrap_or_default().to_owned())
+}
+
+async fn until_state(app: &TestApp, external: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let state = order_state(app, external).await;
+        if state.as_deref() == Some(want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{external}: {state:?}, not {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_marketplace_pushes_and_polls_orders_in_and_a_bad_signature_keeps_nothing() {
+    use cartwright_demo_shop::marketplace::{Item, MarketplaceConfig, Status};
+    let shop = cartwright_demo_shop::start(
+        "127.0.0.1:0".parse().unwrap(),
+        cartwright_demo_shop::ShopConfig::default(),
+    )
+    .await
+    .unwrap();
+    let app = TestApp::spawn_with(|s| {
+        s.market_poll_every = cartwright::config::HumanDuration(Duration::from_secs(1));
+    })
+    .await;
+    let market = MarketplaceConfig::default();
+    let connection = app
+        .post(
+            "/api/v1/market/connections",
+            &app.admin,
+            json!({"marketplace": "shopee", "name": "Demo shop", "shop_id": market.shop_id.to_string(),
+                   "base_url": shop.url(), "partner_id": market.partner_id.to_string(),
+                   "partner_key": market.partner_key, "access_token": market.access_token}),
+        )
+        .await;
+    let connection = connection.ok(201)["id"].as_i64().unwrap();
+    let product = app
+        .post(
+            "/api/v1/digital-products",
+            &app.operator,
+            json!({"sku": "WIN11", "name": "Windows 11 Pro", "kind": "code",
+                   "message": "Your licence key: {{item.code}}"}),
+        )
+        .await;
+    let product = product.ok(201)["id"].as_i64().unwrap();
+    app.post_raw(
+        &format!("/api/v1/digital-products/{product}/stock"),
+        &app.operator,
+        "text/plain",
+        b"W11-AAAA-0001\nW11-AAAA-0002\nW11-AAAA-0003\n",
+    )
+    .await
+    .ok(200);
+    app.post(
+        "/api/v1/market/listings",
+        &app.operator,
+        json!({"connection_id": connection, "seller_sku": "WIN11-PRO", "product_id": product}),
+    )
+    .await
+    .ok(201);
+    let items = || {
+        Some(vec![Item {
+            item_id: 3_100_201,
+            name: "Windows 11 Pro Licence Key".into(),
+            sku: "WIN11-PRO".into(),
+            qty: 1,
+            price: 249_000,
+        }])
+    };
+
+    // Pushed: the buyer pays, the marketplace pushes, the key goes out.
+    let push_url = format!("{}/api/v1/market/push/{connection}", app.base);
+    shop.shop.market().set_push_url(Some(push_url.clone()));
+    let pushed = shop
+        .shop
+        .market()
+        .create_order(Some("budi.santoso"), items());
+    shop.shop.market().set_status(&pushed, Status::ReadyToShip);
+    until_state(&app, &pushed, "delivered").await;
+
+    // A push with a wrong signature: 401, nothing kept.
+    let kept = rows(&app, "market_inbox").await;
+    let forged = app
+        .http
+        .post(&push_url)
+        .header("authorization", "00".repeat(32))
+        .body(r#"{"code":3,"data":{"ordersn":"X"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    assert_eq!(rows(&app, "market_inbox").await, kept, "nothing kept");
+    // The same (genuine) push three times: one order, delivered once.
+    let genuine = shop
+        .shop
+        .market()
+        .pushes()
+        .into_iter()
+        .rfind(|p| p.body.contains(&pushed))
+        .unwrap();
+    for _ in 0..3 {
+        let r = app
+            .http
+            .post(&push_url)
+            .header("authorization", &genuine.authorization)
+            .body(genuine.body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r.text().await.unwrap().is_empty(), "an empty 2xx, at once");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let orders = app.get("/api/v1/market/orders", &app.admin).await;
+    let same: Vec<_> = orders
+        .ok(200)
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["external_id"] == pushed.as_str())
+        .cloned()
+        .collect();
+    assert_eq!(same.len(), 1, "one order");
+    let id = same[0]["id"].as_i64().unwrap();
+    let history = app
+        .get(&format!("/api/v1/market/orders/{id}"), &app.admin)
+        .await;
+    assert!(
+        history.ok(200)["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["source"] == "push"),
+        "the pushes were taken in"
+    );
+    let stock = app
+        .get(&format!("/api/v1/digital-products/{product}"), &app.viewer)
+        .await;
+    assert_eq!(stock.ok(200)["stock"]["delivered"], 1, "delivered once");
+
+    // A push lost on the way: the poll brings the order in.
+    shop.shop.market().set_push_url(None);
+    let lost = shop.shop.market().create_order(Some("siti_rahma"), items());
+    shop.shop.market().set_status(&lost, Status::ReadyToShip);
+    until_state(&app, &lost, "delivered").await;
+    let detail = app.get("/api/v1/market/orders", &app.admin).await;
+    let id = detail
+        .ok(200)
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["external_id"] == lost.as_str())
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let detail = app
+        .get(&format!("/api/v1/market/orders/{id}"), &app.admin)
+        .await;
+    assert_eq!(detail.ok(200)["history"][0]["source"], "poll");
+}

@@ -40,6 +40,45 @@ pub fn router(max_upload: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(ingest, list_orders))
         .routes(routes!(get_order))
         .routes(routes!(delivery_link))
+        .routes(routes!(receive_push))
+}
+
+/// Receives a marketplace's push for a connection, Shopee's way: `Authorization` is the hex
+/// HMAC-SHA256 of `URL|body` under the partner key, checked in constant time (401 and nothing
+/// kept when it does not match). A good push is kept as received with the job that takes it
+/// in, and answered at once with an empty 200.
+#[utoipa::path(post, path = "/market/push/{id}", tag = "marketplace", params(("id" = i64, Path)),
+    request_body(content = String, content_type = "application/json"),
+    responses((status = 200, description = "Kept; taken in shortly"), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn receive_push(
+    State(state): State<AppState>,
+    Path(id): Path<ConnectionId>,
+    headers: axum::http::HeaderMap,
+    request: Request,
+) -> ApiResult<axum::http::StatusCode> {
+    let keys = state.store.connection_keys(id).await?;
+    let body = body_bytes(request).await?;
+    let authorization = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !cartwright_commerce::shopee::push_is_signed(
+        &keys.partner_key,
+        &state.commerce.push_url(id),
+        &body,
+        authorization,
+    ) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "bad_signature",
+            "the push's Authorization is not the HMAC-SHA256 of its URL and body under the partner key",
+        ));
+    }
+    let text =
+        std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("the push is not UTF-8"))?;
+    state.store.keep_push(id, text).await?;
+    Ok(axum::http::StatusCode::OK)
 }
 
 /// A delivery's page link, to give the buyer again.
