@@ -54,7 +54,7 @@ pub fn push_is_signed(key: &str, url: &str, body: &[u8], authorization: &str) ->
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
