@@ -140,6 +140,11 @@ enum Command {
         #[command(subcommand)]
         command: ProfileCommand,
     },
+    /// Digital goods' stock.
+    Stock {
+        #[command(subcommand)]
+        command: StockCommand,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage operators.
@@ -158,6 +163,23 @@ enum ProfileCommand {
         /// The files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum StockCommand {
+    /// Import stock items for a product from a file: one code a line, or CSV of
+    /// `login,password[,notes]` for credentials. Prints what was imported and every line that
+    /// was not (a duplicate in the file or in stock, or not an item). Exits 2 when some were not.
+    Import {
+        /// The product's SKU.
+        #[arg(long)]
+        product: String,
+        /// The file (`-` for standard input).
+        file: PathBuf,
+        /// Report what would be imported; import nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -350,6 +372,55 @@ async fn main() -> anyhow::Result<()> {
                     std::process::exit(64);
                 }
                 Err(e) => return Err(e.into()),
+            }
+        }
+        Command::Stock {
+            command:
+                StockCommand::Import {
+                    product,
+                    file,
+                    dry_run,
+                },
+        } => {
+            let text = if file.as_os_str() == "-" {
+                let mut text = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .context("reading standard input")?;
+                text
+            } else {
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?
+            };
+            let key = cartwright::secret_key(&settings)?;
+            let store = cartwright::open_store(&settings, &key).await?;
+            let Some(found) = store.digital_product_by_sku(&product).await? else {
+                bail!("no digital product has the SKU {product:?}");
+            };
+            let report = store.import_stock(found.id, &text, dry_run).await?;
+            for line in &report.lines {
+                println!(
+                    "line {}: {} {}{}",
+                    line.line,
+                    line.outcome.replace('_', " "),
+                    line.item.as_deref().unwrap_or_default(),
+                    line.message
+                        .as_deref()
+                        .map(|m| format!(" ({m})"))
+                        .unwrap_or_default()
+                );
+            }
+            println!(
+                "{}{} imported, {} duplicates, {} not items; {} available now",
+                if dry_run { "dry run: would have " } else { "" },
+                report.imported,
+                report.duplicates,
+                report.invalid,
+                report.stock.available
+            );
+            store.close().await;
+            if report.duplicates + report.invalid > 0 {
+                std::process::exit(2);
             }
         }
         Command::Profile {

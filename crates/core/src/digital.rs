@@ -348,7 +348,12 @@ pub fn mask(secret: &str) -> String {
     }
     let head: String = chars[..keep].iter().collect();
     let tail: String = chars[chars.len() - keep..].iter().collect();
-    format!("{head}-…-{tail}")
+    let separators: &[char] = &['-', ' ', '_', '.'];
+    format!(
+        "{}-…-{}",
+        head.trim_end_matches(separators),
+        tail.trim_start_matches(separators)
+    )
 }
 
 /// What importing a list of items found on one line.
@@ -618,6 +623,7 @@ mod tests {
         assert!(read_stock("x", ProductKind::Shared).is_err());
         assert_eq!(mask("abc"), "•••");
         assert_eq!(mask("KEY-123"), "KE-…-23");
+        assert_eq!(mask("V10-AAAA-1111"), "V10-…-1111");
     }
 
     #[test]

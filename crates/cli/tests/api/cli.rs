@@ -231,3 +231,70 @@ async fn rewards_and_run_commands_do_their_work_and_say_so() {
     assert!(stdout.contains("2 placed, 0 failed"), "{stdout}");
     assert_eq!(s.shop.shop.orders().len(), 2);
 }
+
+#[tokio::test]
+async fn stock_is_imported_from_a_file_with_its_report() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        cartwright(dir.path())
+            .arg("migrate")
+            .status()
+            .unwrap()
+            .success()
+    );
+    let settings = cartwright::Settings {
+        data_dir: dir.path().join("data"),
+        ..cartwright::Settings::default()
+    };
+    let key = cartwright::secret_key(&settings).unwrap();
+    let store = cartwright::open_store(&settings, &key).await.unwrap();
+    store
+        .create_digital_product(
+            &serde_json::from_value(serde_json::json!({
+                "sku": "VOUCHER-10", "name": "Voucher", "kind": "code", "message": "{{item.code}}"
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    store.close().await;
+    let file = dir.path().join("codes.txt");
+    std::fs::write(&file, "V10-AAAA-1111\nV10-BBBB-2222\nV10-AAAA-1111\n").unwrap();
+    let import = |dry: bool| {
+        let mut cmd = cartwright(dir.path());
+        cmd.args(["stock", "import", "--product", "VOUCHER-10"])
+            .arg(&file);
+        if dry {
+            cmd.arg("--dry-run");
+        }
+        cmd.output().unwrap()
+    };
+    let out = import(true);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("dry run: would have 2 imported"), "{text}");
+    let out = import(false);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "a duplicate line: {text}");
+    assert!(
+        text.contains("line 3: duplicate in file V10-…-1111"),
+        "{text}"
+    );
+    assert!(
+        text.contains("2 imported, 1 duplicates, 0 not items; 2 available now"),
+        "{text}"
+    );
+    assert!(!text.contains("AAAA-1111"), "never shown whole");
+    let out = import(false);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("0 imported, 3 duplicates"), "{text}");
+    let missing = cartwright(dir.path())
+        .args(["stock", "import", "--product", "NOPE"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr)
+            .contains("no digital product has the SKU \"NOPE\"")
+    );
+}
