@@ -109,6 +109,8 @@ pub async fn start_workers(
         Arc::new(cartwright_commerce::PushHandler(commerce.clone()));
     let polls: Arc<dyn cartwright_jobs::Handler> =
         Arc::new(cartwright_commerce::PollHandler(commerce.clone()));
+    let sends: Arc<dyn cartwright_jobs::Handler> =
+        Arc::new(cartwright_commerce::SendHandler(commerce.clone()));
     let store = engine.store().clone();
     let workers = engine
         .workers(settings.node(), settings.workers)
@@ -119,6 +121,7 @@ pub async fn start_workers(
                 (cartwright_store::DELIVERY_JOB, deliveries),
                 (cartwright_store::PUSH_JOB, pushes),
                 (cartwright_store::POLL_JOB, polls),
+                (cartwright_store::SEND_JOB, sends),
             ],
         )
         .every(
@@ -128,6 +131,16 @@ pub async fn start_workers(
                 Box::pin(async move {
                     if let Err(e) = store.queue_polls().await {
                         tracing::warn!(error = %e, "queueing the marketplace polls failed");
+                    }
+                    match store.sweep_deliveries().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(
+                            orders = n,
+                            "queued deliveries that stock can complete now"
+                        ),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "sweeping the waiting deliveries failed")
+                        }
                     }
                 })
             }),

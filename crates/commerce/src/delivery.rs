@@ -1,13 +1,13 @@
 //! The delivery job: for each waiting delivery of a paid order, claim its goods, write its
-//! message, and confirm it through the delivery page (the channel that is ready the moment
-//! the message is stored). A delivery short of stock is marked for an operator; claimers
+//! message, and hand it to the outbox (`Store::prepare_delivery`): every enabled channel gets
+//! its send, or the delivery page confirms it when no channel is configured. A delivery short of stock is marked for an operator; claimers
 //! meeting locked rows try again shortly.
 
 use crate::Commerce;
 use cartwright_core::digital::{DeliveryState, DigitalProduct, ProductKind, StockItem};
-use cartwright_core::ids::MarketOrderId;
+use cartwright_core::ids::{DeliveryId, MarketOrderId, SendId};
 use cartwright_jobs::{BoxFuture, Handler, Outcome};
-use cartwright_store::{Claim, Delivery, Job, MarketOrder, StoreError};
+use cartwright_store::{Claim, Delivery, Job, MarketOrder, Prepared, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -92,15 +92,31 @@ impl Commerce {
         })
     }
 
-    /// Writes a claimed delivery's message and confirms it through its page.
+    /// Writes a claimed delivery's message and puts it in the outbox.
     async fn send(
         &self,
         order: &MarketOrder,
         delivery: &Delivery,
         items: &[StockItem],
     ) -> Result<(), StoreError> {
-        let Some(product_id) = delivery.product_id else {
+        let Some(message) = self.message(order, delivery, items).await? else {
             return Ok(());
+        };
+        if let Prepared::Unreachable = self.store.prepare_delivery(delivery.id, &message).await? {
+            tracing::warn!(order = %order.external_id, line = delivery.line_no, "no configured channel reaches this buyer; the delivery waits for an operator");
+        }
+        Ok(())
+    }
+
+    /// A delivery's message from its product's current template (none without a product).
+    async fn message(
+        &self,
+        order: &MarketOrder,
+        delivery: &Delivery,
+        items: &[StockItem],
+    ) -> Result<Option<String>, StoreError> {
+        let Some(product_id) = delivery.product_id else {
+            return Ok(None);
         };
         let product = self.store.digital_product(product_id).await?;
         let content = match product.kind {
@@ -108,18 +124,31 @@ impl Commerce {
             _ => None,
         };
         let link = self.delivery_link(&self.store.delivery_token(delivery.id).await?);
-        let message = render(
+        Ok(Some(render(
             &product,
             order,
             delivery.units,
             items,
             content.as_deref(),
             &link,
-        );
-        self.store
-            .confirm_delivery(delivery.id, "page", &message, None)
-            .await?;
-        Ok(())
+        )))
+    }
+
+    /// Sends a delivery again on an operator's word: the same items (never new ones), the
+    /// message written anew from the product's template, through every enabled channel.
+    pub async fn resend(
+        &self,
+        id: DeliveryId,
+        actor: &cartwright_store::Actor,
+    ) -> Result<Vec<SendId>, StoreError> {
+        let delivery = self.store.delivery(id).await?;
+        let order = self.store.market_order(delivery.order_id).await?;
+        let items = self.store.delivery_items(id).await?;
+        let message = self
+            .message(&order, &delivery, &items)
+            .await?
+            .unwrap_or_default();
+        self.store.resend_delivery(id, &message, actor).await
     }
 }
 

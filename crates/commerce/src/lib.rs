@@ -2,13 +2,15 @@
 //! A paid order gets a delivery per line (the store opens them in the transaction that records
 //! the payment, with the order's delivery job); the job claims each delivery's items
 //! (`Store::claim_delivery`, the one place items leave stock), writes the message, and hands
-//! it to the channels. An order short of stock waits for an operator and completes by itself
+//! it to the channels through the outbox (`channels`: one job per send). An order short of stock waits for an operator and completes by itself
 //! when stock is imported.
 
+pub mod channels;
 mod delivery;
 mod ingest;
 pub mod shopee;
 
+pub use channels::SendHandler;
 pub use delivery::{DeliveryHandler, render};
 pub use ingest::{IngestError, PollHandler, PushHandler};
 

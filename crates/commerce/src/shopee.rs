@@ -63,6 +63,22 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+async fn answer(request: reqwest::RequestBuilder) -> Result<Value, ShopeeError> {
+    let answer: Value = request
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await?
+        .json()
+        .await?;
+    match answer["error"].as_str() {
+        None | Some("") => Ok(answer),
+        Some(error) => Err(ShopeeError::Refused {
+            error: error.to_owned(),
+            message: answer["message"].as_str().unwrap_or_default().to_owned(),
+        }),
+    }
+}
+
 /// A signed client of one connection.
 pub struct Client {
     http: reqwest::Client,
@@ -88,38 +104,64 @@ impl Client {
         }
     }
 
-    async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ShopeeError> {
+    /// The common parameters of a signed call to `path`: partner, time, token, shop, sign.
+    fn signed(&self, path: &str) -> Vec<(&'static str, String)> {
         let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
         let c = &self.connection;
         let base = format!(
             "{}{path}{timestamp}{}{}",
             c.partner_id, self.keys.access_token, c.shop_id
         );
-        let mut params: Vec<(&str, String)> = vec![
+        vec![
             ("partner_id", c.partner_id.clone()),
             ("timestamp", timestamp.to_string()),
             ("access_token", self.keys.access_token.clone()),
             ("shop_id", c.shop_id.clone()),
             ("sign", sign(&self.keys.partner_key, &base)),
-        ];
+        ]
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.connection.base_url.trim_end_matches('/'))
+    }
+
+    async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ShopeeError> {
+        let mut params = self.signed(path);
         params.extend(query.iter().cloned());
-        let url = format!("{}{path}", c.base_url.trim_end_matches('/'));
-        let answer: Value = self
+        let request = self.http.get(self.url(path)).query(&params);
+        answer(request).await
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> Result<Value, ShopeeError> {
+        let request = self
             .http
-            .get(url)
-            .query(&params)
-            .timeout(Duration::from_secs(20))
-            .send()
-            .await?
-            .json()
+            .post(self.url(path))
+            .query(&self.signed(path))
+            .json(body);
+        answer(request).await
+    }
+
+    /// Sends a text to a buyer through the seller chat; returns the marketplace's message id.
+    pub async fn send_message(&self, buyer_id: &str, text: &str) -> Result<String, ShopeeError> {
+        let to_id: i64 = buyer_id
+            .parse()
+            .map_err(|_| ShopeeError::Shape(format!("buyer id {buyer_id:?} is not a number")))?;
+        let answer = self
+            .post(
+                "/api/v2/sellerchat/send_message",
+                &serde_json::json!({
+                    "to_id": to_id,
+                    "message_type": "text",
+                    "content": { "text": text },
+                }),
+            )
             .await?;
-        match answer["error"].as_str() {
-            None | Some("") => Ok(answer),
-            Some(error) => Err(ShopeeError::Refused {
-                error: error.to_owned(),
-                message: answer["message"].as_str().unwrap_or_default().to_owned(),
-            }),
-        }
+        let id = &answer["response"]["message_id"];
+        Ok(id
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| id.as_i64().map(|n| n.to_string()))
+            .unwrap_or_default())
     }
 
     /// Orders changed between `from` and `to` (unix seconds; at most 15 days apart), a page

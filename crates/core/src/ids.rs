@@ -71,4 +71,8 @@ ids! {
     MarketOrderId,
     /// The delivery of one line of a marketplace order.
     DeliveryId,
+    /// A delivery channel (a webhook, e-mail, the marketplace chat).
+    ChannelId,
+    /// One send of a delivery through one channel: a row of the outbox.
+    SendId,
 }

@@ -7,6 +7,7 @@ pub mod account_csv;
 pub mod address;
 pub mod batch;
 pub mod catalog;
+pub mod channel;
 pub mod cookies;
 pub mod digital;
 pub mod error;

@@ -95,7 +95,7 @@ fn token_context(id: MarketOrderId, line: i64) -> Vec<u8> {
     format!("cartwright/delivery-link/{id}/{line}").into_bytes()
 }
 
-fn message_context(id: DeliveryId) -> Vec<u8> {
+pub(crate) fn message_context(id: DeliveryId) -> Vec<u8> {
     format!("cartwright/delivery-message/{id}").into_bytes()
 }
 
@@ -221,7 +221,7 @@ impl Store {
             sqlx::query_as(
                 "SELECT d.id, d.message, d.delivered_at, p.name, o.external_id FROM deliveries d \
                  JOIN market_orders o ON o.id = d.order_id LEFT JOIN digital_products p ON p.id = d.product_id \
-                 WHERE d.token_hash = $1 AND d.state = 'delivered' \
+                 WHERE d.token_hash = $1 AND d.state IN ('sending', 'delivered') AND d.message IS NOT NULL \
                  AND (d.expires_at IS NULL OR d.expires_at > $2)",
             )
             .bind(token_hash(token))
@@ -242,13 +242,7 @@ impl Store {
         })?;
         tx.commit().await?;
         let message = match row.message {
-            Some(sealed) => {
-                let plain = self
-                    .goods
-                    .open(&sealed, &message_context(DeliveryId(row.id)))
-                    .map_err(|e| StoreError::Corrupt(format!("deliveries.message: {e}")))?;
-                String::from_utf8(plain).map_err(|e| StoreError::Corrupt(e.to_string()))?
-            }
+            Some(sealed) => self.open_message(DeliveryId(row.id), &sealed)?,
             None => String::new(),
         };
         Ok(Some(DeliveryPage {
@@ -258,6 +252,20 @@ impl Store {
             delivered_at: row.delivered_at.map(|t| t.0),
             views,
         }))
+    }
+
+    /// One delivery.
+    pub async fn delivery(&self, id: DeliveryId) -> Result<Delivery, StoreError> {
+        let row: Option<DeliveryRow> = read!(&self.db, |c| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = $1"
+            )))
+            .bind(id.get())
+            .fetch_optional(c)
+            .await
+        })?;
+        row.ok_or_else(|| StoreError::not_found("delivery", id.get()))?
+            .try_into()
     }
 
     /// A marketplace order's deliveries, by line.
@@ -419,9 +427,10 @@ impl Store {
         Ok(token)
     }
 
-    /// Records a sent delivery: its message (sealed), its items delivered, the channel that
-    /// confirmed; the order moves on when all its lines are out. False when the delivery was
-    /// not sending (delivered already, or taken back meanwhile).
+    /// Records a delivery confirmed through `channel` outside the outbox (the delivery page,
+    /// or the browser extension): its message (sealed), its items delivered; the order moves
+    /// on when all its lines are out. False when the delivery was not sending (delivered
+    /// already, or taken back meanwhile).
     pub async fn confirm_delivery(
         &self,
         id: DeliveryId,
@@ -432,50 +441,22 @@ impl Store {
         let now = Ts::now();
         let sealed = self.goods.seal(message.as_bytes(), &message_context(id));
         let mut tx = self.begin().await?;
-        let sql = format!(
-            "UPDATE deliveries SET state = $2, delivered_at = $3, message = $4 WHERE id = $1 AND state IN ({}) RETURNING order_id",
-            DeliveryMove::Confirm.from_sql()
-        );
-        let order: Option<i64> = write!(&mut tx, |c| {
-            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        let n = write!(&mut tx, |c| {
+            sqlx::query("UPDATE deliveries SET message = $2 WHERE id = $1 AND state = 'sending'")
                 .bind(id.get())
-                .bind(DeliveryMove::Confirm.to().as_str())
-                .bind(now)
                 .bind(sealed)
-                .fetch_optional(c)
+                .execute(c)
                 .await
+                .map(|r| r.rows_affected())
         })?;
-        let Some(order) = order else {
+        if n == 0 {
             return Ok(false);
-        };
-        write!(&mut tx, |c| {
-            sqlx::query(
-                "UPDATE stock_items SET state = 'delivered', delivered_at = $2 WHERE delivery_id = $1 AND state = 'reserved'",
-            )
-            .bind(id.get())
-            .bind(now)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
-        write!(&mut tx, |c| {
-            sqlx::query(
-                "INSERT INTO delivery_sends (delivery_id, channel, idempotency_key, state, attempts, answer, created_at, sent_at) \
-                 VALUES ($1, $2, $3, 'sent', 1, $4, $5, $5) \
-                 ON CONFLICT (delivery_id, channel) DO UPDATE SET state = 'sent', answer = $4, sent_at = $5",
-            )
-            .bind(id.get())
-            .bind(channel)
-            .bind(format!("delivery-{id}-{channel}"))
-            .bind(answer)
-            .bind(now)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
-        self.settle_order(&mut tx, MarketOrderId(order)).await?;
+        }
+        let answer = answer.map_or_else(|| format!("confirmed by {channel}"), str::to_owned);
+        crate::outbox::page_ready(&mut tx, id, 0, now, Some(&answer)).await?;
+        let confirmed = crate::outbox::confirm_in(self, &mut tx, id, now).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(confirmed)
     }
 
     /// Marks a delivery as waiting for an operator (not enough stock, no product), and its
@@ -529,7 +510,11 @@ impl Store {
     /// Moves an order to where its deliveries say it stands: delivered when every line went
     /// out, partially delivered when some did, delivering while goods are claimed, needing
     /// attention while a line waits for an operator.
-    async fn settle_order(&self, tx: &mut Tx, order: MarketOrderId) -> Result<(), StoreError> {
+    pub(crate) async fn settle_order(
+        &self,
+        tx: &mut Tx,
+        order: MarketOrderId,
+    ) -> Result<(), StoreError> {
         let rows: Vec<(String, bool)> = write!(tx, |c| {
             sqlx::query_as(
                 "SELECT state, attention IS NOT NULL FROM deliveries WHERE order_id = $1",
@@ -539,16 +524,21 @@ impl Store {
             .await
         })?;
         let count = |s: &str| rows.iter().filter(|(x, _)| x == s).count();
-        let (waiting, sending, delivered) =
-            (count("waiting"), count("sending"), count("delivered"));
-        let stuck = rows.iter().any(|(s, a)| s == "waiting" && *a);
-        let by = if delivered > 0 && waiting + sending == 0 {
+        let (waiting, delivered) = (count("waiting"), count("delivered"));
+        // A line waits for an operator while it is short of stock (waiting) or no channel
+        // could send it (sending): only the lines still on their way count as sending.
+        let stuck = rows
+            .iter()
+            .any(|(s, a)| *a && (s == "waiting" || s == "sending"));
+        let sending = rows.iter().filter(|(s, a)| s == "sending" && !*a).count();
+        let all_sending = count("sending");
+        let by = if delivered > 0 && waiting + all_sending == 0 {
             MarketMove::Deliver
         } else if delivered > 0 && stuck && sending == 0 {
             MarketMove::DeliverPart
         } else if stuck && sending == 0 {
             MarketMove::NeedAttention
-        } else if sending > 0 || waiting > 0 {
+        } else if all_sending > 0 || waiting > 0 {
             MarketMove::StartDelivery
         } else {
             return Ok(());
@@ -585,4 +575,20 @@ impl Store {
         let order = order.ok_or_else(|| StoreError::not_found("delivery", id.get()))?;
         self.market_order(MarketOrderId(order)).await
     }
+}
+
+/// The order a delivery belongs to, read for `tx`'s work.
+pub(crate) async fn order_of(
+    store: &Store,
+    tx: &mut Tx,
+    id: DeliveryId,
+) -> Result<MarketOrder, StoreError> {
+    let order: Option<i64> = write!(tx, |c| {
+        sqlx::query_scalar("SELECT order_id FROM deliveries WHERE id = $1")
+            .bind(id.get())
+            .fetch_optional(c)
+            .await
+    })?;
+    let order = order.ok_or_else(|| StoreError::not_found("delivery", id.get()))?;
+    store.market_order(MarketOrderId(order)).await
 }

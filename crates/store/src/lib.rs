@@ -8,6 +8,7 @@ mod addresses;
 mod audit;
 mod backup;
 mod batches;
+mod channels;
 pub mod crypto;
 mod db;
 mod deliveries;
@@ -18,6 +19,7 @@ mod market;
 mod memo;
 mod operators;
 mod orders;
+mod outbox;
 mod page;
 mod products;
 mod rewards;
@@ -31,6 +33,7 @@ pub use accounts::{
 pub use audit::{Actor, AuditEntry};
 pub use backup::BackupSummary;
 pub use batches::BatchInputs;
+pub use channels::Channel;
 pub use crypto::{CryptoError, SecretKey};
 pub use db::{Backend, DbSettings, redact_url};
 pub use deliveries::{Claim, Delivery, DeliveryPage, token_hash};
@@ -46,6 +49,7 @@ pub use operators::{LoginRecord, OperatorAuth, TokenAuth};
 pub use orders::{
     Finish, Marked, OrderFilter, OrderStart, OrderTicket, Recorded, Resolution, RunRecord,
 };
+pub use outbox::{Prepared, SEND_JOB, Send, SendWork};
 pub use page::{Cursor, Page, PageRequest, PageStart};
 pub use products::ProductFilter;
 pub use rewards::{REWARDS_JOB, RunWork, ScheduleTurn, SnapshotFilter};

@@ -277,7 +277,7 @@ async fn until_state(app: &TestApp, external: &str, want: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_marketplace_pushes_and_polls_orders_in_and_a_bad_signature_keeps_nothing() {
-    use cartwright_demo_shop::marketplace::{Item, MarketplaceConfig, Status};
+    use cartwright_demo_shop::marketplace::{Item, Status};
     let shop = cartwright_demo_shop::start(
         "127.0.0.1:0".parse().unwrap(),
         cartwright_demo_shop::ShopConfig::default(),
@@ -288,17 +288,7 @@ async fn the_demo_marketplace_pushes_and_polls_orders_in_and_a_bad_signature_kee
         s.market_poll_every = cartwright::config::HumanDuration(Duration::from_secs(1));
     })
     .await;
-    let market = MarketplaceConfig::default();
-    let connection = app
-        .post(
-            "/api/v1/market/connections",
-            &app.admin,
-            json!({"marketplace": "shopee", "name": "Demo shop", "shop_id": market.shop_id.to_string(),
-                   "base_url": shop.url(), "partner_id": market.partner_id.to_string(),
-                   "partner_key": market.partner_key, "access_token": market.access_token}),
-        )
-        .await;
-    let connection = connection.ok(201)["id"].as_i64().unwrap();
+    let connection = crate::channels::connect_demo(&app, &shop).await;
     let product = app
         .post(
             "/api/v1/digital-products",

@@ -7,6 +7,7 @@ mod accounts;
 mod auth;
 mod batches;
 mod catalog;
+mod channels;
 mod cli;
 mod cookies;
 mod crash;

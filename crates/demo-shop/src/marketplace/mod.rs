@@ -369,6 +369,24 @@ impl Market {
         Some(())
     }
 
+    /// The seller writes to a buyer through the chat API: the message lands in the chat of
+    /// the buyer's latest order. Returns that order's number and the message's id.
+    pub fn seller_writes(&self, buyer_user_id: i64, text: &str) -> Option<(String, String)> {
+        let mut data = lock(&self.data);
+        let order = data
+            .orders
+            .iter_mut()
+            .filter(|o| o.buyer_user_id == buyer_user_id)
+            .max_by_key(|o| o.create_time)?;
+        order.messages.push(Message {
+            from: "seller",
+            text: text.to_owned(),
+            at: now(),
+        });
+        let id = format!("{}{:04}", order.order_sn, order.messages.len());
+        Some((order.order_sn.clone(), id))
+    }
+
     fn seller_says(&self, sn: &str, text: &str) -> Option<()> {
         let mut data = lock(&self.data);
         let order = data.orders.iter_mut().find(|o| o.order_sn == sn)?;

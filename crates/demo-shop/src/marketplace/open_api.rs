@@ -7,7 +7,7 @@ use crate::Shop;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -17,6 +17,7 @@ pub fn router() -> Router<Arc<Shop>> {
     Router::new()
         .route("/api/v2/order/get_order_list", get(order_list))
         .route("/api/v2/order/get_order_detail", get(order_detail))
+        .route("/api/v2/sellerchat/send_message", post(send_message))
 }
 
 fn request_id() -> String {
@@ -234,4 +235,50 @@ async fn order_detail(
         })
         .collect();
     Json(json!({"error": "", "message": "", "request_id": request_id(), "warning": [], "response": {"order_list": list}})).into_response()
+}
+
+/// The seller chat's `send_message`: a text to a buyer, signed like every call.
+async fn send_message(
+    State(shop): State<Arc<Shop>>,
+    Query(q): Query<HashMap<String, String>>,
+    body: axum::body::Bytes,
+) -> Response {
+    const PATH: &str = "/api/v2/sellerchat/send_message";
+    if let Err(r) = check_signature(&shop, PATH, &q) {
+        return r;
+    }
+    let bad = |m: &str| failure(StatusCode::BAD_REQUEST, "error_param", m);
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return bad("Wrong parameters, detail: the body is not JSON.");
+    };
+    let Some(to_id) = v["to_id"].as_i64() else {
+        return bad("Wrong parameters, detail: to_id must be a number.");
+    };
+    if v["message_type"] != "text" {
+        return bad("Wrong parameters, detail: message_type must be text.");
+    }
+    let text = v["content"]["text"].as_str().unwrap_or_default();
+    if text.trim().is_empty() {
+        return bad("Wrong parameters, detail: content.text is empty.");
+    }
+    match shop.market.seller_writes(to_id, text) {
+        Some((_, id)) => Json(json!({
+            "response": {
+                "to_id": to_id,
+                "message_id": id,
+                "message_type": "text",
+                "content": {"text": text},
+                "created_timestamp": time::OffsetDateTime::now_utc().unix_timestamp(),
+            },
+            "request_id": request_id(),
+            "error": "",
+            "message": "",
+        }))
+        .into_response(),
+        None => failure(
+            StatusCode::BAD_REQUEST,
+            "error_not_found",
+            "The buyer has no conversation with this shop.",
+        ),
+    }
 }

@@ -127,6 +127,8 @@ CREATE TABLE deliveries (
     message       BLOB,
     attention     TEXT,
     reveals       INTEGER NOT NULL DEFAULT 0,
+    -- How many times an operator sent it again (each send gets a new idempotency key).
+    resends       INTEGER NOT NULL DEFAULT 0,
     created_at    TEXT    NOT NULL,
     claimed_at    TEXT,
     delivered_at  TEXT,
@@ -156,18 +158,35 @@ CREATE UNIQUE INDEX stock_items_fingerprint_key ON stock_items (product_id, fing
 CREATE INDEX stock_items_claim_idx ON stock_items (product_id, id) WHERE state = 'available';
 CREATE INDEX stock_items_delivery_idx ON stock_items (delivery_id);
 
--- One row per delivery and channel: what was sent, with its idempotency key, its attempts
--- and the receiver's answer.
+-- Where deliveries go besides the buyer's page: the seller's webhook, e-mail, the marketplace
+-- chat. Never deleted once used (their sends name them), only switched off.
+CREATE TABLE channels (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind        TEXT    NOT NULL CHECK (kind IN ('webhook', 'email', 'chat')),
+    name        TEXT    NOT NULL,
+    -- The checked settings (address, sender, subject) as JSON; the secret apart, sealed.
+    settings    TEXT    NOT NULL,
+    secret      BLOB,
+    enabled     INTEGER NOT NULL DEFAULT 1,
+    created_at  TEXT    NOT NULL,
+    updated_at  TEXT    NOT NULL
+);
+
+-- The outbox: one row per delivery and channel (channel_id 0 is the delivery page), with its
+-- idempotency key, its attempts and the receiver's answer.
 CREATE TABLE delivery_sends (
     id               INTEGER PRIMARY KEY AUTOINCREMENT,
     delivery_id      INTEGER NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
+    channel_id       INTEGER NOT NULL,
     channel          TEXT    NOT NULL CHECK (channel IN ('page', 'webhook', 'email', 'chat')),
     idempotency_key  TEXT    NOT NULL,
-    state            TEXT    NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'failed')),
+    state            TEXT    NOT NULL DEFAULT 'pending'
+                     CHECK (state IN ('pending', 'sent', 'failed', 'skipped', 'queued')),
     attempts         INTEGER NOT NULL DEFAULT 0,
     last_error       TEXT,
     answer           TEXT,
     created_at       TEXT    NOT NULL,
+    tried_at         TEXT,
     sent_at          TEXT
 );
-CREATE UNIQUE INDEX delivery_sends_key ON delivery_sends (delivery_id, channel);
+CREATE UNIQUE INDEX delivery_sends_key ON delivery_sends (delivery_id, channel_id);

@@ -10,13 +10,16 @@ use crate::routes::{created, page_request};
 use crate::state::AppState;
 use axum::extract::{Request, State};
 use axum::response::Response;
+use cartwright_core::channel::NewChannel;
 use cartwright_core::digital::{DigitalProduct, NewDigitalProduct, StockItem};
-use cartwright_core::ids::{ConnectionId, DigitalProductId, MarketOrderId, StockItemId};
+use cartwright_core::ids::{
+    ChannelId, ConnectionId, DeliveryId, DigitalProductId, MarketOrderId, StockItemId,
+};
 use cartwright_core::market::{IncomingOrder, MarketOrderState, Source};
 use cartwright_core::operator::Scope;
 use cartwright_store::{
-    Connection, Delivery, Ingested, Listing, MarketOrder, NewConnection, Page, StockImport,
-    StockItemView,
+    Channel, Connection, Delivery, Ingested, Listing, MarketOrder, NewConnection, Page, Send,
+    StockImport, StockItemView,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -40,6 +43,11 @@ pub fn router(max_upload: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(ingest, list_orders))
         .routes(routes!(get_order))
         .routes(routes!(delivery_link))
+        .routes(routes!(list_channels, create_channel))
+        .routes(routes!(update_channel))
+        .routes(routes!(delivery_sends))
+        .routes(routes!(resend_delivery))
+        .routes(routes!(return_item))
         .routes(routes!(receive_push))
 }
 
@@ -101,6 +109,97 @@ async fn delivery_link(
     Ok(axum::Json(DeliveryLink {
         link: state.commerce.delivery_link(&token),
     }))
+}
+
+/// Every delivery channel (their secrets never shown).
+#[utoipa::path(get, path = "/channels", tag = "marketplace",
+    responses((status = 200, body = Vec<Channel>)), security(("bearer" = [])))]
+async fn list_channels(
+    State(state): State<AppState>,
+    _: Auth<Read>,
+) -> ApiResult<axum::Json<Vec<Channel>>> {
+    Ok(axum::Json(state.store.channels().await?))
+}
+
+/// Adds a delivery channel (admins): a signed webhook, e-mail over SMTP, or the marketplace
+/// chat. Deliveries prepared from now on go through it; its secret is sealed and never shown.
+#[utoipa::path(post, path = "/channels", tag = "marketplace", request_body = NewChannel,
+    responses((status = 201, body = Channel), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+async fn create_channel(
+    State(state): State<AppState>,
+    _: Auth<Administer>,
+    Json(body): Json<NewChannel>,
+) -> ApiResult<Response> {
+    let channel = state.store.create_channel(&body).await?;
+    Ok(created(format!("/api/v1/channels/{}", channel.id), channel))
+}
+
+/// A change to a channel.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelUpdate {
+    /// Whether new deliveries go through it.
+    pub enabled: bool,
+}
+
+/// Switches a channel on or off (admins); sends already in its outbox go on.
+#[utoipa::path(patch, path = "/channels/{id}", tag = "marketplace", params(("id" = i64, Path)),
+    request_body = ChannelUpdate,
+    responses((status = 200, body = Channel), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+async fn update_channel(
+    State(state): State<AppState>,
+    _: Auth<Administer>,
+    Path(id): Path<ChannelId>,
+    Json(body): Json<ChannelUpdate>,
+) -> ApiResult<axum::Json<Channel>> {
+    Ok(axum::Json(
+        state.store.set_channel_enabled(id, body.enabled).await?,
+    ))
+}
+
+/// A delivery's outbox: each channel's state, attempts, idempotency key and answer.
+#[utoipa::path(get, path = "/deliveries/{id}/sends", tag = "marketplace", params(("id" = i64, Path)),
+    responses((status = 200, body = Vec<Send>), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+async fn delivery_sends(
+    State(state): State<AppState>,
+    _: Auth<Read>,
+    Path(id): Path<DeliveryId>,
+) -> ApiResult<axum::Json<Vec<Send>>> {
+    state.store.delivery(id).await?;
+    Ok(axum::Json(state.store.sends_of(id).await?))
+}
+
+/// Sends a delivery again: the same items (never new ones), its message written anew, through
+/// every enabled channel with new idempotency keys. Only a delivery holding its goods
+/// (sending or delivered); audited.
+#[utoipa::path(post, path = "/deliveries/{id}/resend", tag = "marketplace", params(("id" = i64, Path)),
+    responses((status = 202, body = Vec<Send>), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn resend_delivery(
+    State(state): State<AppState>,
+    auth: Auth<Operate>,
+    Path(id): Path<DeliveryId>,
+) -> ApiResult<(axum::http::StatusCode, axum::Json<Vec<Send>>)> {
+    let actor = crate::auth::actor(&state, &auth.0).await?;
+    state.commerce.resend(id, &actor).await?;
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        axum::Json(state.store.sends_of(id).await?),
+    ))
+}
+
+/// Puts a revoked stock item back on sale (an operator's explicit decision); audited.
+#[utoipa::path(post, path = "/stock-items/{id}/return", tag = "digital goods", params(("id" = i64, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn return_item(
+    State(state): State<AppState>,
+    auth: Auth<Operate>,
+    Path(id): Path<StockItemId>,
+) -> ApiResult<axum::http::StatusCode> {
+    let actor = crate::auth::actor(&state, &auth.0).await?;
+    state.store.return_item_to_stock(id, &actor).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// Every digital product with its stock counts, by name.
@@ -354,6 +453,8 @@ pub struct MarketOrderDetail {
     pub order: MarketOrder,
     /// One delivery per line once paid.
     pub deliveries: Vec<Delivery>,
+    /// Every delivery's outbox: each channel's result.
+    pub sends: Vec<Send>,
     /// Every status it was told and every move it made, with where it came from.
     pub history: Vec<cartwright_store::HistoryEntry>,
 }
@@ -367,8 +468,14 @@ async fn get_order(
     Path(id): Path<MarketOrderId>,
 ) -> ApiResult<axum::Json<MarketOrderDetail>> {
     let order = state.store.market_order(id).await?;
+    let deliveries = state.store.deliveries_of(id).await?;
+    let mut sends = Vec::new();
+    for d in &deliveries {
+        sends.extend(state.store.sends_of(d.id).await?);
+    }
     Ok(axum::Json(MarketOrderDetail {
-        deliveries: state.store.deliveries_of(id).await?,
+        deliveries,
+        sends,
         history: state.store.market_order_history(id).await?,
         order,
     }))
