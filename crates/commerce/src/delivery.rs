@@ -59,7 +59,15 @@ impl Commerce {
                 _ => continue,
             }
             match self.store.claim_delivery(delivery.id).await? {
-                Claim::Claimed(items) => self.send(&order, &delivery, &items).await?,
+                Claim::Claimed(items) => {
+                    if let Some(product) = delivery.product_id
+                        && !items.is_empty()
+                        && let Some(alert) = self.store.note_low_stock(product).await?
+                    {
+                        tracing::warn!("{}", alert.message);
+                    }
+                    self.send(&order, &delivery, &items).await?;
+                }
                 Claim::Busy => busy = true,
                 Claim::Short { needed, available } => {
                     let why = format!(

@@ -76,6 +76,20 @@ async fn wait(store: &Store, what: &str, want: &[(MarketOrderState, i64)]) {
     }
 }
 
+async fn stock_alerts(store: &Store) -> usize {
+    let events = store
+        .events(&cartwright_store::EventQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    events
+        .iter()
+        .filter(|e| e.phase.as_deref() == Some("stock") && e.message.contains("GIFT-50K"))
+        .count()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn paid_orders_get_their_goods_once_from_many_workers_and_wait_for_stock() {
     let dir = tempfile::tempdir().unwrap();
@@ -174,6 +188,11 @@ async fn paid_orders_get_their_goods_once_from_many_workers_and_wait_for_stock()
         (stock.available, stock.delivered, stock.reserved),
         (0, 150, 0)
     );
+    assert_eq!(
+        stock_alerts(&store).await,
+        1,
+        "one low-stock alert per crossing"
+    );
 
     // Stock arrives: the 50 complete by themselves once their deliveries are queued.
     store
@@ -203,6 +222,11 @@ async fn paid_orders_get_their_goods_once_from_many_workers_and_wait_for_stock()
         }
     }
     assert_eq!(all.len(), 200);
+    assert_eq!(
+        stock_alerts(&store).await,
+        2,
+        "stock rose and fell again: a second alert"
+    );
     two.shutdown(Duration::from_secs(2)).await;
     three.shutdown(Duration::from_secs(2)).await;
 }

@@ -156,6 +156,50 @@ impl Store {
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
+    /// After a claim of `product`'s items: when its available count is at its low-stock
+    /// threshold or below, records the alert event (phase `stock`) and returns it, once until
+    /// stock is imported again; a product without a threshold never alerts.
+    pub async fn note_low_stock(
+        &self,
+        product: DigitalProductId,
+    ) -> Result<Option<cartwright_core::order::Event>, StoreError> {
+        let p = self.digital_product(product).await?;
+        let low = i64::from(p.low_stock);
+        let left = p.stock.available;
+        if low == 0 || left > low {
+            return Ok(None);
+        }
+        let mut tx = self.begin().await?;
+        let first = write!(&mut tx, |c| {
+            sqlx::query(
+                "UPDATE digital_products SET low_alerted = TRUE WHERE id = $1 AND low_alerted = FALSE",
+            )
+            .bind(product.get())
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        tx.commit().await?;
+        if first == 0 {
+            return Ok(None);
+        }
+        let event = cartwright_core::order::NewEvent {
+            batch_id: None,
+            order_id: None,
+            rewards_run_id: None,
+            account_id: None,
+            phase: Some("stock".into()),
+            step: Some(p.sku.clone()),
+            level: cartwright_core::order::Level::Warn,
+            message: format!(
+                "{} ({}) is low on stock: {left} left, the alert is at {low}; import more before orders wait",
+                p.name, p.sku
+            ),
+            at: time::OffsetDateTime::now_utc(),
+        };
+        Ok(self.insert_events(&[event]).await?.pop())
+    }
+
     /// One digital product with its stock.
     pub async fn digital_product(
         &self,
@@ -318,6 +362,14 @@ impl Store {
             for order in waiting {
                 crate::jobs::enqueue_delivery_job(&mut tx, order).await?;
             }
+            // New stock: the next fall to the threshold alerts again.
+            write!(&mut tx, |c| {
+                sqlx::query("UPDATE digital_products SET low_alerted = FALSE WHERE id = $1")
+                    .bind(product.get())
+                    .execute(c)
+                    .await
+                    .map(|r| r.rows_affected())
+            })?;
             tx.commit().await?;
         }
         let stock = self.digital_product(product).await?.stock;

@@ -229,25 +229,8 @@ async fn a_paid_order_reported_by_api_gets_its_key_on_a_private_page() {
 
 /// A count of rows, straight from the test database.
 async fn rows(app: &TestApp, table: &str) -> i64 {
-    use sqlx::Connection;
-    let sql = format!("SELECT COUNT(*) FROM {table}");
-    if app.database_url.starts_with("postgres") {
-        let mut c = sqlx::PgConnection::connect(&app.database_url)
-            .await
-            .unwrap();
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .fetch_one(&mut c)
-            .await
-            .unwrap()
-    } else {
-        let mut c = sqlx::SqliteConnection::connect(&app.database_url)
-            .await
-            .unwrap();
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .fetch_one(&mut c)
-            .await
-            .unwrap()
-    }
+    app.count_sql(&format!("SELECT COUNT(*) FROM {table}"))
+        .await
 }
 
 async fn order_state(app: &TestApp, external: &str) -> Option<String> {

@@ -335,6 +335,28 @@ impl TestApp {
                 .expect("statement");
         }
     }
+
+    /// Reads one count straight from the test database (`SELECT COUNT(*) …`).
+    pub async fn count_sql(&self, sql: &str) -> i64 {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        if self.database_url.starts_with("postgres") {
+            let mut conn = sqlx::PgConnection::connect(&self.database_url)
+                .await
+                .expect("connect");
+            sqlx::query_scalar(sql)
+                .fetch_one(&mut conn)
+                .await
+                .expect("count")
+        } else {
+            let mut conn = sqlx::SqliteConnection::connect(&self.database_url)
+                .await
+                .expect("connect");
+            sqlx::query_scalar(sql)
+                .fetch_one(&mut conn)
+                .await
+                .expect("count")
+        }
+    }
 }
 
 /// A server with the demo shop beside it, seeded the way `cartwright demo` seeds it.

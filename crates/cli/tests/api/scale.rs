@@ -178,3 +178,178 @@ async fn two_worker_processes_and_a_server_place_200_orders_once_each_through_a_
     }
     reader.abort();
 }
+
+/// Exactly-once delivery across processes: 200 paid orders reported through the API for a
+/// product with 150 keys, delivered on PostgreSQL by two worker processes, one killed with
+/// SIGKILL once it has delivered (its claimed jobs are rescued when its lease runs out); on
+/// SQLite by the server's own workers. 150 delivered with 150 distinct keys, 50 waiting for
+/// stock; 50 keys imported and those 50 complete by themselves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_processes_deliver_200_orders_from_150_keys_once_each_through_a_kill() {
+    let postgres =
+        std::env::var("CARTWRIGHT_TEST_DATABASE_URL").is_ok_and(|u| u.starts_with("postgres"));
+    let app = TestApp::spawn_with(|s| {
+        if postgres {
+            s.workers = 0;
+        }
+    })
+    .await;
+    let app = &app;
+    let product = app
+        .post(
+            "/api/v1/digital-products",
+            &app.operator,
+            json!({"sku": "STEAM-120", "name": "Steam wallet 120K", "kind": "code",
+                   "message": "Your Steam code: {{item.code}}"}),
+        )
+        .await;
+    let product = product.ok(201)["id"].as_i64().unwrap();
+    let keys = |from: usize, n: usize| -> Vec<u8> {
+        (from..from + n)
+            .map(|i| format!("STM-{i:05}-{:06X}\n", i * 7919))
+            .collect::<String>()
+            .into_bytes()
+    };
+    let stock = format!("/api/v1/digital-products/{product}/stock");
+    app.post_raw(&stock, &app.operator, "text/plain", &keys(0, 150))
+        .await
+        .ok(200);
+    let token = app
+        .post(
+            "/api/v1/tokens",
+            &app.admin,
+            json!({"name": "shop system", "scopes": ["webhook"]}),
+        )
+        .await;
+    let token = token.ok(201)["secret"].as_str().unwrap().to_owned();
+    let report = async |n: usize| {
+        app.post(
+            "/api/v1/market/orders",
+            &token,
+            json!({"marketplace": "shopee", "shop_id": "42", "external_id": format!("261207S{n:07}"),
+                   "buyer": {"name": format!("buyer{n}"), "id": n.to_string()},
+                   "lines": [{"item_id": "120", "seller_sku": "STEAM-120", "name": "Steam 120K", "quantity": 1}],
+                   "status": "paid", "updated_at": "2026-12-07T01:00:00Z"}),
+        )
+        .await
+        .ok(200)["order_id"]
+            .as_i64()
+            .unwrap()
+    };
+    // The listing maps the seller's SKU on any shop (the orders come without a connection).
+    let connection = app
+        .post(
+            "/api/v1/market/connections",
+            &app.admin,
+            json!({"marketplace": "shopee", "name": "Shop", "shop_id": "42", "base_url": "https://partner.example",
+                   "partner_id": "1", "partner_key": "k", "access_token": "t"}),
+        )
+        .await;
+    let connection = connection.ok(201)["id"].as_i64().unwrap();
+    app.post(
+        "/api/v1/market/listings",
+        &app.operator,
+        json!({"connection_id": connection, "seller_sku": "STEAM-120", "product_id": product}),
+    )
+    .await
+    .ok(201);
+
+    let mut workers = Vec::new();
+    let mut orders = Vec::new();
+    if postgres {
+        let mut doomed = worker(app, "doomed", 2);
+        workers.push(worker(app, "steady", 2));
+        for n in 0..60 {
+            orders.push(report(n).await);
+        }
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let ran: i64 = app
+                .count_sql(
+                    "SELECT COUNT(*) FROM jobs WHERE kind = 'delivery' AND worker LIKE 'doomed%'",
+                )
+                .await;
+            if ran > 0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the doomed worker delivers");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        doomed.signal("-KILL");
+        doomed.wait();
+    }
+    for n in orders.len()..200 {
+        orders.push(report(n).await);
+    }
+    let store = app.store();
+    let counts = async || {
+        let mut delivered = 0;
+        let mut waiting = 0;
+        let mut items = BTreeSet::new();
+        for o in &orders {
+            for d in store
+                .deliveries_of(cartwright_core::ids::MarketOrderId(*o))
+                .await
+                .unwrap()
+            {
+                match d.state {
+                    cartwright_core::digital::DeliveryState::Delivered => {
+                        delivered += 1;
+                        for i in store.delivery_items(d.id).await.unwrap() {
+                            assert!(items.insert(format!("{i:?}")), "an item delivered twice");
+                        }
+                    }
+                    cartwright_core::digital::DeliveryState::Waiting if d.attention.is_some() => {
+                        waiting += 1
+                    }
+                    _ => {}
+                }
+            }
+        }
+        (delivered, waiting, items.len())
+    };
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let c = counts().await;
+        if c == (150, 50, 150) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "150 delivered, 50 waiting: {c:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let states = app
+        .get("/api/v1/market/orders?limit=500", &app.viewer)
+        .await;
+    let mut by_state = BTreeMap::<String, i64>::new();
+    for o in states.ok(200).as_array().unwrap() {
+        *by_state
+            .entry(o["state"].as_str().unwrap().into())
+            .or_default() += 1;
+    }
+    assert_eq!(
+        by_state,
+        BTreeMap::from([("delivered".into(), 150), ("needs_attention".into(), 50)])
+    );
+
+    app.post_raw(&stock, &app.operator, "text/plain", &keys(10_000, 50))
+        .await
+        .ok(200);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let c = counts().await;
+        if c == (200, 0, 200) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "all 200 delivered: {c:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    for w in &workers {
+        w.signal("-TERM");
+    }
+    for mut w in workers {
+        w.wait();
+    }
+}

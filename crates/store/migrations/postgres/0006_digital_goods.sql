@@ -13,6 +13,8 @@ CREATE TABLE digital_products (
     content     BYTEA,
     -- Below this many available items the product raises a low-stock alert.
     low_stock   BIGINT NOT NULL DEFAULT 0,
+    -- Whether the low-stock alert went out since stock last rose (one alert per crossing).
+    low_alerted BOOLEAN NOT NULL DEFAULT FALSE,
     created_at  TIMESTAMPTZ    NOT NULL,
     updated_at  TIMESTAMPTZ    NOT NULL
 );

@@ -13,6 +13,8 @@ CREATE TABLE digital_products (
     content     BLOB,
     -- Below this many available items the product raises a low-stock alert.
     low_stock   INTEGER NOT NULL DEFAULT 0,
+    -- Whether the low-stock alert went out since stock last rose (one alert per crossing).
+    low_alerted INTEGER NOT NULL DEFAULT 0,
     created_at  TEXT    NOT NULL,
     updated_at  TEXT    NOT NULL
 );
