@@ -7,6 +7,7 @@ use cartwright_core::account_csv::{AccountRow, ParsedImport};
 use cartwright_core::address::{AddressKind, NewAddress};
 use cartwright_core::catalog::NewProduct;
 use cartwright_core::cookies::CookieJar;
+use cartwright_core::digital::ProductKind;
 use cartwright_core::money::Money;
 use cartwright_core::operator::{NewOperator, Role};
 use cartwright_core::storefront::{Currency, NewStorefront, StorefrontPatch};
@@ -32,7 +33,60 @@ pub struct Demo {
     pub server: Server,
     /// The demo shop.
     pub shop: RunningShop,
+    /// The demo marketplace's connection: where its pushes go.
+    pub push_url: String,
 }
+
+/// The demo's digital products: the demo marketplace's catalogue, each with its kind and
+/// how many items to seed (Steam runs out, to show an order waiting for stock).
+const DEMO_GOODS: &[(&str, &str, ProductKind, usize)] = &[
+    (
+        "NFX-1M",
+        "Netflix Premium 1 Month Voucher",
+        ProductKind::Code,
+        40,
+    ),
+    (
+        "SPT-3M",
+        "Spotify Premium 3 Months Code",
+        ProductKind::Code,
+        40,
+    ),
+    (
+        "WIN11-PRO",
+        "Windows 11 Pro Licence Key",
+        ProductKind::Code,
+        40,
+    ),
+    (
+        "OFF-2021",
+        "Microsoft Office 2021 Key",
+        ProductKind::Code,
+        40,
+    ),
+    (
+        "CANVA-1Y",
+        "Canva Pro 1 Year Invite",
+        ProductKind::Credential,
+        30,
+    ),
+    (
+        "GPLAY-100",
+        "Google Play Gift Card 100k",
+        ProductKind::Code,
+        40,
+    ),
+    ("STEAM-120", "Steam Wallet 120k", ProductKind::Code, 3),
+    (
+        "COURSE-XL",
+        "Online Course: Excel Basics (link)",
+        ProductKind::Shared,
+        0,
+    ),
+];
+
+/// How often the demo marketplace gets a new order.
+const DEMO_ORDER_EVERY: std::time::Duration = std::time::Duration::from_secs(12);
 
 /// Creates the demo admin unless an operator exists already. Returns whether it did.
 pub async fn ensure_admin(store: &Store) -> Result<bool, StartError> {
@@ -81,8 +135,135 @@ pub async fn start(settings: &Settings, shop_addr: SocketAddr) -> Result<Demo, S
     ensure_admin(&server.store).await?;
     seed(&server.store, &shop).await?;
     seed_batches(&server).await?;
+    let push_url = seed_goods(&server, &shop).await?;
+    shop.shop.market().set_push_url(Some(push_url.clone()));
+    keep_orders_coming(shop.shop.market());
     tracing::info!(url = %format!("http://{}/", server.addr), "dashboard ready; sign in as {DEMO_USERNAME}");
-    Ok(Demo { server, shop })
+    Ok(Demo {
+        server,
+        shop,
+        push_url,
+    })
+}
+
+/// Connects the demo marketplace (once) and seeds the digital products of its catalogue with
+/// stock and listings; returns where its pushes go.
+pub async fn seed_goods(server: &Server, shop: &RunningShop) -> Result<String, StartError> {
+    let store = &server.store;
+    let market = shop.shop.market().config().clone();
+    let connection = match store
+        .connections()
+        .await?
+        .into_iter()
+        .find(|c| c.marketplace == "shopee" && c.shop_id == market.shop_id.to_string())
+    {
+        Some(c) if c.base_url.trim_end_matches('/') == shop.url().trim_end_matches('/') => c,
+        Some(c) => store.set_connection_base_url(c.id, &shop.url()).await?,
+        None => {
+            store
+                .create_connection(&cartwright_store::NewConnection {
+                    marketplace: "shopee".into(),
+                    name: "Demo marketplace shop".into(),
+                    shop_id: market.shop_id.to_string(),
+                    base_url: shop.url(),
+                    partner_id: market.partner_id.to_string(),
+                    partner_key: market.partner_key.clone(),
+                    access_token: market.access_token.clone(),
+                })
+                .await?
+        }
+    };
+    let push_url = server.commerce.push_url(connection.id);
+    if !store.digital_products().await?.is_empty() {
+        return Ok(push_url);
+    }
+    // Deliveries go to the buyer's marketplace chat (and the buyer's page).
+    if store.channels().await?.is_empty() {
+        let chat: cartwright_core::channel::NewChannel = serde_json::from_value(
+            serde_json::json!({"kind": "chat", "name": "Demo marketplace chat"}),
+        )
+        .map_err(|e| demo_error("channel", e.to_string()))?;
+        store.create_channel(&chat).await?;
+    }
+    for (i, (sku, name, kind, items)) in DEMO_GOODS.iter().enumerate() {
+        let message = match kind {
+            ProductKind::Credential => {
+                "Hi {{buyer.name}}, thanks for order {{order.number}}!\nYour {{product.name}} account:\nlogin: {{item.login}}\npassword: {{item.password}}\n{{item.notes}}\nAlso on your page: {{delivery.link}}"
+            }
+            ProductKind::Shared => {
+                "Hi {{buyer.name}}, thanks for order {{order.number}}!\nYour course: {{content}}\nAlso on your page: {{delivery.link}}"
+            }
+            _ => {
+                "Hi {{buyer.name}}, thanks for order {{order.number}}!\nYour {{product.name}}: {{item.code}}\nAlso on your page: {{delivery.link}}"
+            }
+        };
+        let product = store
+            .create_digital_product(&cartwright_core::digital::NewDigitalProduct {
+                sku: Text::parse(sku).map_err(|m| demo_error("sku", m))?,
+                name: Text::parse(name).map_err(|m| demo_error("name", m))?,
+                kind: *kind,
+                message: message.into(),
+                content: (*kind == ProductKind::Shared)
+                    .then(|| "https://learn.demo.example/excel-basics?invite=DEMO".into()),
+                low_stock: if *items > 0 { 5 } else { 0 },
+            })
+            .await?;
+        if *items > 0 {
+            let stock: String = (0..*items)
+                .map(|n| match kind {
+                    ProductKind::Credential => {
+                        format!(
+                            "canva.demo{n:02}@mail.demo.example,Pw-{:08x},team seat {n}\n",
+                            (i * 7_919 + n) * 104_729
+                        )
+                    }
+                    _ => format!(
+                        "{}-{:04X}-{:04X}-{:04X}\n",
+                        &sku[..3],
+                        (i * 131 + n * 7) % 65_536,
+                        (n * 4_099 + 17) % 65_536,
+                        (i * 9_973 + n * 31) % 65_536
+                    ),
+                })
+                .collect();
+            store.import_stock(product.id, &stock, false).await?;
+        }
+        store
+            .create_listing(connection.id, "", "", sku, product.id, 1)
+            .await?;
+    }
+    Ok(push_url)
+}
+
+/// Keeps demo orders coming on the marketplace: a new one every few seconds, paid shortly
+/// after (one in six cancelled instead), so deliveries happen live on the dashboard.
+fn keep_orders_coming(market: &std::sync::Arc<cartwright_demo_shop::marketplace::Market>) {
+    use cartwright_demo_shop::marketplace::Status;
+    let market = std::sync::Arc::downgrade(market);
+    tokio::spawn(async move {
+        let mut n: u64 = 0;
+        loop {
+            tokio::time::sleep(DEMO_ORDER_EVERY).await;
+            let Some(m) = market.upgrade() else {
+                return;
+            };
+            n += 1;
+            let order = m.create_order(None, None);
+            drop(m);
+            let market = market.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+                if let Some(m) = market.upgrade() {
+                    let next = if n.is_multiple_of(6) {
+                        Status::Cancelled
+                    } else {
+                        Status::ReadyToShip
+                    };
+                    m.set_status(&order, next);
+                }
+            });
+        }
+    });
 }
 
 /// On the first start, two batches for the dashboard to show: one whose orders go through,

@@ -82,6 +82,8 @@ pub struct Server {
     pub key: SecretKey,
     /// Its engine.
     pub engine: Arc<Engine>,
+    /// Its digital-goods side.
+    pub commerce: Arc<cartwright_commerce::Commerce>,
     workers: Option<RunningWorkers>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
@@ -191,7 +193,7 @@ impl Server {
             &key,
             options,
             engine.clone(),
-            commerce,
+            commerce.clone(),
         ));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(cartwright_web::serve(listener, app, async move {
@@ -203,6 +205,7 @@ impl Server {
             store,
             key,
             engine,
+            commerce,
             workers,
             stop,
             task,

@@ -271,6 +271,16 @@ async fn main() -> anyhow::Result<()> {
                 demo.shop.url()
             );
             eprintln!(
+                "  Marketplace: partner id {}, shop id {}, partner key {}; pushes go to {}",
+                demo.shop.shop.market().config().partner_id,
+                demo.shop.shop.market().config().shop_id,
+                demo.shop.shop.market().config().partner_key,
+                demo.push_url
+            );
+            eprintln!(
+                "               a new demo order every few seconds: watch Deliveries on the dashboard"
+            );
+            eprintln!(
                 "  Data:       {} (delete it to start afresh)",
                 settings.data_dir.display()
             );

@@ -441,6 +441,34 @@ impl Store {
         tx.commit().await
     }
 
+    /// Points a connection at a new API address (the marketplace moved, or the demo's shop
+    /// restarted on another port); checked like a new connection's.
+    pub async fn set_connection_base_url(
+        &self,
+        connection: ConnectionId,
+        base_url: &str,
+    ) -> Result<Connection, StoreError> {
+        cartwright_core::values::HttpUrl::parse(base_url)
+            .map_err(|m| cartwright_core::Invalid::new("base_url", m))?;
+        let mut tx = self.begin().await?;
+        let n = write!(&mut tx, |c| {
+            sqlx::query(
+                "UPDATE market_connections SET base_url = $2, updated_at = $3 WHERE id = $1",
+            )
+            .bind(connection.get())
+            .bind(base_url)
+            .bind(Ts::now())
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        if n == 0 {
+            return Err(StoreError::not_found("connection", connection.get()));
+        }
+        tx.commit().await?;
+        self.connection(connection).await
+    }
+
     /// Maps a marketplace item (or the seller's SKU) to a product: what each unit sold
     /// delivers.
     pub async fn create_listing(

@@ -107,6 +107,35 @@ async fn the_demo_seeds_cartwright_from_the_shop_and_refreshes_on_restart() {
     assert_eq!(addresses.as_array().unwrap().len(), 2);
     assert_eq!(addresses[0]["is_default"], true);
     cookies_work(&demo, &accounts).await;
+    // Digital goods: the marketplace connected, its catalogue stocked, and new orders coming
+    // in and delivered through its chat within a minute, nobody touching anything.
+    let goods = get("/api/v1/digital-products").await;
+    assert_eq!(goods.as_array().unwrap().len(), 8);
+    assert_eq!(get("/api/v1/channels").await[0]["target"]["kind"], "chat");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let delivered = loop {
+        let orders = get("/api/v1/market/orders?state=delivered").await;
+        if let Some(o) = orders.as_array().and_then(|o| o.first()) {
+            break o.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a demo order delivered within a minute"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    let number = delivered["external_id"].as_str().unwrap();
+    let chats = demo.shop.shop.market().orders();
+    let chat = &chats
+        .iter()
+        .find(|o| o.order_sn == number)
+        .unwrap()
+        .messages;
+    assert!(
+        chat.iter()
+            .any(|m| m.from == "seller" && m.text.contains("thanks for order")),
+        "the goods went to the buyer's chat: {chat:?}"
+    );
     assert!(
         dir.path().join("cartwright.db").exists(),
         "the demo runs on SQLite in its data dir"
@@ -145,6 +174,14 @@ async fn the_demo_seeds_cartwright_from_the_shop_and_refreshes_on_restart() {
             .starts_with(&demo.shop.url())
     );
     cookies_work(&demo, &accounts).await;
+    let connections = demo.server.store.connections().await.unwrap();
+    assert_eq!(connections.len(), 1, "connected once");
+    assert_eq!(
+        connections[0].base_url.trim_end_matches('/'),
+        demo.shop.url(),
+        "pointed at the new shop"
+    );
+    assert_eq!(demo.server.store.digital_products().await.unwrap().len(), 8);
     demo.server.stop().await.unwrap();
     demo.shop.stop().await.unwrap();
 
