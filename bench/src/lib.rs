@@ -84,20 +84,30 @@ pub async fn load(
             anyhow::Ok((latencies, errors))
         }));
     }
-    let mut report = LoadReport {
-        requests: 0,
-        errors: 0,
-        elapsed: duration,
-        latencies_us: Vec::new(),
-    };
-    for task in tasks {
-        let (latencies, errors) = task.await??;
-        report.requests += latencies.len();
-        report.errors += errors;
-        report.latencies_us.extend(latencies);
+    LoadReport::gather(duration, tasks).await
+}
+
+/// What one connection measured: its latencies (µs) and its error count.
+pub type ConnectionRun = tokio::task::JoinHandle<anyhow::Result<(Vec<u32>, usize)>>;
+
+impl LoadReport {
+    /// Adds up the connections' runs over a window of `elapsed`.
+    pub async fn gather(elapsed: Duration, runs: Vec<ConnectionRun>) -> anyhow::Result<Self> {
+        let mut report = LoadReport {
+            requests: 0,
+            errors: 0,
+            elapsed,
+            latencies_us: Vec::new(),
+        };
+        for run in runs {
+            let (latencies, errors) = run.await??;
+            report.requests += latencies.len();
+            report.errors += errors;
+            report.latencies_us.extend(latencies);
+        }
+        report.latencies_us.sort_unstable();
+        Ok(report)
     }
-    report.latencies_us.sort_unstable();
-    Ok(report)
 }
 
 /// The `next_cursor` of a list answer, found without parsing the whole body.

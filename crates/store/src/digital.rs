@@ -462,6 +462,22 @@ impl Store {
         Ok(item)
     }
 
+    /// The product a stock item belongs to.
+    pub async fn stock_item_product(
+        &self,
+        id: StockItemId,
+    ) -> Result<DigitalProductId, StoreError> {
+        let product: Option<i64> = read!(&self.db, |c| {
+            sqlx::query_scalar("SELECT product_id FROM stock_items WHERE id = $1")
+                .bind(id.get())
+                .fetch_optional(c)
+                .await
+        })?;
+        product
+            .map(DigitalProductId)
+            .ok_or_else(|| StoreError::not_found("stock item", id.get()))
+    }
+
     pub(crate) fn open_item(
         &self,
         product: DigitalProductId,

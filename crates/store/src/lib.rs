@@ -42,8 +42,8 @@ pub use events::EventQuery;
 pub use jobs::ORDER_JOB;
 pub use jobs::{Job, JobCount, Lease, NewJob};
 pub use market::{
-    Connection, ConnectionKeys, DELIVERY_JOB, HistoryEntry, Ingested, Listing, MarketOrder,
-    NewConnection, POLL_JOB, PUSH_JOB,
+    Connection, ConnectionKeys, DELIVERY_JOB, DeliveryStats, HistoryEntry, Ingested, Listing,
+    MarketOrder, NewConnection, POLL_JOB, PUSH_JOB,
 };
 pub use operators::{LoginRecord, OperatorAuth, TokenAuth};
 pub use orders::{

@@ -90,6 +90,17 @@ pub struct Ingested {
     pub state: MarketOrderState,
 }
 
+/// How deliveries went over a period.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeliveryStats {
+    /// Orders whose goods all went out.
+    pub delivered: i64,
+    /// Median time from paid to delivered, in milliseconds.
+    pub p50_ms: Option<i64>,
+    /// 95th percentile of that time.
+    pub p95_ms: Option<i64>,
+}
+
 /// A listing: a marketplace item (or the seller's SKU) mapped to a product.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Listing {
@@ -519,6 +530,64 @@ impl Store {
             seller_sku: seller_sku.to_owned(),
             product_id: product,
             units,
+        })
+    }
+
+    /// Every listing, by connection and item.
+    pub async fn listings(&self) -> Result<Vec<Listing>, StoreError> {
+        let rows: Vec<(i64, i64, String, String, String, i64, i64)> = read!(&self.db, |c| {
+            sqlx::query_as(
+                "SELECT id, connection_id, item_id, model_id, seller_sku, product_id, units FROM listings \
+                 ORDER BY connection_id, item_id, model_id, seller_sku",
+            )
+            .fetch_all(c)
+            .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, connection, item_id, model_id, seller_sku, product, units)| Listing {
+                    id: ListingId(id),
+                    connection_id: ConnectionId(connection),
+                    item_id,
+                    model_id,
+                    seller_sku,
+                    product_id: DigitalProductId(product),
+                    units: u32::try_from(units).unwrap_or(1),
+                },
+            )
+            .collect())
+    }
+
+    /// Deliveries since `since`: how many orders went out, and the time from paid to
+    /// delivered (p50, p95).
+    pub async fn delivery_stats(
+        &self,
+        since: time::OffsetDateTime,
+    ) -> Result<DeliveryStats, StoreError> {
+        let rows: Vec<(Ts, Ts)> = read!(&self.db, |c| {
+            sqlx::query_as(
+                "SELECT paid_at, delivered_at FROM market_orders WHERE delivered_at >= $1 AND paid_at IS NOT NULL \
+                 ORDER BY delivered_at DESC LIMIT 100000",
+            )
+            .bind(Ts::from(since))
+            .fetch_all(c)
+            .await
+        })?;
+        let mut ms: Vec<i64> = rows
+            .iter()
+            .map(|(paid, done)| {
+                i64::try_from((done.0 - paid.0).whole_milliseconds())
+                    .unwrap_or(0)
+                    .max(0)
+            })
+            .collect();
+        ms.sort_unstable();
+        let at = |p: usize| (!ms.is_empty()).then(|| ms[(ms.len() - 1) * p / 100]);
+        Ok(DeliveryStats {
+            delivered: ms.len() as i64,
+            p50_ms: at(50),
+            p95_ms: at(95),
         })
     }
 

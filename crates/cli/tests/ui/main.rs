@@ -8,6 +8,7 @@
 mod browser;
 mod dashboard;
 mod demo;
+mod goods;
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;

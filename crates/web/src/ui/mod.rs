@@ -12,6 +12,7 @@ mod catalog;
 mod charts;
 mod error;
 mod form;
+mod goods;
 mod overview;
 mod parts;
 mod rewards;
@@ -38,6 +39,7 @@ pub fn router(state: &AppState, api: Router<AppState>) -> Router<AppState> {
         .merge(catalog::router())
         .merge(batches::router())
         .merge(rewards::router())
+        .merge(goods::router())
         .merge(settings::router())
         .layer(axum::Extension(api))
         .layer(axum::middleware::from_fn(page_headers))

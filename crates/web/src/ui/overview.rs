@@ -62,6 +62,7 @@ struct OverviewPage {
     attention_total: String,
     orders_chart: String,
     points_chart: String,
+    goods: super::goods::GoodsCard,
 }
 
 /// `GET /`.
@@ -228,6 +229,7 @@ pub async fn page(
         attention_total: count(attention_total),
         orders_chart,
         points_chart,
+        goods: super::goods::card(&state).await?,
     };
     Ok(Html(page.render()?))
 }

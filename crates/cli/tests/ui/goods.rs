@@ -1,0 +1,190 @@
+//! Digital goods in Chromium: the buyer opens the private delivery page and sees the key; the operator sees the product low on stock, imports more with a
+//! dry run first (the duplicate reported by line), reveals an item, follows the order's
+//! deliveries with each channel's result, sends one again, and finds the overview's card.
+
+use crate::browser::Chrome;
+use crate::helpers::{PASSWORD, TestApp};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buyer_reads_the_key_on_the_page_and_an_operator_follows_it_in_the_dashboard() {
+    crate::logs();
+    let shots = crate::screenshot_dir("goods");
+    let app = TestApp::spawn().await;
+    let product = app
+        .post(
+            "/api/v1/digital-products",
+            &app.operator,
+            json!({"sku": "SPT-3M", "name": "Spotify Premium 3 months", "kind": "code", "low_stock": 2,
+                   "message": "Hi {{buyer.name}}! Your Spotify code: {{item.code}}"}),
+        )
+        .await;
+    let product = product.ok(201)["id"].as_i64().unwrap();
+    app.post_raw(
+        &format!("/api/v1/digital-products/{product}/stock"),
+        &app.operator,
+        "text/plain",
+        b"SPOT-AAAA-1111\nSPOT-BBBB-2222\nSPOT-CCCC-3333\n",
+    )
+    .await
+    .ok(200);
+    let token = app
+        .post(
+            "/api/v1/tokens",
+            &app.admin,
+            json!({"name": "shop", "scopes": ["webhook"]}),
+        )
+        .await;
+    let token = token.ok(201)["secret"].as_str().unwrap().to_owned();
+    let connection = app
+        .post(
+            "/api/v1/market/connections",
+            &app.admin,
+            json!({"marketplace": "shopee", "name": "Shop", "shop_id": "5", "base_url": "https://partner.example",
+                   "partner_id": "1", "partner_key": "k", "access_token": "t"}),
+        )
+        .await;
+    let connection = connection.ok(201)["id"].as_i64().unwrap();
+    app.post(
+        "/api/v1/market/listings",
+        &app.operator,
+        json!({"connection_id": connection, "seller_sku": "SPT-3M", "product_id": product}),
+    )
+    .await
+    .ok(201);
+    let order = app
+        .post(
+            "/api/v1/market/orders",
+            &token,
+            json!({"marketplace": "shopee", "shop_id": "5", "external_id": "261207UIPAGE01",
+                   "buyer": {"name": "Putri"},
+                   "lines": [{"seller_sku": "SPT-3M", "name": "Spotify 3M", "quantity": 1}],
+                   "status": "paid", "updated_at": "2026-12-07T01:00:00Z"}),
+        )
+        .await;
+    let order = order.ok(200)["order_id"].as_i64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let delivery = loop {
+        let d = app
+            .get(&format!("/api/v1/market/orders/{order}"), &app.viewer)
+            .await;
+        let d = d.ok(200).clone();
+        if d["order"]["state"] == "delivered" {
+            break d["deliveries"][0]["id"].as_i64().unwrap();
+        }
+        assert!(Instant::now() < deadline, "not delivered: {d}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let link = app
+        .post(
+            &format!("/api/v1/deliveries/{delivery}/link"),
+            &app.operator,
+            json!({}),
+        )
+        .await;
+    let link = link.ok(200)["link"].as_str().unwrap().to_owned();
+    let path = link.strip_prefix(&app.base).unwrap().to_owned();
+
+    let c = Chrome::launch(&app.base, shots).await;
+    // The buyer, on a phone.
+    c.open(&path).await;
+    c.wait_for(
+        "the goods on the page",
+        "document.body.innerText.includes('SPOT-AAAA-1111')",
+    )
+    .await;
+    assert!(
+        c.text("document.body.innerText").await.contains("Putri"),
+        "the message is the product's, filled in"
+    );
+    c.shoot("delivery-page").await;
+    c.open("/d/not-a-real-key-at-all-000000000000000").await;
+    assert!(
+        !c.text("document.body.innerText").await.contains("SPOT-"),
+        "a made-up key shows nothing"
+    );
+
+    // The operator.
+    c.open("/").await;
+    c.fill("username", "admin").await;
+    c.fill("password", PASSWORD).await;
+    c.submit("Sign in").await;
+    c.wait_for("the goods card", "!!document.getElementById('goods-card')")
+        .await;
+    assert_eq!(
+        c.text("document.getElementById('tile-delivered').textContent")
+            .await,
+        "1"
+    );
+    assert!(
+        c.text("document.getElementById('low-stock').textContent")
+            .await
+            .contains("Spotify"),
+        "2 left at an alert of 2: low"
+    );
+    c.shoot("overview-goods").await;
+
+    c.open(&format!("/goods/{product}")).await;
+    c.set("items", "SPOT-DDDD-4444\nSPOT-AAAA-1111\nSPOT-DDDD-4444\n")
+        .await;
+    c.click("#dry_run").await;
+    c.submit("Import").await;
+    c.wait_for("the report", "!!document.getElementById('import-report')")
+        .await;
+    let report = c
+        .text("document.getElementById('import-report').innerText")
+        .await;
+    assert!(report.contains("duplicate in file"), "{report}");
+    assert!(report.contains("duplicate in stock"), "{report}");
+    assert!(
+        c.text("document.getElementById('import-summary').textContent")
+            .await
+            .contains("Dry run: 1 would be imported")
+    );
+    assert_eq!(
+        c.text("document.getElementById('stock-available').textContent")
+            .await,
+        "2",
+        "a dry run changes nothing"
+    );
+    c.set("items", "SPOT-DDDD-4444\nSPOT-EEEE-5555\n").await;
+    c.submit("Import").await;
+    c.wait_for(
+        "the import",
+        "document.getElementById('stock-available').textContent === '4'",
+    )
+    .await;
+    assert!(
+        !c.text("document.querySelector('main').innerText")
+            .await
+            .contains("SPOT-EEEE-5555"),
+        "items are listed masked"
+    );
+    c.submit("Reveal").await;
+    c.wait_for("the revealed item", "!!document.getElementById('revealed')")
+        .await;
+    assert!(
+        c.text("document.getElementById('revealed').textContent")
+            .await
+            .contains("SPOT-AAAA-1111")
+    );
+    c.shoot("goods-product").await;
+
+    c.open("/market").await;
+    c.click("#market-orders a").await;
+    c.wait_for("the order", "!!document.getElementById('history')")
+        .await;
+    let page = c.text("document.querySelector('main').innerText").await;
+    assert!(page.contains("page"), "{page}");
+    assert!(page.contains("api"), "where the status came from: {page}");
+    c.click(&format!("#resend-{delivery}")).await;
+    c.wait_for("the re-send", "location.search.includes('notice=resent')")
+        .await;
+    c.shoot("market-order").await;
+    let audit = app
+        .count_sql("SELECT COUNT(*) FROM audit WHERE action = 'delivery.resend'")
+        .await;
+    assert_eq!(audit, 1);
+    c.close().await;
+}
