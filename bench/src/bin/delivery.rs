@@ -73,6 +73,7 @@ async fn main() -> anyhow::Result<()> {
         message: "Your code: {{item.code}} — {{delivery.link}}".into(),
         content: None,
         low_stock: 0,
+        page: Default::default(),
     };
     let big = store.create_digital_product(&product("BULK")).await?;
     let text: String = (0..items)

@@ -206,6 +206,7 @@ pub async fn seed_goods(server: &Server, shop: &RunningShop) -> Result<String, S
                 content: (*kind == ProductKind::Shared)
                     .then(|| "https://learn.demo.example/excel-basics?invite=DEMO".into()),
                 low_stock: if *items > 0 { 5 } else { 0 },
+                page: Default::default(),
             })
             .await?;
         if *items > 0 {

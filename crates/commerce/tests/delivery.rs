@@ -110,6 +110,7 @@ async fn paid_orders_get_their_goods_once_from_many_workers_and_wait_for_stock()
             message: "Hi {{buyer.name}}! Code: {{item.code}} (order {{order.number}}). Page: {{delivery.link}}".into(),
             content: None,
             low_stock: 5,
+            page: Default::default(),
         })
         .await
         .unwrap();

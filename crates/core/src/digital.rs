@@ -215,12 +215,42 @@ pub struct NewDigitalProduct {
     /// Below this many available items, a low-stock alert (0: none).
     #[serde(default)]
     pub low_stock: u32,
+    /// How the buyer's delivery page behaves.
+    #[serde(default)]
+    pub page: PageRules,
+}
+
+/// How a product's delivery pages behave.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PageRules {
+    /// The page stops showing the goods this many days after they went out (never when
+    /// absent).
+    #[serde(default)]
+    pub expires_after_days: Option<u32>,
+    /// The goods show once: the buyer presses a button to reveal them (a link preview or a
+    /// crawler opening the page does not), and later visits say when they were revealed.
+    #[serde(default)]
+    pub reveal_once: bool,
+}
+
+impl PageRules {
+    fn check(&self) -> Result<(), Invalid> {
+        match self.expires_after_days {
+            Some(d) if !(1..=3_650).contains(&d) => Err(Invalid::new(
+                "page.expires_after_days",
+                "must be between 1 and 3,650 days (leave it out for a page that never expires)",
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl NewDigitalProduct {
     /// Checks the whole product: its message against its kind, its content against its kind.
     pub fn check(&self) -> Result<MessageTemplate, Invalid> {
         let message = MessageTemplate::parse(&self.message, self.kind)?;
+        self.page.check()?;
         match (self.kind, self.content.as_deref().map(str::trim)) {
             (ProductKind::Shared, None | Some("")) => Err(Invalid::new(
                 "content",
@@ -277,6 +307,8 @@ pub struct DigitalProduct {
     pub has_content: bool,
     /// The low-stock threshold.
     pub low_stock: u32,
+    /// How its delivery pages behave.
+    pub page: PageRules,
     /// Its stock, when it has one.
     pub stock: StockCounts,
     /// When it was created.

@@ -197,8 +197,13 @@ pub struct DeliveryPage {
     pub product: String,
     /// The marketplace's order number.
     pub order_number: String,
-    /// The message with the goods.
-    pub message: String,
+    /// The message with the goods; `None` while a reveal-once page waits for its button, and
+    /// after it was revealed.
+    pub message: Option<String>,
+    /// Whether the goods show once, behind a button.
+    pub reveal_once: bool,
+    /// When a reveal-once page's goods were revealed.
+    pub revealed_at: Option<time::OffsetDateTime>,
     /// When it was delivered.
     pub delivered_at: Option<time::OffsetDateTime>,
     /// How many times the page was opened, this time included.
@@ -206,32 +211,63 @@ pub struct DeliveryPage {
 }
 
 impl Store {
-    /// The delivery page a key opens, when the key is one and its goods went out; counted.
-    pub async fn delivery_page(&self, token: &str) -> Result<Option<DeliveryPage>, StoreError> {
+    /// The delivery page a key opens, when the key is one, its message is written and it has
+    /// not expired; counted. With `reveal`, a reveal-once page shows its goods, the first time
+    /// only (one atomic update decides which request that is).
+    pub async fn delivery_page(
+        &self,
+        token: &str,
+        reveal: bool,
+    ) -> Result<Option<DeliveryPage>, StoreError> {
         #[derive(sqlx::FromRow)]
         struct Row {
             id: i64,
             message: Option<Vec<u8>>,
             delivered_at: Option<Ts>,
+            revealed_at: Option<Ts>,
             name: Option<String>,
+            reveal_once: Option<bool>,
             external_id: String,
         }
+        let now = Ts::now();
         let mut tx = self.begin().await?;
         let row: Option<Row> = write!(&mut tx, |c| {
             sqlx::query_as(
-                "SELECT d.id, d.message, d.delivered_at, p.name, o.external_id FROM deliveries d \
+                "SELECT d.id, d.message, d.delivered_at, d.revealed_at, p.name, p.reveal_once, o.external_id FROM deliveries d \
                  JOIN market_orders o ON o.id = d.order_id LEFT JOIN digital_products p ON p.id = d.product_id \
                  WHERE d.token_hash = $1 AND d.state IN ('sending', 'delivered') AND d.message IS NOT NULL \
                  AND (d.expires_at IS NULL OR d.expires_at > $2)",
             )
             .bind(token_hash(token))
-            .bind(Ts::now())
+            .bind(now)
             .fetch_optional(c)
             .await
         })?;
         let Some(row) = row else {
             return Ok(None);
         };
+        let reveal_once = row.reveal_once.unwrap_or(false);
+        let mut revealed_at = row.revealed_at.map(|t| t.0);
+        let shows = if !reveal_once {
+            true
+        } else if reveal && revealed_at.is_none() {
+            let first = write!(&mut tx, |c| {
+                sqlx::query(
+                    "UPDATE deliveries SET revealed_at = $2 WHERE id = $1 AND revealed_at IS NULL",
+                )
+                .bind(row.id)
+                .bind(now)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected())
+            })?;
+            first == 1
+        } else {
+            false
+        };
+        if shows && reveal_once {
+            revealed_at = Some(now.0);
+        }
         let views: i64 = write!(&mut tx, |c| {
             sqlx::query_scalar(
                 "UPDATE deliveries SET reveals = reveals + 1 WHERE id = $1 RETURNING reveals",
@@ -242,13 +278,15 @@ impl Store {
         })?;
         tx.commit().await?;
         let message = match row.message {
-            Some(sealed) => self.open_message(DeliveryId(row.id), &sealed)?,
-            None => String::new(),
+            Some(sealed) if shows => Some(self.open_message(DeliveryId(row.id), &sealed)?),
+            _ => None,
         };
         Ok(Some(DeliveryPage {
             product: row.name.unwrap_or_default(),
             order_number: row.external_id,
             message,
+            reveal_once,
+            revealed_at,
             delivered_at: row.delivered_at.map(|t| t.0),
             views,
         }))

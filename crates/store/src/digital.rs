@@ -56,6 +56,8 @@ struct ProductRow {
     message: String,
     has_content: bool,
     low_stock: i64,
+    link_days: Option<i64>,
+    reveal_once: bool,
     created_at: Ts,
     available: i64,
     reserved: i64,
@@ -65,14 +67,13 @@ struct ProductRow {
 
 /// Products with their stock counts, one statement.
 const PRODUCT_SELECT: &str = "SELECT p.id, p.sku, p.name, p.kind, p.message, p.content IS NOT NULL AS has_content, \
-     p.low_stock, p.created_at, \
+     p.low_stock, p.link_days, p.reveal_once, p.created_at, \
      COALESCE(SUM(CASE WHEN s.state = 'available' THEN 1 ELSE 0 END), 0) AS available, \
      COALESCE(SUM(CASE WHEN s.state = 'reserved' THEN 1 ELSE 0 END), 0) AS reserved, \
      COALESCE(SUM(CASE WHEN s.state = 'delivered' THEN 1 ELSE 0 END), 0) AS delivered, \
      COALESCE(SUM(CASE WHEN s.state = 'revoked' THEN 1 ELSE 0 END), 0) AS revoked \
      FROM digital_products p LEFT JOIN stock_items s ON s.product_id = p.id";
-const PRODUCT_GROUP: &str =
-    " GROUP BY p.id, p.sku, p.name, p.kind, p.message, p.content, p.low_stock, p.created_at";
+const PRODUCT_GROUP: &str = " GROUP BY p.id, p.sku, p.name, p.kind, p.message, p.content, p.low_stock, p.link_days, p.reveal_once, p.created_at";
 
 impl TryFrom<ProductRow> for DigitalProduct {
     type Error = StoreError;
@@ -85,6 +86,10 @@ impl TryFrom<ProductRow> for DigitalProduct {
             message: MessageTemplate::from_stored(r.message),
             has_content: r.has_content,
             low_stock: u32::try_from(r.low_stock).unwrap_or(0),
+            page: cartwright_core::digital::PageRules {
+                expires_after_days: r.link_days.and_then(|d| u32::try_from(d).ok()),
+                reveal_once: r.reveal_once,
+            },
             stock: StockCounts {
                 available: r.available,
                 reserved: r.reserved,
@@ -113,14 +118,16 @@ impl Store {
         let mut tx = self.begin().await?;
         let id: i64 = write!(&mut tx, |c| {
             sqlx::query_scalar(
-                "INSERT INTO digital_products (sku, name, kind, message, low_stock, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
+                "INSERT INTO digital_products (sku, name, kind, message, low_stock, link_days, reveal_once, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
             )
             .bind(new.sku.as_str())
             .bind(new.name.as_str())
             .bind(new.kind.as_str())
             .bind(message.as_str())
             .bind(i64::from(new.low_stock))
+            .bind(new.page.expires_after_days.map(i64::from))
+            .bind(new.page.reveal_once)
             .bind(now)
             .fetch_one(c)
             .await

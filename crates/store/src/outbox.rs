@@ -152,6 +152,26 @@ pub(crate) async fn confirm_in(
     let Some(order) = order else {
         return Ok(false);
     };
+    // The buyer's page shows the goods for the product's days from now, when it has a limit.
+    let days: Option<Option<i64>> = write!(tx, |c| {
+        sqlx::query_scalar(
+            "SELECT p.link_days FROM deliveries d JOIN digital_products p ON p.id = d.product_id WHERE d.id = $1",
+        )
+        .bind(id.get())
+        .fetch_optional(c)
+        .await
+    })?;
+    if let Some(Some(days)) = days {
+        let until = Ts::from(now.0 + time::Duration::days(days));
+        write!(tx, |c| {
+            sqlx::query("UPDATE deliveries SET expires_at = $2 WHERE id = $1")
+                .bind(id.get())
+                .bind(until)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+    }
     write!(tx, |c| {
         sqlx::query(
             "UPDATE stock_items SET state = 'delivered', delivered_at = $2 WHERE delivery_id = $1 AND state = 'reserved'",

@@ -120,6 +120,7 @@ async fn two_hundred_orders_for_a_hundred_and_fifty_items_each_get_one_item_once
             message: "Hi {{buyer.name}}, your key is {{item.code}}".into(),
             content: None,
             low_stock: 10,
+            page: Default::default(),
         })
         .await
         .unwrap();

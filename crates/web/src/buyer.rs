@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 /// The buyers' routes.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/d/{token}", axum::routing::get(delivery))
+    Router::new().route("/d/{token}", axum::routing::get(delivery).post(reveal))
 }
 
 #[derive(Template)]
@@ -25,6 +25,9 @@ struct DeliveryPage {
     product: String,
     order_number: String,
     message: String,
+    shows: bool,
+    reveal_once: bool,
+    revealed_at: String,
     delivered_at: String,
     views: i64,
 }
@@ -57,6 +60,30 @@ async fn delivery(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(token): Path<String>,
 ) -> Response {
+    page(&state, peer, &token, false).await
+}
+
+/// The button of a reveal-once page: the goods show to the first press only.
+async fn reveal(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(token): Path<String>,
+) -> Response {
+    page(&state, peer, &token, true).await
+}
+
+fn minute(t: time::OffsetDateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute()
+    )
+}
+
+async fn page(state: &AppState, peer: SocketAddr, token: &str, reveal: bool) -> Response {
     if !allowed(peer.ip()) {
         let mut r = (
             StatusCode::TOO_MANY_REQUESTS,
@@ -73,7 +100,7 @@ async fn delivery(
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
-        match state.store.delivery_page(&token).await {
+        match state.store.delivery_page(token, reveal).await {
             Ok(page) => page,
             Err(e) => {
                 tracing::warn!(error = %e, "a delivery page could not be read");
@@ -93,20 +120,11 @@ async fn delivery(
             found: true,
             product: p.product,
             order_number: p.order_number,
-            message: p.message,
-            delivered_at: p
-                .delivered_at
-                .map(|t| {
-                    format!(
-                        "{:04}-{:02}-{:02} {:02}:{:02}",
-                        t.year(),
-                        u8::from(t.month()),
-                        t.day(),
-                        t.hour(),
-                        t.minute()
-                    )
-                })
-                .unwrap_or_default(),
+            shows: p.message.is_some(),
+            message: p.message.unwrap_or_default(),
+            reveal_once: p.reveal_once,
+            revealed_at: p.revealed_at.map(minute).unwrap_or_default(),
+            delivered_at: p.delivered_at.map(minute).unwrap_or_default(),
             views: p.views,
         },
         None => DeliveryPage {
@@ -114,6 +132,9 @@ async fn delivery(
             product: String::new(),
             order_number: String::new(),
             message: String::new(),
+            shows: false,
+            reveal_once: false,
+            revealed_at: String::new(),
             delivered_at: String::new(),
             views: 0,
         },
@@ -141,7 +162,7 @@ async fn delivery(
     );
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"),
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
     );
     response
 }

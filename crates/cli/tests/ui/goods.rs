@@ -105,6 +105,106 @@ async fn a_buyer_reads_the_key_on_the_page_and_an_operator_follows_it_in_the_das
         "a made-up key shows nothing"
     );
 
+    // A reveal-once page that expires: a visit (or a link preview) does not show the goods,
+    // the button does, once; once expired the page shows nothing.
+    let bad = app
+        .post(
+            "/api/v1/digital-products",
+            &app.operator,
+            json!({"sku": "NFX-1M", "name": "Netflix 1 month", "kind": "code", "message": "Code: {{item.code}}",
+                   "page": {"reveal_once": true, "expires_after_days": 0}}),
+        )
+        .await;
+    assert_eq!(
+        bad.error(422, "invalid").as_deref(),
+        Some("page.expires_after_days")
+    );
+    let once = app
+        .post(
+            "/api/v1/digital-products",
+            &app.operator,
+            json!({"sku": "NFX-1M", "name": "Netflix 1 month", "kind": "code", "message": "Code: {{item.code}}",
+                   "page": {"reveal_once": true, "expires_after_days": 7}}),
+        )
+        .await;
+    let once = once.ok(201)["id"].as_i64().unwrap();
+    app.post_raw(
+        &format!("/api/v1/digital-products/{once}/stock"),
+        &app.operator,
+        "text/plain",
+        b"NFX-ONCE-0001\n",
+    )
+    .await
+    .ok(200);
+    app.post(
+        "/api/v1/market/listings",
+        &app.operator,
+        json!({"connection_id": connection, "seller_sku": "NFX-1M", "product_id": once}),
+    )
+    .await
+    .ok(201);
+    let reported = app
+        .post(
+            "/api/v1/market/orders",
+            &token,
+            json!({"marketplace": "shopee", "shop_id": "5", "external_id": "261207UIONCE01",
+                   "buyer": {"name": "Wayan"},
+                   "lines": [{"seller_sku": "NFX-1M", "name": "Netflix", "quantity": 1}],
+                   "status": "paid", "updated_at": "2026-12-07T01:00:00Z"}),
+        )
+        .await;
+    let once_order = reported.ok(200)["order_id"].as_i64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let once_delivery = loop {
+        let d = app
+            .get(&format!("/api/v1/market/orders/{once_order}"), &app.viewer)
+            .await;
+        let d = d.ok(200).clone();
+        if d["order"]["state"] == "delivered" {
+            break d["deliveries"][0]["id"].as_i64().unwrap();
+        }
+        assert!(Instant::now() < deadline, "not delivered: {d}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let link = app
+        .post(
+            &format!("/api/v1/deliveries/{once_delivery}/link"),
+            &app.operator,
+            json!({}),
+        )
+        .await;
+    let once_path = link.ok(200)["link"]
+        .as_str()
+        .unwrap()
+        .strip_prefix(&app.base)
+        .unwrap()
+        .to_owned();
+    c.open(&once_path).await;
+    assert!(c.has("#reveal").await, "a button, not the goods");
+    assert!(!c.text("document.body.innerText").await.contains("NFX-ONCE"));
+    c.click("#reveal").await;
+    c.wait_for(
+        "the goods, once",
+        "document.body.innerText.includes('NFX-ONCE-0001')",
+    )
+    .await;
+    c.shoot("delivery-page-revealed").await;
+    c.open(&once_path).await;
+    c.wait_for("shown before", "!!document.getElementById('revealed')")
+        .await;
+    assert!(!c.text("document.body.innerText").await.contains("NFX-ONCE"));
+    app.exec_sql(&format!(
+        "UPDATE deliveries SET expires_at = '2000-01-01T00:00:00Z' WHERE id = {delivery}"
+    ))
+    .await;
+    c.open(&path).await;
+    assert!(
+        c.text("document.body.innerText")
+            .await
+            .contains("Nothing here"),
+        "an expired page shows nothing"
+    );
+
     // The operator.
     c.open("/").await;
     c.fill("username", "admin").await;
@@ -115,7 +215,7 @@ async fn a_buyer_reads_the_key_on_the_page_and_an_operator_follows_it_in_the_das
     assert_eq!(
         c.text("document.getElementById('tile-delivered').textContent")
             .await,
-        "1"
+        "2"
     );
     assert!(
         c.text("document.getElementById('low-stock').textContent")
@@ -172,7 +272,7 @@ async fn a_buyer_reads_the_key_on_the_page_and_an_operator_follows_it_in_the_das
     c.shoot("goods-product").await;
 
     c.open("/market").await;
-    c.click("#market-orders a").await;
+    c.click(&format!("#market-orders a[href='/market/{order}']")).await;
     c.wait_for("the order", "!!document.getElementById('history')")
         .await;
     let page = c.text("document.querySelector('main').innerText").await;

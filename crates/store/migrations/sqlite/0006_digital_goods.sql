@@ -14,6 +14,10 @@ CREATE TABLE digital_products (
     -- Below this many available items the product raises a low-stock alert.
     low_stock   INTEGER NOT NULL DEFAULT 0,
     -- Whether the low-stock alert went out since stock last rose (one alert per crossing).
+    -- The buyer's page: days it shows the goods after delivery (NULL: always), and whether
+    -- the goods show once, behind a button.
+    link_days   BIGINT,
+    reveal_once INTEGER NOT NULL DEFAULT 0,
     low_alerted INTEGER NOT NULL DEFAULT 0,
     created_at  TEXT    NOT NULL,
     updated_at  TEXT    NOT NULL
@@ -128,6 +132,8 @@ CREATE TABLE deliveries (
     -- The message as sent (it holds the goods), sealed.
     message       BLOB,
     attention     TEXT,
+    -- When the buyer revealed a reveal-once page's goods.
+    revealed_at   TEXT,
     reveals       INTEGER NOT NULL DEFAULT 0,
     -- How many times an operator sent it again (each send gets a new idempotency key).
     resends       INTEGER NOT NULL DEFAULT 0,

@@ -59,13 +59,9 @@ impl From<&DigitalProduct> for ProductRow {
             reserved: count(p.stock.reserved),
             delivered: count(p.stock.delivered),
             revoked: count(p.stock.revoked),
-            low: is_low(p),
+            low: p.low(),
         }
     }
-}
-
-fn is_low(p: &DigitalProduct) -> bool {
-    p.kind.uses_stock() && p.low_stock > 0 && p.stock.available <= i64::from(p.low_stock)
 }
 
 /// A listing as a row.
@@ -617,7 +613,7 @@ pub async fn card(state: &AppState) -> Result<GoodsCard, UiError> {
         ),
         low: products
             .iter()
-            .filter(|p| is_low(p))
+            .filter(|p| p.low())
             .map(|p| (p.id, p.name.clone(), count(p.stock.available)))
             .collect(),
     })
