@@ -120,7 +120,7 @@ impl Commerce {
         let order = self.store.market_order(work.order_id).await?;
         let delivery = self.store.delivery(work.send.delivery_id).await?;
         let product = match delivery.product_id {
-            Some(p) => Some(self.store.digital_product(p).await?),
+            Some(p) => Some(self.store.digital_product_definition(p).await?),
             None => None,
         };
         let items = self.store.delivery_items(delivery.id).await?;
@@ -187,7 +187,7 @@ impl Commerce {
             .ok_or_else(|| SendError::permanent("the buyer has no e-mail address"))?;
         let delivery = self.store.delivery(work.send.delivery_id).await?;
         let product = match delivery.product_id {
-            Some(p) => self.store.digital_product(p).await?.name,
+            Some(p) => self.store.digital_product_definition(p).await?.name,
             None => String::new(),
         };
         let subject = subject

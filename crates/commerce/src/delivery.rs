@@ -58,7 +58,30 @@ impl Commerce {
                 }
                 _ => continue,
             }
-            match self.store.claim_delivery(delivery.id).await? {
+            // Claimed, its message written and in the outbox: one transaction.
+            let claim = match self.parts(&delivery).await? {
+                Some((product, content, link)) => {
+                    let (claim, prepared) = self
+                        .store
+                        .claim_and_prepare(delivery.id, |items| {
+                            render(
+                                &product,
+                                &order,
+                                delivery.units,
+                                items,
+                                content.as_deref(),
+                                &link,
+                            )
+                        })
+                        .await?;
+                    if let Some(Prepared::Unreachable) = prepared {
+                        tracing::warn!(order = %order.external_id, line = delivery.line_no, "no configured channel reaches this buyer; the delivery waits for an operator");
+                    }
+                    claim
+                }
+                None => Claim::NoProduct,
+            };
+            match claim {
                 Claim::Claimed(items) => {
                     if let Some(product) = delivery.product_id
                         && !items.is_empty()
@@ -66,7 +89,6 @@ impl Commerce {
                     {
                         tracing::warn!("{}", alert.message);
                     }
-                    self.send(&order, &delivery, &items).await?;
                 }
                 Claim::Busy => busy = true,
                 Claim::Short { needed, available } => {
@@ -116,6 +138,24 @@ impl Commerce {
         Ok(())
     }
 
+    /// What a delivery's message is made of besides its items: the product (its current
+    /// template), a shared product's content, the page's link. None without a product.
+    async fn parts(
+        &self,
+        delivery: &Delivery,
+    ) -> Result<Option<(DigitalProduct, Option<String>, String)>, StoreError> {
+        let Some(product_id) = delivery.product_id else {
+            return Ok(None);
+        };
+        let product = self.store.digital_product_definition(product_id).await?;
+        let content = match product.kind {
+            ProductKind::Shared => self.store.digital_product_content(product_id).await?,
+            _ => None,
+        };
+        let link = self.delivery_link(&self.store.delivery_token(delivery.id).await?);
+        Ok(Some((product, content, link)))
+    }
+
     /// A delivery's message from its product's current template (none without a product).
     async fn message(
         &self,
@@ -123,23 +163,16 @@ impl Commerce {
         delivery: &Delivery,
         items: &[StockItem],
     ) -> Result<Option<String>, StoreError> {
-        let Some(product_id) = delivery.product_id else {
-            return Ok(None);
-        };
-        let product = self.store.digital_product(product_id).await?;
-        let content = match product.kind {
-            ProductKind::Shared => self.store.digital_product_content(product_id).await?,
-            _ => None,
-        };
-        let link = self.delivery_link(&self.store.delivery_token(delivery.id).await?);
-        Ok(Some(render(
-            &product,
-            order,
-            delivery.units,
-            items,
-            content.as_deref(),
-            &link,
-        )))
+        Ok(self.parts(delivery).await?.map(|(product, content, link)| {
+            render(
+                &product,
+                order,
+                delivery.units,
+                items,
+                content.as_deref(),
+                &link,
+            )
+        }))
     }
 
     /// Sends a delivery again on an operator's word: the same items (never new ones), the

@@ -7,13 +7,16 @@
 
 pub mod channels;
 mod delivery;
+mod inbox;
 mod ingest;
 pub mod shopee;
 
 pub use channels::SendHandler;
 pub use delivery::{DeliveryHandler, render};
+pub use inbox::{Inbox, InboxError};
 pub use ingest::{IngestError, PollHandler, PushHandler};
 
+use cartwright_core::ids::ConnectionId;
 use cartwright_store::Store;
 
 /// What the digital-goods side needs to run.
@@ -28,10 +31,14 @@ pub struct Commerce {
     pub(crate) store: Store,
     pub(crate) config: CommerceConfig,
     pub(crate) http: reqwest::Client,
+    /// Where received pushes are kept.
+    pub inbox: Inbox,
+    /// Each connection's partner key, opened once: a connection's keys never change.
+    partner_keys: std::sync::Mutex<std::collections::HashMap<ConnectionId, std::sync::Arc<str>>>,
 }
 
 impl Commerce {
-    /// Over `store`.
+    /// Over `store`; starts the push inbox's writer (so inside a Tokio runtime).
     pub fn new(store: Store, config: CommerceConfig) -> std::sync::Arc<Self> {
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(10))
@@ -42,10 +49,39 @@ impl Commerce {
                 reqwest::Client::new()
             });
         std::sync::Arc::new(Commerce {
+            inbox: Inbox::start(store.clone()),
+            partner_keys: Default::default(),
             store,
             config,
             http,
         })
+    }
+
+    /// A connection's partner key (what signs its pushes), opened once and kept.
+    pub async fn partner_key(
+        &self,
+        connection: ConnectionId,
+    ) -> Result<std::sync::Arc<str>, cartwright_store::StoreError> {
+        let known = self
+            .partner_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&connection)
+            .cloned();
+        if let Some(key) = known {
+            return Ok(key);
+        }
+        let key: std::sync::Arc<str> = self
+            .store
+            .connection_keys(connection)
+            .await?
+            .partner_key
+            .into();
+        self.partner_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(connection, key.clone());
+        Ok(key)
     }
 
     /// The store.
@@ -54,7 +90,7 @@ impl Commerce {
     }
 
     /// Where a connection's pushes are to be sent: the address their signature covers.
-    pub fn push_url(&self, connection: cartwright_core::ids::ConnectionId) -> String {
+    pub fn push_url(&self, connection: ConnectionId) -> String {
         format!(
             "{}/api/v1/market/push/{connection}",
             self.config.public_url.trim_end_matches('/')

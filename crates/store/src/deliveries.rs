@@ -321,10 +321,41 @@ impl Store {
 
     /// Claims a waiting delivery's items from stock: all of them, or none. See the module.
     pub async fn claim_delivery(&self, id: DeliveryId) -> Result<Claim, StoreError> {
-        let now = Ts::now();
         let mut tx = self.begin().await?;
+        let claim = self.claim_in(&mut tx, id).await?;
+        if let Claim::Claimed(_) = claim {
+            let order = order_id_of(&mut tx, id).await?;
+            self.settle_order(&mut tx, order).await?;
+            tx.commit().await?;
+        }
+        Ok(claim)
+    }
+
+    /// Claims a waiting delivery's items and, in the same transaction, writes its message
+    /// (`message` renders it from the items) and puts it in the outbox: one commit for the
+    /// whole hand-over. What the claim did, and when it claimed, what the outbox did.
+    pub async fn claim_and_prepare(
+        &self,
+        id: DeliveryId,
+        message: impl FnOnce(&[StockItem]) -> String,
+    ) -> Result<(Claim, Option<crate::outbox::Prepared>), StoreError> {
+        let mut tx = self.begin().await?;
+        let claim = self.claim_in(&mut tx, id).await?;
+        let Claim::Claimed(items) = &claim else {
+            return Ok((claim, None));
+        };
+        let text = message(items);
+        let prepared = self.prepare_in(&mut tx, id, &text).await?;
+        tx.commit().await?;
+        Ok((claim, Some(prepared)))
+    }
+
+    /// The claim, inside `tx` (which the caller commits only when it claimed; the order is
+    /// not settled here).
+    async fn claim_in(&self, tx: &mut Tx, id: DeliveryId) -> Result<Claim, StoreError> {
+        let now = Ts::now();
         let lock = crate::db::RowLock::Update.sql(tx.backend());
-        let row: Option<(String, Option<i64>, i64)> = write!(&mut tx, |c| {
+        let row: Option<(String, Option<i64>, i64)> = write!(tx, |c| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT state, product_id, units FROM deliveries WHERE id = $1{lock}"
             )))
@@ -341,7 +372,7 @@ impl Store {
         let Some(product) = product.map(DigitalProductId) else {
             return Ok(Claim::NoProduct);
         };
-        let kind: String = write!(&mut tx, |c| {
+        let kind: String = write!(tx, |c| {
             sqlx::query_scalar("SELECT kind FROM digital_products WHERE id = $1")
                 .bind(product.get())
                 .fetch_one(c)
@@ -357,7 +388,7 @@ impl Store {
                  ORDER BY id LIMIT $4{}) RETURNING secret",
                 tx.backend().skip_locked()
             );
-            let secrets: Vec<Vec<u8>> = write!(&mut tx, |c| {
+            let secrets: Vec<Vec<u8>> = write!(tx, |c| {
                 sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                     .bind(id.get())
                     .bind(now)
@@ -367,7 +398,7 @@ impl Store {
                     .await
             })?;
             if (secrets.len() as i64) < units {
-                drop(tx);
+                // The caller rolls back what was reserved by not committing.
                 let available: i64 = read!(&self.db, |c| {
                     sqlx::query_scalar(
                         "SELECT COUNT(*) FROM stock_items WHERE product_id = $1 AND state = 'available'",
@@ -393,7 +424,7 @@ impl Store {
             "UPDATE deliveries SET state = $2, claimed_at = $3, attention = NULL WHERE id = $1 AND state IN ({})",
             DeliveryMove::Claim.from_sql()
         );
-        write!(&mut tx, |c| {
+        write!(tx, |c| {
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(id.get())
                 .bind(DeliveryMove::Claim.to().as_str())
@@ -402,14 +433,6 @@ impl Store {
                 .await
                 .map(|r| r.rows_affected())
         })?;
-        let order: i64 = write!(&mut tx, |c| {
-            sqlx::query_scalar("SELECT order_id FROM deliveries WHERE id = $1")
-                .bind(id.get())
-                .fetch_one(c)
-                .await
-        })?;
-        self.settle_order(&mut tx, MarketOrderId(order)).await?;
-        tx.commit().await?;
         Ok(Claim::Claimed(items))
     }
 
@@ -588,16 +611,28 @@ impl Store {
                 .await
         })?;
         let state: MarketOrderState = state.parse().map_err(StoreError::Corrupt)?;
-        if state != by.to() && self.move_market_order(tx, order, by).await? {
-            crate::market::history(
-                tx,
-                order,
-                cartwright_core::market::Source::Cartwright,
-                None,
-                Some(by.to()),
-                None,
-            )
-            .await?;
+        // Claimed and sent in one transaction, a paid order passes through delivering.
+        let moves: &[MarketMove] = if state == MarketOrderState::Paid
+            && matches!(by, MarketMove::Deliver | MarketMove::DeliverPart)
+        {
+            &[MarketMove::StartDelivery, by]
+        } else {
+            std::slice::from_ref(&by)
+        };
+        let mut at = state;
+        for by in moves {
+            if at != by.to() && self.move_market_order(tx, order, *by).await? {
+                at = by.to();
+                crate::market::history(
+                    tx,
+                    order,
+                    cartwright_core::market::Source::Cartwright,
+                    None,
+                    Some(by.to()),
+                    None,
+                )
+                .await?;
+            }
         }
         Ok(())
     }
@@ -629,4 +664,15 @@ pub(crate) async fn order_of(
     })?;
     let order = order.ok_or_else(|| StoreError::not_found("delivery", id.get()))?;
     store.market_order(MarketOrderId(order)).await
+}
+
+/// The order a delivery belongs to, inside `tx`.
+async fn order_id_of(tx: &mut Tx, id: DeliveryId) -> Result<MarketOrderId, StoreError> {
+    let order: i64 = write!(tx, |c| {
+        sqlx::query_scalar("SELECT order_id FROM deliveries WHERE id = $1")
+            .bind(id.get())
+            .fetch_one(c)
+            .await
+    })?;
+    Ok(MarketOrderId(order))
 }

@@ -170,10 +170,31 @@ impl Store {
         &self,
         product: DigitalProductId,
     ) -> Result<Option<cartwright_core::order::Event>, StoreError> {
-        let p = self.digital_product(product).await?;
-        let low = i64::from(p.low_stock);
-        let left = p.stock.available;
-        if low == 0 || left > low {
+        let row: Option<(String, String, i64, bool)> = read!(&self.db, |c| {
+            sqlx::query_as(
+                "SELECT name, sku, low_stock, low_alerted FROM digital_products WHERE id = $1",
+            )
+            .bind(product.get())
+            .fetch_optional(c)
+            .await
+        })?;
+        let Some((name, sku, low, alerted)) = row else {
+            return Ok(None);
+        };
+        if low == 0 || alerted {
+            return Ok(None);
+        }
+        // Counts at most `low + 1` items: enough to tell, whatever the stock.
+        let left: i64 = read!(&self.db, |c| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM stock_items WHERE product_id = $1 AND state = 'available' LIMIT $2) x",
+            )
+            .bind(product.get())
+            .bind(low + 1)
+            .fetch_one(c)
+            .await
+        })?;
+        if left > low {
             return Ok(None);
         }
         let mut tx = self.begin().await?;
@@ -190,17 +211,18 @@ impl Store {
         if first == 0 {
             return Ok(None);
         }
+        let p = (name, sku);
         let event = cartwright_core::order::NewEvent {
             batch_id: None,
             order_id: None,
             rewards_run_id: None,
             account_id: None,
             phase: Some("stock".into()),
-            step: Some(p.sku.clone()),
+            step: Some(p.1.clone()),
             level: cartwright_core::order::Level::Warn,
             message: format!(
                 "{} ({}) is low on stock: {left} left, the alert is at {low}; import more before orders wait",
-                p.name, p.sku
+                p.0, p.1
             ),
             at: time::OffsetDateTime::now_utc(),
         };
@@ -218,6 +240,27 @@ impl Store {
                 .bind(id.get())
                 .fetch_optional(c)
                 .await
+        })?;
+        row.ok_or_else(|| StoreError::not_found("digital product", id.get()))?
+            .try_into()
+    }
+
+    /// One digital product's definition, its stock not counted (the counts read zero): what
+    /// a delivery needs, without a count over every item on each one.
+    pub async fn digital_product_definition(
+        &self,
+        id: DigitalProductId,
+    ) -> Result<DigitalProduct, StoreError> {
+        let row: Option<ProductRow> = read!(&self.db, |c| {
+            sqlx::query_as(
+                "SELECT p.id, p.sku, p.name, p.kind, p.message, p.content IS NOT NULL AS has_content, \
+                 p.low_stock, p.link_days, p.reveal_once, p.created_at, \
+                 0 AS available, 0 AS reserved, 0 AS delivered, 0 AS revoked \
+                 FROM digital_products p WHERE p.id = $1",
+            )
+            .bind(id.get())
+            .fetch_optional(c)
+            .await
         })?;
         row.ok_or_else(|| StoreError::not_found("digital product", id.get()))?
             .try_into()

@@ -219,6 +219,34 @@ pub(crate) async fn cancel_waiting_order_jobs(
     Ok(())
 }
 
+/// Enqueues jobs without unique keys inside `tx`, in one statement.
+pub(crate) async fn enqueue_plain_in(tx: &mut Tx, jobs: &[NewJob]) -> Result<(), StoreError> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let now = OffsetDateTime::now_utc();
+    let mut sql = crate::db::Sql::new(
+        "INSERT INTO jobs (kind, payload, priority, max_attempts, run_at, created_at) VALUES ",
+    );
+    for (i, job) in jobs.iter().enumerate() {
+        debug_assert!(job.unique_key.is_none(), "plain jobs have no unique key");
+        sql.values_row(
+            i == 0,
+            [
+                Some(crate::db::Arg::Text(job.kind.to_owned())),
+                Some(crate::db::Arg::Text(job.payload.to_string())),
+                Some(crate::db::Arg::Int(job.priority)),
+                Some(crate::db::Arg::Int(job.max_attempts)),
+                Some(crate::db::Arg::Ts(job.run_at.unwrap_or(now))),
+                Some(crate::db::Arg::Ts(now)),
+            ],
+        );
+    }
+    tx.execute(&sql).await?;
+    tx.notify_jobs();
+    Ok(())
+}
+
 /// Enqueues a job inside `tx`; it becomes visible when `tx` commits. Returns `None` when a
 /// queued or running job already holds its unique key.
 pub(crate) async fn enqueue_in(tx: &mut Tx, job: &NewJob) -> Result<Option<JobId>, StoreError> {

@@ -359,28 +359,52 @@ impl Store {
     /// Keeps a push as received (its signature checked) with the job that takes it in, in
     /// one transaction: the receiver can answer at once.
     pub async fn keep_push(&self, connection: ConnectionId, body: &str) -> Result<i64, StoreError> {
+        let ids = self.keep_pushes(&[(connection, body)]).await?;
+        ids.first()
+            .copied()
+            .ok_or_else(|| StoreError::Corrupt("a kept push has no id".into()))
+    }
+
+    /// Keeps pushes received together, each with its job, in one transaction (one commit for
+    /// all: what lets the receiver answer many senders quickly). Returns their ids, in order.
+    pub async fn keep_pushes(
+        &self,
+        pushes: &[(ConnectionId, &str)],
+    ) -> Result<Vec<i64>, StoreError> {
+        let now = time::OffsetDateTime::now_utc();
         let mut tx = self.begin().await?;
-        let id: i64 = write!(&mut tx, |c| {
-            sqlx::query_scalar(
-                "INSERT INTO market_inbox (connection_id, received_at, body) VALUES ($1, $2, $3) RETURNING id",
-            )
-            .bind(connection.get())
-            .bind(Ts::now())
-            .bind(body)
-            .fetch_one(c)
-            .await
-        })?;
-        crate::jobs::enqueue_in(
-            &mut tx,
-            &crate::jobs::NewJob {
-                priority: 40,
-                max_attempts: 50,
-                ..crate::jobs::NewJob::new(PUSH_JOB, serde_json::json!({ "push": id }))
-            },
-        )
-        .await?;
+        let mut ids = Vec::with_capacity(pushes.len());
+        // Two statements per 100 pushes: a multi-row insert of the pushes, then of their jobs.
+        for chunk in pushes.chunks(100) {
+            let mut sql = crate::db::Sql::new(
+                "INSERT INTO market_inbox (connection_id, received_at, body) VALUES ",
+            );
+            for (i, (connection, body)) in chunk.iter().enumerate() {
+                sql.values_row(
+                    i == 0,
+                    [
+                        Some(crate::db::Arg::Int(connection.get())),
+                        Some(crate::db::Arg::Ts(now)),
+                        Some(crate::db::Arg::Text((*body).to_owned())),
+                    ],
+                );
+            }
+            sql.push(" RETURNING id");
+            let mut kept = tx.ints(&sql).await?;
+            kept.sort_unstable();
+            let jobs: Vec<crate::jobs::NewJob> = kept
+                .iter()
+                .map(|id| crate::jobs::NewJob {
+                    priority: 40,
+                    max_attempts: 50,
+                    ..crate::jobs::NewJob::new(PUSH_JOB, serde_json::json!({ "push": id }))
+                })
+                .collect();
+            crate::jobs::enqueue_plain_in(&mut tx, &jobs).await?;
+            ids.extend(kept);
+        }
         tx.commit().await?;
-        Ok(id)
+        Ok(ids)
     }
 
     /// A kept push: its connection and body.

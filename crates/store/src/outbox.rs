@@ -221,10 +221,22 @@ impl Store {
         id: DeliveryId,
         message: &str,
     ) -> Result<Prepared, StoreError> {
-        let now = Ts::now();
         let mut tx = self.begin().await?;
+        let prepared = self.prepare_in(&mut tx, id, message).await?;
+        tx.commit().await?;
+        Ok(prepared)
+    }
+
+    /// [`Store::prepare_delivery`] inside `tx`; the order is settled with it.
+    pub(crate) async fn prepare_in(
+        &self,
+        tx: &mut Tx,
+        id: DeliveryId,
+        message: &str,
+    ) -> Result<Prepared, StoreError> {
+        let now = Ts::now();
         let lock = crate::db::RowLock::Update.sql(tx.backend());
-        let row: Option<(String, i64, bool)> = write!(&mut tx, |c| {
+        let row: Option<(String, i64, bool)> = write!(tx, |c| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT state, resends, message IS NOT NULL FROM deliveries WHERE id = $1{lock}"
             )))
@@ -238,7 +250,7 @@ impl Store {
         if state != DeliveryState::Sending {
             return Ok(Prepared::NotSending(state));
         }
-        let existing: Vec<(i64, String)> = write!(&mut tx, |c| {
+        let existing: Vec<(i64, String)> = write!(tx, |c| {
             sqlx::query_as(
                 "SELECT id, state FROM delivery_sends WHERE delivery_id = $1 AND channel_id <> 0",
             )
@@ -254,14 +266,15 @@ impl Store {
                 .map(|(i, _)| SendId(*i))
                 .collect();
             for send in &pending {
-                enqueue_send(&mut tx, *send, None).await?;
+                enqueue_send(tx, *send, None).await?;
             }
-            tx.commit().await?;
+            let order = crate::deliveries::order_of(self, tx, id).await?;
+            self.settle_order(tx, order.id).await?;
             return Ok(Prepared::Sending(pending));
         }
         if !has_message {
             let sealed = self.goods.seal(message.as_bytes(), &message_context(id));
-            write!(&mut tx, |c| {
+            write!(tx, |c| {
                 sqlx::query("UPDATE deliveries SET message = $2 WHERE id = $1")
                     .bind(id.get())
                     .bind(sealed)
@@ -270,33 +283,24 @@ impl Store {
                     .map(|r| r.rows_affected())
             })?;
         }
-        let channels = enabled_channels(&mut tx).await?;
+        let channels = enabled_channels(tx).await?;
         if channels.is_empty() {
-            page_ready(
-                &mut tx,
-                id,
-                resends,
-                now,
-                Some("confirmed: no other channel"),
-            )
-            .await?;
-            confirm_in(self, &mut tx, id, now).await?;
-            tx.commit().await?;
+            page_ready(tx, id, resends, now, Some("confirmed: no other channel")).await?;
+            confirm_in(self, tx, id, now).await?;
             return Ok(Prepared::Delivered);
         }
-        page_ready(&mut tx, id, resends, now, None).await?;
-        let order = crate::deliveries::order_of(self, &mut tx, id).await?;
+        page_ready(tx, id, resends, now, None).await?;
+        let order = crate::deliveries::order_of(self, tx, id).await?;
         let sends = self
-            .open_sends(&mut tx, id, &order, &channels, resends, now)
+            .open_sends(tx, id, &order, &channels, resends, now)
             .await?;
-        let result = if sends.is_empty() {
-            mark_unreachable(self, &mut tx, id).await?;
+        Ok(if sends.is_empty() {
+            mark_unreachable(self, tx, id).await?;
             Prepared::Unreachable
         } else {
+            self.settle_order(tx, order.id).await?;
             Prepared::Sending(sends)
-        };
-        tx.commit().await?;
-        Ok(result)
+        })
     }
 
     /// Writes one outbox row per channel (replacing earlier ones: a re-send) and queues the

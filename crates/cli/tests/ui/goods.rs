@@ -225,6 +225,15 @@ async fn a_buyer_reads_the_key_on_the_page_and_an_operator_follows_it_in_the_das
     );
     c.shoot("overview-goods").await;
 
+    c.open("/goods").await;
+    let goods = c.text("document.querySelector('main').innerText").await;
+    assert!(
+        goods.contains(&format!("/api/v1/market/push/{connection}")),
+        "the connection with its push address: {goods}"
+    );
+    assert!(goods.contains("SKU SPT-3M"), "the listing: {goods}");
+    c.shoot("goods").await;
+
     c.open(&format!("/goods/{product}")).await;
     c.set("items", "SPOT-DDDD-4444\nSPOT-AAAA-1111\nSPOT-DDDD-4444\n")
         .await;
@@ -272,7 +281,8 @@ async fn a_buyer_reads_the_key_on_the_page_and_an_operator_follows_it_in_the_das
     c.shoot("goods-product").await;
 
     c.open("/market").await;
-    c.click(&format!("#market-orders a[href='/market/{order}']")).await;
+    c.click(&format!("#market-orders a[href='/market/{order}']"))
+        .await;
     c.wait_for("the order", "!!document.getElementById('history')")
         .await;
     let page = c.text("document.querySelector('main').innerText").await;

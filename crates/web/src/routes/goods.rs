@@ -38,7 +38,7 @@ pub fn router(max_upload: usize) -> OpenApiRouter<AppState> {
                 .layer(uploads),
         )
         .routes(routes!(reveal))
-        .routes(routes!(create_connection))
+        .routes(routes!(list_connections, create_connection))
         .routes(routes!(create_listing))
         .routes(routes!(ingest, list_orders))
         .routes(routes!(get_order))
@@ -65,14 +65,14 @@ async fn receive_push(
     headers: axum::http::HeaderMap,
     request: Request,
 ) -> ApiResult<axum::http::StatusCode> {
-    let keys = state.store.connection_keys(id).await?;
+    let partner_key = state.commerce.partner_key(id).await?;
     let body = body_bytes(request).await?;
     let authorization = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     if !cartwright_commerce::shopee::push_is_signed(
-        &keys.partner_key,
+        &partner_key,
         &state.commerce.push_url(id),
         &body,
         authorization,
@@ -85,7 +85,18 @@ async fn receive_push(
     }
     let text =
         std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("the push is not UTF-8"))?;
-    state.store.keep_push(id, text).await?;
+    state
+        .commerce
+        .inbox
+        .keep(id, text.to_owned())
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            )
+        })?;
     Ok(axum::http::StatusCode::OK)
 }
 
@@ -311,6 +322,16 @@ async fn reveal(
 ) -> ApiResult<axum::Json<StockItem>> {
     let actor = crate::auth::actor(&state, &auth.0).await?;
     Ok(axum::Json(state.store.reveal_stock_item(id, &actor).await?))
+}
+
+/// Every marketplace connection (its keys never shown).
+#[utoipa::path(get, path = "/market/connections", tag = "marketplace",
+    responses((status = 200, body = Vec<Connection>)), security(("bearer" = [])))]
+async fn list_connections(
+    State(state): State<AppState>,
+    _: Auth<Read>,
+) -> ApiResult<axum::Json<Vec<Connection>>> {
+    Ok(axum::Json(state.store.connections().await?))
 }
 
 /// Adds a marketplace connection (admins); its keys are sealed and never shown again.

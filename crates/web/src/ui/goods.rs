@@ -72,6 +72,15 @@ pub struct ListingRow {
     units: u32,
 }
 
+/// A marketplace connection as a row.
+pub struct ConnectionRow {
+    name: String,
+    shop: String,
+    api: String,
+    push: String,
+    polled: String,
+}
+
 /// A channel as a row.
 pub struct ChannelRow {
     name: String,
@@ -87,6 +96,7 @@ struct ProductsPage {
     rows: Vec<ProductRow>,
     listings: Vec<ListingRow>,
     channels: Vec<ChannelRow>,
+    connections: Vec<ConnectionRow>,
 }
 
 /// `GET /goods`.
@@ -98,11 +108,20 @@ async fn products(
     let products = store.digital_products().await?;
     let names: HashMap<DigitalProductId, String> =
         products.iter().map(|p| (p.id, p.name.clone())).collect();
-    let shops: HashMap<_, String> = store
-        .connections()
-        .await?
-        .into_iter()
+    let all = store.connections().await?;
+    let shops: HashMap<_, String> = all
+        .iter()
         .map(|c| (c.id, format!("{} · {}", c.name, c.shop_id)))
+        .collect();
+    let connections = all
+        .into_iter()
+        .map(|c| ConnectionRow {
+            push: state.commerce.push_url(c.id),
+            name: c.name,
+            shop: format!("{} shop {}", c.marketplace, c.shop_id),
+            api: c.base_url,
+            polled: when_opt(c.polled_to),
+        })
         .collect();
     let listings = store
         .listings()
@@ -145,6 +164,7 @@ async fn products(
         rows: products.iter().map(ProductRow::from).collect(),
         listings,
         channels,
+        connections,
     };
     Ok(Html(page.render()?))
 }
