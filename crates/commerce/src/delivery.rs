@@ -59,8 +59,10 @@ impl Commerce {
                 _ => continue,
             }
             // Claimed, its message written and in the outbox: one transaction.
+            let mut alerts = false;
             let claim = match self.parts(&delivery).await? {
                 Some((product, content, link)) => {
+                    alerts = product.low_stock > 0;
                     let (claim, prepared) = self
                         .store
                         .claim_and_prepare(delivery.id, |items| {
@@ -84,6 +86,7 @@ impl Commerce {
             match claim {
                 Claim::Claimed(items) => {
                     if let Some(product) = delivery.product_id
+                        && alerts
                         && !items.is_empty()
                         && let Some(alert) = self.store.note_low_stock(product).await?
                     {

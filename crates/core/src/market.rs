@@ -124,8 +124,9 @@ impl MarketMove {
         match self {
             MarketMove::Pay => &[Unpaid],
             MarketMove::StartDelivery => &[Paid, NeedsAttention, PartiallyDelivered],
+            // From paid too: claimed and sent in one transaction, never seen delivering.
             MarketMove::Deliver | MarketMove::DeliverPart => {
-                &[Delivering, NeedsAttention, PartiallyDelivered]
+                &[Paid, Delivering, NeedsAttention, PartiallyDelivered]
             }
             MarketMove::NeedAttention => &[Paid, Delivering, PartiallyDelivered],
             // Once anything went out it is a refund, not a cancellation.

@@ -345,7 +345,7 @@ impl Store {
             return Ok((claim, None));
         };
         let text = message(items);
-        let prepared = self.prepare_in(&mut tx, id, &text).await?;
+        let prepared = self.prepare_fresh_in(&mut tx, id, &text).await?;
         tx.commit().await?;
         Ok((claim, Some(prepared)))
     }
@@ -355,29 +355,24 @@ impl Store {
     async fn claim_in(&self, tx: &mut Tx, id: DeliveryId) -> Result<Claim, StoreError> {
         let now = Ts::now();
         let lock = crate::db::RowLock::Update.sql(tx.backend());
-        let row: Option<(String, Option<i64>, i64)> = write!(tx, |c| {
+        let row: Option<(String, Option<i64>, i64, Option<String>)> = write!(tx, |c| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT state, product_id, units FROM deliveries WHERE id = $1{lock}"
+                "SELECT state, product_id, units, (SELECT kind FROM digital_products p WHERE p.id = product_id) \
+                 FROM deliveries WHERE id = $1{lock}"
             )))
             .bind(id.get())
             .fetch_optional(c)
             .await
         })?;
-        let (state, product, units) =
+        let (state, product, units, kind) =
             row.ok_or_else(|| StoreError::not_found("delivery", id.get()))?;
         let state: DeliveryState = state.parse().map_err(StoreError::Corrupt)?;
         if !DeliveryMove::Claim.from().contains(&state) {
             return Ok(Claim::NotWaiting(state));
         }
-        let Some(product) = product.map(DigitalProductId) else {
+        let (Some(product), Some(kind)) = (product.map(DigitalProductId), kind) else {
             return Ok(Claim::NoProduct);
         };
-        let kind: String = write!(tx, |c| {
-            sqlx::query_scalar("SELECT kind FROM digital_products WHERE id = $1")
-                .bind(product.get())
-                .fetch_one(c)
-                .await
-        })?;
         let kind: cartwright_core::digital::ProductKind =
             kind.parse().map_err(StoreError::Corrupt)?;
         let mut items = Vec::new();
@@ -398,8 +393,9 @@ impl Store {
                     .await
             })?;
             if (secrets.len() as i64) < units {
-                // The caller rolls back what was reserved by not committing.
-                let available: i64 = read!(&self.db, |c| {
+                // The caller rolls back what was reserved by not committing. Counted in the
+                // transaction: a claimer never waits for a second connection while it holds one.
+                let available: i64 = write!(tx, |c| {
                     sqlx::query_scalar(
                         "SELECT COUNT(*) FROM stock_items WHERE product_id = $1 AND state = 'available'",
                     )
@@ -611,28 +607,16 @@ impl Store {
                 .await
         })?;
         let state: MarketOrderState = state.parse().map_err(StoreError::Corrupt)?;
-        // Claimed and sent in one transaction, a paid order passes through delivering.
-        let moves: &[MarketMove] = if state == MarketOrderState::Paid
-            && matches!(by, MarketMove::Deliver | MarketMove::DeliverPart)
-        {
-            &[MarketMove::StartDelivery, by]
-        } else {
-            std::slice::from_ref(&by)
-        };
-        let mut at = state;
-        for by in moves {
-            if at != by.to() && self.move_market_order(tx, order, *by).await? {
-                at = by.to();
-                crate::market::history(
-                    tx,
-                    order,
-                    cartwright_core::market::Source::Cartwright,
-                    None,
-                    Some(by.to()),
-                    None,
-                )
-                .await?;
-            }
+        if state != by.to() && self.move_market_order(tx, order, by).await? {
+            crate::market::history(
+                tx,
+                order,
+                cartwright_core::market::Source::Cartwright,
+                None,
+                Some(by.to()),
+                None,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -663,7 +647,7 @@ pub(crate) async fn order_of(
             .await
     })?;
     let order = order.ok_or_else(|| StoreError::not_found("delivery", id.get()))?;
-    store.market_order(MarketOrderId(order)).await
+    store.market_order_in(tx, MarketOrderId(order)).await
 }
 
 /// The order a delivery belongs to, inside `tx`.

@@ -255,7 +255,8 @@ impl Store {
             sqlx::query_as(
                 "SELECT p.id, p.sku, p.name, p.kind, p.message, p.content IS NOT NULL AS has_content, \
                  p.low_stock, p.link_days, p.reveal_once, p.created_at, \
-                 0 AS available, 0 AS reserved, 0 AS delivered, 0 AS revoked \
+                 CAST(0 AS BIGINT) AS available, CAST(0 AS BIGINT) AS reserved, \
+                 CAST(0 AS BIGINT) AS delivered, CAST(0 AS BIGINT) AS revoked \
                  FROM digital_products p WHERE p.id = $1",
             )
             .bind(id.get())

@@ -827,6 +827,25 @@ impl Store {
         crate::jobs::enqueue_delivery_job(tx, order.get()).await
     }
 
+    /// One marketplace order, read inside `tx` (a transaction never waits for a second
+    /// connection).
+    pub(crate) async fn market_order_in(
+        &self,
+        tx: &mut Tx,
+        id: MarketOrderId,
+    ) -> Result<MarketOrder, StoreError> {
+        let row: Option<OrderRow> = write!(tx, |c| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {ORDER_COLUMNS} FROM market_orders WHERE id = $1"
+            )))
+            .bind(id.get())
+            .fetch_optional(c)
+            .await
+        })?;
+        row.ok_or_else(|| StoreError::not_found("marketplace order", id.get()))?
+            .try_into()
+    }
+
     /// One marketplace order.
     pub async fn market_order(&self, id: MarketOrderId) -> Result<MarketOrder, StoreError> {
         let row: Option<OrderRow> = read!(&self.db, |c| {

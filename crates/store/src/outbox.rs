@@ -273,16 +273,50 @@ impl Store {
             return Ok(Prepared::Sending(pending));
         }
         if !has_message {
-            let sealed = self.goods.seal(message.as_bytes(), &message_context(id));
-            write!(tx, |c| {
-                sqlx::query("UPDATE deliveries SET message = $2 WHERE id = $1")
-                    .bind(id.get())
-                    .bind(sealed)
-                    .execute(c)
-                    .await
-                    .map(|r| r.rows_affected())
-            })?;
+            self.store_message(tx, id, message).await?;
         }
+        self.open_outbox(tx, id, resends, now).await
+    }
+
+    /// [`Store::prepare_in`] for a delivery claimed in this same transaction: waiting until
+    /// now, it has no message, no sends and no re-sends yet.
+    pub(crate) async fn prepare_fresh_in(
+        &self,
+        tx: &mut Tx,
+        id: DeliveryId,
+        message: &str,
+    ) -> Result<Prepared, StoreError> {
+        self.store_message(tx, id, message).await?;
+        self.open_outbox(tx, id, 0, Ts::now()).await
+    }
+
+    async fn store_message(
+        &self,
+        tx: &mut Tx,
+        id: DeliveryId,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        let sealed = self.goods.seal(message.as_bytes(), &message_context(id));
+        write!(tx, |c| {
+            sqlx::query("UPDATE deliveries SET message = $2 WHERE id = $1")
+                .bind(id.get())
+                .bind(sealed)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// The outbox of a sending delivery whose message is stored: every enabled channel's
+    /// send, or the page's confirmation when there is none.
+    async fn open_outbox(
+        &self,
+        tx: &mut Tx,
+        id: DeliveryId,
+        resends: i64,
+        now: Ts,
+    ) -> Result<Prepared, StoreError> {
         let channels = enabled_channels(tx).await?;
         if channels.is_empty() {
             page_ready(tx, id, resends, now, Some("confirmed: no other channel")).await?;
