@@ -99,9 +99,29 @@ impl Commerce {
                         "not enough stock: {needed} item{} needed, {available} available; it is delivered by itself once stock is imported",
                         if needed == 1 { "" } else { "s" }
                     );
-                    self.store
+                    if self
+                        .store
                         .delivery_needs_attention(delivery.id, &why)
-                        .await?;
+                        .await?
+                    {
+                        // The alert, once per delivery that starts waiting.
+                        self.store
+                            .insert_events(&[cartwright_core::order::NewEvent {
+                                batch_id: None,
+                                order_id: None,
+                                rewards_run_id: None,
+                                account_id: None,
+                                phase: Some("delivery".into()),
+                                step: Some(order.external_id.clone()),
+                                level: cartwright_core::order::Level::Warn,
+                                message: format!(
+                                    "order {} line {} waits for stock: {why}",
+                                    order.external_id, delivery.line_no
+                                ),
+                                at: time::OffsetDateTime::now_utc(),
+                            }])
+                            .await?;
+                    }
                     tracing::warn!(order = %order.external_id, line = delivery.line_no, "{why}");
                 }
                 Claim::NoProduct => {

@@ -517,26 +517,39 @@ impl Store {
     }
 
     /// Marks a delivery as waiting for an operator (not enough stock, no product), and its
-    /// order as needing attention.
+    /// order as needing attention. True when it was not waiting for one already.
     pub async fn delivery_needs_attention(
         &self,
         id: DeliveryId,
         why: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
-        let order: Option<i64> = write!(&mut tx, |c| {
-            sqlx::query_scalar(
-                "UPDATE deliveries SET attention = $2 WHERE id = $1 AND state = 'waiting' RETURNING order_id",
-            )
-            .bind(id.get())
-            .bind(why)
-            .fetch_optional(c)
-            .await
-        })?;
-        if let Some(order) = order {
-            self.settle_order(&mut tx, MarketOrderId(order)).await?;
+        let mut newly = true;
+        let mut order = None;
+        for already in [false, true] {
+            let sql = if already {
+                "UPDATE deliveries SET attention = $2 WHERE id = $1 AND state = 'waiting' RETURNING order_id"
+            } else {
+                "UPDATE deliveries SET attention = $2 WHERE id = $1 AND state = 'waiting' AND attention IS NULL RETURNING order_id"
+            };
+            order = write!(&mut tx, |c| {
+                sqlx::query_scalar(sql)
+                    .bind(id.get())
+                    .bind(why)
+                    .fetch_optional(c)
+                    .await
+            })?;
+            if order.is_some() {
+                newly = !already;
+                break;
+            }
         }
-        tx.commit().await
+        let Some(order) = order else {
+            return Ok(false);
+        };
+        self.settle_order(&mut tx, MarketOrderId(order)).await?;
+        tx.commit().await?;
+        Ok(newly)
     }
 
     /// Orders with a delivery waiting for `product`'s stock: what an import completes.
