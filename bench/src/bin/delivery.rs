@@ -193,6 +193,7 @@ fn bench_connection() -> NewConnection {
         partner_id: "1".into(),
         partner_key: PARTNER_KEY.into(),
         access_token: "token".into(),
+        refresh_token: None,
     }
 }
 

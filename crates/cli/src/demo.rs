@@ -157,8 +157,25 @@ pub async fn seed_goods(server: &Server, shop: &RunningShop) -> Result<String, S
         .into_iter()
         .find(|c| c.marketplace == "shopee" && c.shop_id == market.shop_id.to_string())
     {
-        Some(c) if c.base_url.trim_end_matches('/') == shop.url().trim_end_matches('/') => c,
-        Some(c) => store.set_connection_base_url(c.id, &shop.url()).await?,
+        Some(c) => {
+            // A restarted demo marketplace is a new one: its address and tokens are its own.
+            let shop_tokens = shop.shop.market().access_token();
+            if store.connection_keys(c.id).await?.access_token != shop_tokens {
+                store
+                    .set_connection_tokens(
+                        c.id,
+                        &shop_tokens,
+                        &market.refresh_token,
+                        time::OffsetDateTime::now_utc() + time::Duration::hours(4),
+                    )
+                    .await?;
+            }
+            if c.base_url.trim_end_matches('/') == shop.url().trim_end_matches('/') {
+                c
+            } else {
+                store.set_connection_base_url(c.id, &shop.url()).await?
+            }
+        }
         None => {
             store
                 .create_connection(&cartwright_store::NewConnection {
@@ -169,6 +186,7 @@ pub async fn seed_goods(server: &Server, shop: &RunningShop) -> Result<String, S
                     partner_id: market.partner_id.to_string(),
                     partner_key: market.partner_key.clone(),
                     access_token: market.access_token.clone(),
+                    refresh_token: Some(market.refresh_token.clone()),
                 })
                 .await?
         }

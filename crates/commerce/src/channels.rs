@@ -227,9 +227,10 @@ impl Commerce {
                 "the order has no marketplace connection or buyer id to write to",
             ));
         };
-        let keys = self.store.connection_keys(connection).await?;
-        let connection = self.store.connection(connection).await?;
-        let client = shopee::Client::new(self.http.clone(), connection, keys);
+        let client = match self.client(connection).await {
+            Ok(client) => client,
+            Err(e) => return Err(SendError::transient(e.to_string())),
+        };
         match client.send_message(buyer, &work.message).await {
             Ok(id) => Ok(Some(format!("message {id}"))),
             Err(shopee::ShopeeError::Refused { error, message }) => {

@@ -87,9 +87,21 @@ impl Handler for PollHandler {
 }
 
 impl Commerce {
-    async fn client(&self, id: ConnectionId) -> Result<Client, StoreError> {
+    /// A signed client of a connection, its access token renewed first when it is due.
+    pub(crate) async fn client(&self, id: ConnectionId) -> Result<Client, IngestError> {
         let connection = self.store.connection(id).await?;
         let keys = self.store.connection_keys(id).await?;
+        let now = time::OffsetDateTime::now_utc();
+        if !keys.due(now) {
+            return Ok(Client::new(self.http.clone(), connection, keys));
+        }
+        let client = Client::new(self.http.clone(), connection.clone(), keys);
+        let (access, refresh, lasts) = client.refresh().await?;
+        let keys = self
+            .store
+            .set_connection_tokens(id, &access, &refresh, now + time::Duration::seconds(lasts))
+            .await?;
+        tracing::info!(connection = %id, "renewed the marketplace access token");
         Ok(Client::new(self.http.clone(), connection, keys))
     }
 

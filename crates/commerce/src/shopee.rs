@@ -141,6 +141,56 @@ impl Client {
         answer(request).await
     }
 
+    /// Trades the refresh token for new tokens: (access token, refresh token, seconds the
+    /// access token lasts). Signed at partner level (`partner_id + path + timestamp`).
+    pub async fn refresh(&self) -> Result<(String, String, i64), ShopeeError> {
+        const PATH: &str = "/api/v2/auth/access_token/get";
+        let refresh_token = self
+            .keys
+            .refresh_token
+            .clone()
+            .ok_or_else(|| ShopeeError::Shape("the connection has no refresh token".into()))?;
+        let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
+        let c = &self.connection;
+        let number = |what: &str, v: &str| {
+            v.parse::<i64>()
+                .map_err(|_| ShopeeError::Shape(format!("the {what} {v:?} is not a number")))
+        };
+        let body = serde_json::json!({
+            "refresh_token": refresh_token,
+            "partner_id": number("partner id", &c.partner_id)?,
+            "shop_id": number("shop id", &c.shop_id)?,
+        });
+        let request = self
+            .http
+            .post(self.url(PATH))
+            .query(&[
+                ("partner_id", c.partner_id.clone()),
+                ("timestamp", timestamp.to_string()),
+                (
+                    "sign",
+                    sign(
+                        &self.keys.partner_key,
+                        &format!("{}{PATH}{timestamp}", c.partner_id),
+                    ),
+                ),
+            ])
+            .json(&body);
+        let answer = answer(request).await?;
+        let text = |k: &str| {
+            answer[k]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .ok_or_else(|| ShopeeError::Shape(format!("the token answer has no {k}")))
+        };
+        Ok((
+            text("access_token")?,
+            text("refresh_token")?,
+            answer["expire_in"].as_i64().unwrap_or(14_400),
+        ))
+    }
+
     /// Sends a text to a buyer through the seller chat; returns the marketplace's message id.
     pub async fn send_message(&self, buyer_id: &str, text: &str) -> Result<String, ShopeeError> {
         let to_id: i64 = buyer_id

@@ -127,6 +127,7 @@ async fn paid_orders_get_their_goods_once_from_many_workers_and_wait_for_stock()
             partner_id: "42".into(),
             partner_key: "k".into(),
             access_token: "t".into(),
+            refresh_token: None,
         })
         .await
         .unwrap();

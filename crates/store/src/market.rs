@@ -206,6 +206,10 @@ pub struct NewConnection {
     pub partner_key: String,
     /// The shop's access token.
     pub access_token: String,
+    /// The shop's refresh token, where the marketplace has one: access tokens are then
+    /// renewed before they expire (Shopee's last 4 hours).
+    #[serde(default)]
+    pub refresh_token: Option<String>,
 }
 
 /// A marketplace connection as shown: its keys never are.
@@ -235,6 +239,24 @@ pub struct ConnectionKeys {
     pub partner_key: String,
     /// The shop's access token.
     pub access_token: String,
+    /// The refresh token that renews it, when there is one.
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    /// When the access token expires, when known (unknown with a refresh token: renewed at
+    /// first use).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<time::OffsetDateTime>,
+}
+
+impl ConnectionKeys {
+    /// Whether the access token should be renewed now: it has a refresh token and expires
+    /// within ten minutes, or its expiry is unknown.
+    pub fn due(&self, now: time::OffsetDateTime) -> bool {
+        self.refresh_token.is_some()
+            && self
+                .expires_at
+                .is_none_or(|t| t - now < time::Duration::minutes(10))
+    }
 }
 
 fn keys_context(id: i64) -> Vec<u8> {
@@ -279,19 +301,55 @@ impl Store {
         let keys = ConnectionKeys {
             partner_key: new.partner_key.trim().to_owned(),
             access_token: new.access_token.trim().to_owned(),
+            refresh_token: new
+                .refresh_token
+                .as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned),
+            expires_at: None,
         };
-        let plain = serde_json::to_vec(&keys).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.seal_keys(&mut tx, id, &keys).await?;
+        tx.commit().await?;
+        self.connection(ConnectionId(id)).await
+    }
+
+    async fn seal_keys(
+        &self,
+        tx: &mut Tx,
+        id: i64,
+        keys: &ConnectionKeys,
+    ) -> Result<(), StoreError> {
+        let plain = serde_json::to_vec(keys).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let sealed = self.goods.seal(&plain, &keys_context(id));
-        write!(&mut tx, |c| {
-            sqlx::query("UPDATE market_connections SET secrets = $2 WHERE id = $1")
+        write!(tx, |c| {
+            sqlx::query("UPDATE market_connections SET secrets = $2, updated_at = $3 WHERE id = $1")
                 .bind(id)
                 .bind(sealed)
+                .bind(Ts::now())
                 .execute(c)
                 .await
                 .map(|r| r.rows_affected())
         })?;
+        Ok(())
+    }
+
+    /// Stores a connection's renewed tokens (sealed), its partner key kept.
+    pub async fn set_connection_tokens(
+        &self,
+        id: ConnectionId,
+        access_token: &str,
+        refresh_token: &str,
+        expires_at: time::OffsetDateTime,
+    ) -> Result<ConnectionKeys, StoreError> {
+        let mut keys = self.connection_keys(id).await?;
+        keys.access_token = access_token.to_owned();
+        keys.refresh_token = Some(refresh_token.to_owned());
+        keys.expires_at = Some(expires_at);
+        let mut tx = self.begin().await?;
+        self.seal_keys(&mut tx, id.get(), &keys).await?;
         tx.commit().await?;
-        self.connection(ConnectionId(id)).await
+        Ok(keys)
     }
 
     /// One connection.
@@ -340,6 +398,24 @@ impl Store {
             .open(&sealed, &keys_context(id.get()))
             .map_err(|e| StoreError::Corrupt(format!("market_connections.secrets: {e}")))?;
         serde_json::from_slice(&plain).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    /// The connection of a marketplace's shop, when there is one.
+    pub async fn connection_for(
+        &self,
+        marketplace: &str,
+        shop_id: &str,
+    ) -> Result<Option<ConnectionId>, StoreError> {
+        let id: Option<i64> = read!(&self.db, |c| {
+            sqlx::query_scalar(
+                "SELECT id FROM market_connections WHERE marketplace = $1 AND shop_id = $2 ORDER BY id LIMIT 1",
+            )
+            .bind(marketplace)
+            .bind(shop_id)
+            .fetch_optional(c)
+            .await
+        })?;
+        Ok(id.map(ConnectionId))
     }
 
     /// Every connection.

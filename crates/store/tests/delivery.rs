@@ -178,6 +178,7 @@ async fn two_hundred_orders_for_a_hundred_and_fifty_items_each_get_one_item_once
             partner_id: "42".into(),
             partner_key: "k".into(),
             access_token: "t".into(),
+            refresh_token: None,
         })
         .await
         .unwrap();

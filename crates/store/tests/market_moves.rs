@@ -129,6 +129,7 @@ async fn world() -> World {
             partner_id: "1".into(),
             partner_key: "k".into(),
             access_token: "t".into(),
+            refresh_token: None,
         })
         .await
         .unwrap();

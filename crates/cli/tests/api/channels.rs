@@ -218,7 +218,8 @@ pub async fn connect_demo(app: &TestApp, shop: &cartwright_demo_shop::RunningSho
             &app.admin,
             json!({"marketplace": "shopee", "name": "Demo shop", "shop_id": market.shop_id.to_string(),
                    "base_url": shop.url(), "partner_id": market.partner_id.to_string(),
-                   "partner_key": market.partner_key, "access_token": market.access_token}),
+                   "partner_key": market.partner_key, "access_token": market.access_token,
+                   "refresh_token": market.refresh_token}),
         )
         .await;
     connection.ok(201)["id"].as_i64().unwrap()

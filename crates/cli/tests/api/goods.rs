@@ -315,6 +315,11 @@ async fn the_demo_marketplace_pushes_and_polls_orders_in_and_a_bad_signature_kee
         .create_order(Some("budi.santoso"), items());
     shop.shop.market().set_status(&pushed, Status::ReadyToShip);
     until_state(&app, &pushed, "delivered").await;
+    assert_ne!(
+        shop.shop.market().access_token(),
+        cartwright_demo_shop::marketplace::MarketplaceConfig::default().access_token,
+        "a connection with a refresh token renews its access token before using it"
+    );
 
     // A push with a wrong signature: 401, nothing kept.
     let kept = rows(&app, "market_inbox").await;

@@ -26,8 +26,10 @@ pub struct MarketplaceConfig {
     pub partner_key: String,
     /// The seller's shop id.
     pub shop_id: i64,
-    /// The shop's access token.
+    /// The shop's first access token (a refresh replaces it).
     pub access_token: String,
+    /// The shop's first refresh token.
+    pub refresh_token: String,
     /// Seller centre sign-in.
     pub seller_username: String,
     /// Seller centre password.
@@ -47,6 +49,7 @@ impl Default for MarketplaceConfig {
             partner_key: "demo-partner-key-7d1f3a9c5e2b8046".into(),
             shop_id: 14_701_711,
             access_token: "59777174636562737266615546704c6d".into(),
+            refresh_token: "4b4a6e7a52766b5a7a6e6c5a4e4b4c70".into(),
             seller_username: "seller".into(),
             seller_password: "seller-demo".into(),
             push_url: None,
@@ -203,6 +206,8 @@ struct MarketData {
     seller_sessions: Vec<String>,
     rng: StdRng,
     push_url: Option<String>,
+    /// The access and refresh tokens in force (Shopee's expire after 4 hours).
+    tokens: (String, String),
 }
 
 const GOODS: &[(&str, &str, i64)] = &[
@@ -260,6 +265,7 @@ impl Market {
             seller_sessions: Vec::new(),
             rng: StdRng::seed_from_u64(seed ^ 0x5b09),
             push_url: config.push_url.clone(),
+            tokens: (config.access_token.clone(), config.refresh_token.clone()),
         };
         let start = now() - 6 * 3600;
         for i in 0..config.orders {
@@ -355,6 +361,25 @@ impl Market {
             self.set_status(sn, *status);
         }
         moves.len()
+    }
+
+    /// The access token in force.
+    pub fn access_token(&self) -> String {
+        lock(&self.data).tokens.0.clone()
+    }
+
+    /// Trades the refresh token in force for new tokens (both replaced, as Shopee does);
+    /// `None` when it is not the one in force.
+    pub fn refresh_tokens(&self, refresh_token: &str) -> Option<(String, String)> {
+        use rand::RngCore;
+        let mut data = lock(&self.data);
+        if data.tokens.1 != refresh_token {
+            return None;
+        }
+        let mut fresh = || format!("{:016x}{:016x}", data.rng.next_u64(), data.rng.next_u64());
+        let tokens = (fresh(), fresh());
+        data.tokens = tokens.clone();
+        Some(tokens)
     }
 
     /// Adds a buyer's message to an order's chat.

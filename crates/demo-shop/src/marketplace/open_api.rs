@@ -18,6 +18,7 @@ pub fn router() -> Router<Arc<Shop>> {
         .route("/api/v2/order/get_order_list", get(order_list))
         .route("/api/v2/order/get_order_detail", get(order_detail))
         .route("/api/v2/sellerchat/send_message", post(send_message))
+        .route("/api/v2/auth/access_token/get", post(refresh_token))
 }
 
 fn request_id() -> String {
@@ -55,7 +56,8 @@ fn check_signature(shop: &Shop, path: &str, q: &HashMap<String, String>) -> Resu
             "Invalid partner_id.",
         ));
     }
-    if get("shop_id") != config.shop_id.to_string() || get("access_token") != config.access_token {
+    let access_token = shop.market.access_token();
+    if get("shop_id") != config.shop_id.to_string() || get("access_token") != access_token {
         return Err(failure(
             StatusCode::FORBIDDEN,
             "error_auth",
@@ -64,7 +66,7 @@ fn check_signature(shop: &Shop, path: &str, q: &HashMap<String, String>) -> Resu
     }
     let base = format!(
         "{}{path}{timestamp}{}{}",
-        config.partner_id, config.access_token, config.shop_id
+        config.partner_id, access_token, config.shop_id
     );
     if !get("sign").eq_ignore_ascii_case(&sign(&config.partner_key, &base)) {
         return Err(failure(StatusCode::FORBIDDEN, "error_sign", "Wrong sign."));
@@ -279,6 +281,49 @@ async fn send_message(
             StatusCode::BAD_REQUEST,
             "error_not_found",
             "The buyer has no conversation with this shop.",
+        ),
+    }
+}
+
+/// `auth/access_token/get`: a refresh token for new tokens, signed at partner level
+/// (`partner_id + path + timestamp`).
+async fn refresh_token(
+    State(shop): State<Arc<Shop>>,
+    Query(q): Query<HashMap<String, String>>,
+    body: axum::body::Bytes,
+) -> Response {
+    const PATH: &str = "/api/v2/auth/access_token/get";
+    let config = shop.market.config();
+    let get = |k: &str| q.get(k).map(String::as_str).unwrap_or_default();
+    let base = format!("{}{PATH}{}", config.partner_id, get("timestamp"));
+    if get("partner_id") != config.partner_id.to_string()
+        || !get("sign").eq_ignore_ascii_case(&sign(&config.partner_key, &base))
+    {
+        return failure(StatusCode::FORBIDDEN, "error_sign", "Wrong sign.");
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return failure(
+            StatusCode::BAD_REQUEST,
+            "error_param",
+            "the body is not JSON",
+        );
+    };
+    if v["shop_id"].as_i64() != Some(config.shop_id) {
+        return failure(StatusCode::FORBIDDEN, "error_auth", "Invalid shop_id.");
+    }
+    match shop
+        .market
+        .refresh_tokens(v["refresh_token"].as_str().unwrap_or_default())
+    {
+        Some((access, refresh)) => Json(json!({
+            "access_token": access, "refresh_token": refresh, "expire_in": 14_400,
+            "request_id": request_id(), "error": "", "message": "",
+        }))
+        .into_response(),
+        None => failure(
+            StatusCode::FORBIDDEN,
+            "error_auth",
+            "Invalid refresh_token.",
         ),
     }
 }

@@ -436,8 +436,13 @@ async fn ingest(
         Principal::Token { scopes, .. } if scopes.contains(&Scope::Extension) => Source::Extension,
         _ => Source::Api,
     };
+    // An order of a connected shop belongs to its connection (the chat can reach its buyer).
+    let connection = state
+        .store
+        .connection_for(&body.marketplace, &body.shop_id)
+        .await?;
     Ok(axum::Json(
-        state.store.ingest_order(&body, source, None).await?,
+        state.store.ingest_order(&body, source, connection).await?,
     ))
 }
 
