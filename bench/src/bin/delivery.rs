@@ -152,13 +152,14 @@ async fn main() -> anyhow::Result<()> {
     let data = tempfile::tempdir()?;
     let settings = cartwright::Settings {
         data_dir: data.path().to_path_buf(),
-        database_url: database_url.map(|u| fresh_database(&u)),
+        database_url: database_url
+            .map(|u| sibling_database(&u, &format!("cw_bench_push_{}", std::process::id()))),
         listen: "127.0.0.1:0".parse()?,
         workers: 0,
         ..Default::default()
     };
     if let Some(url) = &settings.database_url {
-        create_database(database_url_base(url), url).await?;
+        create_database(sibling_database(url, "postgres"), url).await?;
     }
     let server = cartwright::Server::start(&settings).await?;
     let connection = server.store.create_connection(&bench_connection()).await?;
@@ -225,18 +226,10 @@ fn paid(n: usize) -> IncomingOrder {
     }
 }
 
-/// A new database beside the one `url` names, for the server's run.
-fn fresh_database(url: &str) -> String {
-    let name = format!("cw_bench_push_{}", std::process::id());
+/// The database named `name` on the server `url` names.
+fn sibling_database(url: &str, name: &str) -> String {
     match url.rsplit_once('/') {
         Some((base, _)) => format!("{base}/{name}"),
-        None => url.to_owned(),
-    }
-}
-
-fn database_url_base(url: &str) -> String {
-    match url.rsplit_once('/') {
-        Some((base, _)) => format!("{base}/postgres"),
         None => url.to_owned(),
     }
 }

@@ -633,18 +633,6 @@ impl Store {
         }
         Ok(())
     }
-
-    /// The order a delivery belongs to.
-    pub async fn delivery_order(&self, id: DeliveryId) -> Result<MarketOrder, StoreError> {
-        let order: Option<i64> = read!(&self.db, |c| {
-            sqlx::query_scalar("SELECT order_id FROM deliveries WHERE id = $1")
-                .bind(id.get())
-                .fetch_optional(c)
-                .await
-        })?;
-        let order = order.ok_or_else(|| StoreError::not_found("delivery", id.get()))?;
-        self.market_order(MarketOrderId(order)).await
-    }
 }
 
 /// The order a delivery belongs to, read for `tx`'s work.
@@ -653,23 +641,19 @@ pub(crate) async fn order_of(
     tx: &mut Tx,
     id: DeliveryId,
 ) -> Result<MarketOrder, StoreError> {
+    let order = order_id_of(tx, id).await?;
+    store.market_order_in(tx, order).await
+}
+
+/// The order a delivery belongs to, inside `tx`.
+async fn order_id_of(tx: &mut Tx, id: DeliveryId) -> Result<MarketOrderId, StoreError> {
     let order: Option<i64> = write!(tx, |c| {
         sqlx::query_scalar("SELECT order_id FROM deliveries WHERE id = $1")
             .bind(id.get())
             .fetch_optional(c)
             .await
     })?;
-    let order = order.ok_or_else(|| StoreError::not_found("delivery", id.get()))?;
-    store.market_order_in(tx, MarketOrderId(order)).await
-}
-
-/// The order a delivery belongs to, inside `tx`.
-async fn order_id_of(tx: &mut Tx, id: DeliveryId) -> Result<MarketOrderId, StoreError> {
-    let order: i64 = write!(tx, |c| {
-        sqlx::query_scalar("SELECT order_id FROM deliveries WHERE id = $1")
-            .bind(id.get())
-            .fetch_one(c)
-            .await
-    })?;
-    Ok(MarketOrderId(order))
+    order
+        .map(MarketOrderId)
+        .ok_or_else(|| StoreError::not_found("delivery", id.get()))
 }

@@ -432,15 +432,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Keeps a push as received (its signature checked) with the job that takes it in, in
-    /// one transaction: the receiver can answer at once.
-    pub async fn keep_push(&self, connection: ConnectionId, body: &str) -> Result<i64, StoreError> {
-        let ids = self.keep_pushes(&[(connection, body)]).await?;
-        ids.first()
-            .copied()
-            .ok_or_else(|| StoreError::Corrupt("a kept push has no id".into()))
-    }
-
     /// Keeps pushes received together, each with its job, in one transaction (one commit for
     /// all: what lets the receiver answer many senders quickly). Returns their ids, in order.
     pub async fn keep_pushes(

@@ -7,6 +7,62 @@ use crate::helpers::{PASSWORD, TestApp};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
+/// Lists `product` under `sku`, reports a paid order for it, waits until it is delivered;
+/// returns the order, its delivery and the path of the buyer's page.
+async fn sell(
+    app: &TestApp,
+    token: &str,
+    connection: i64,
+    product: i64,
+    sku: &str,
+    number: &str,
+    buyer: &str,
+) -> (i64, i64, String) {
+    app.post(
+        "/api/v1/market/listings",
+        &app.operator,
+        json!({"connection_id": connection, "seller_sku": sku, "product_id": product}),
+    )
+    .await
+    .ok(201);
+    let order = app
+        .post(
+            "/api/v1/market/orders",
+            token,
+            json!({"marketplace": "shopee", "shop_id": "5", "external_id": number,
+                   "buyer": {"name": buyer},
+                   "lines": [{"seller_sku": sku, "name": sku, "quantity": 1}],
+                   "status": "paid", "updated_at": "2026-12-07T01:00:00Z"}),
+        )
+        .await;
+    let order = order.ok(200)["order_id"].as_i64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let delivery = loop {
+        let d = app
+            .get(&format!("/api/v1/market/orders/{order}"), &app.viewer)
+            .await;
+        let d = d.ok(200).clone();
+        if d["order"]["state"] == "delivered" {
+            break d["deliveries"][0]["id"].as_i64().unwrap();
+        }
+        assert!(Instant::now() < deadline, "not delivered: {d}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let link = app
+        .post(
+            &format!("/api/v1/deliveries/{delivery}/link"),
+            &app.operator,
+            json!({}),
+        )
+        .await;
+    let link = link.ok(200)["link"].as_str().unwrap().to_owned();
+    (
+        order,
+        delivery,
+        link.strip_prefix(&app.base).unwrap().to_owned(),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_buyer_reads_the_key_on_the_page_and_an_operator_follows_it_in_the_dashboard() {
     crate::logs();
@@ -46,45 +102,16 @@ async fn a_buyer_reads_the_key_on_the_page_and_an_operator_follows_it_in_the_das
         )
         .await;
     let connection = connection.ok(201)["id"].as_i64().unwrap();
-    app.post(
-        "/api/v1/market/listings",
-        &app.operator,
-        json!({"connection_id": connection, "seller_sku": "SPT-3M", "product_id": product}),
+    let (order, delivery, path) = sell(
+        &app,
+        &token,
+        connection,
+        product,
+        "SPT-3M",
+        "261207UIPAGE01",
+        "Putri",
     )
-    .await
-    .ok(201);
-    let order = app
-        .post(
-            "/api/v1/market/orders",
-            &token,
-            json!({"marketplace": "shopee", "shop_id": "5", "external_id": "261207UIPAGE01",
-                   "buyer": {"name": "Putri"},
-                   "lines": [{"seller_sku": "SPT-3M", "name": "Spotify 3M", "quantity": 1}],
-                   "status": "paid", "updated_at": "2026-12-07T01:00:00Z"}),
-        )
-        .await;
-    let order = order.ok(200)["order_id"].as_i64().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let delivery = loop {
-        let d = app
-            .get(&format!("/api/v1/market/orders/{order}"), &app.viewer)
-            .await;
-        let d = d.ok(200).clone();
-        if d["order"]["state"] == "delivered" {
-            break d["deliveries"][0]["id"].as_i64().unwrap();
-        }
-        assert!(Instant::now() < deadline, "not delivered: {d}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let link = app
-        .post(
-            &format!("/api/v1/deliveries/{delivery}/link"),
-            &app.operator,
-            json!({}),
-        )
-        .await;
-    let link = link.ok(200)["link"].as_str().unwrap().to_owned();
-    let path = link.strip_prefix(&app.base).unwrap().to_owned();
+    .await;
 
     let c = Chrome::launch(&app.base, shots).await;
     // The buyer, on a phone.
@@ -136,49 +163,16 @@ async fn a_buyer_reads_the_key_on_the_page_and_an_operator_follows_it_in_the_das
     )
     .await
     .ok(200);
-    app.post(
-        "/api/v1/market/listings",
-        &app.operator,
-        json!({"connection_id": connection, "seller_sku": "NFX-1M", "product_id": once}),
+    let (_, _, once_path) = sell(
+        &app,
+        &token,
+        connection,
+        once,
+        "NFX-1M",
+        "261207UIONCE01",
+        "Wayan",
     )
-    .await
-    .ok(201);
-    let reported = app
-        .post(
-            "/api/v1/market/orders",
-            &token,
-            json!({"marketplace": "shopee", "shop_id": "5", "external_id": "261207UIONCE01",
-                   "buyer": {"name": "Wayan"},
-                   "lines": [{"seller_sku": "NFX-1M", "name": "Netflix", "quantity": 1}],
-                   "status": "paid", "updated_at": "2026-12-07T01:00:00Z"}),
-        )
-        .await;
-    let once_order = reported.ok(200)["order_id"].as_i64().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let once_delivery = loop {
-        let d = app
-            .get(&format!("/api/v1/market/orders/{once_order}"), &app.viewer)
-            .await;
-        let d = d.ok(200).clone();
-        if d["order"]["state"] == "delivered" {
-            break d["deliveries"][0]["id"].as_i64().unwrap();
-        }
-        assert!(Instant::now() < deadline, "not delivered: {d}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let link = app
-        .post(
-            &format!("/api/v1/deliveries/{once_delivery}/link"),
-            &app.operator,
-            json!({}),
-        )
-        .await;
-    let once_path = link.ok(200)["link"]
-        .as_str()
-        .unwrap()
-        .strip_prefix(&app.base)
-        .unwrap()
-        .to_owned();
+    .await;
     c.open(&once_path).await;
     assert!(c.has("#reveal").await, "a button, not the goods");
     assert!(!c.text("document.body.innerText").await.contains("NFX-ONCE"));

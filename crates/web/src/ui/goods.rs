@@ -329,7 +329,7 @@ async fn reveal(
         .await?
     {
         Ok(item) => item,
-        Err(failure) => return Err(UiError::NotFound(failure.message)),
+        Err(failure) => return Err(refused(failure)),
     };
     let product = state
         .store
@@ -345,6 +345,16 @@ async fn reveal(
         _ => format!("Item {id}: {item}"),
     };
     product_page(&state, &session, product, 1, Default::default(), revealed).await
+}
+
+/// The page for an action the API refused: not found as such, anything else as a bad request
+/// with the API's words.
+fn refused(failure: super::api::Failure) -> UiError {
+    match failure.code.as_str() {
+        "not_found" => UiError::NotFound(failure.message),
+        "forbidden" => UiError::Forbidden(failure.message),
+        _ => UiError::BadRequest(failure.message),
+    }
 }
 
 /// A marketplace order as a row.
@@ -591,7 +601,7 @@ async fn resend(
         .await?
     {
         Ok(_) => Ok(Redirect::to(&format!("/market/{id}?notice=resent")).into_response()),
-        Err(failure) => Err(UiError::NotFound(failure.message)),
+        Err(failure) => Err(refused(failure)),
     }
 }
 
