@@ -99,29 +99,24 @@ impl Commerce {
                         "not enough stock: {needed} item{} needed, {available} available; it is delivered by itself once stock is imported",
                         if needed == 1 { "" } else { "s" }
                     );
-                    if self
-                        .store
-                        .delivery_needs_attention(delivery.id, &why)
-                        .await?
-                    {
-                        // The alert, once per delivery that starts waiting.
-                        self.store
-                            .insert_events(&[cartwright_core::order::NewEvent {
-                                batch_id: None,
-                                order_id: None,
-                                rewards_run_id: None,
-                                account_id: None,
-                                phase: Some("delivery".into()),
-                                step: Some(order.external_id.clone()),
-                                level: cartwright_core::order::Level::Warn,
-                                message: format!(
-                                    "order {} line {} waits for stock: {why}",
-                                    order.external_id, delivery.line_no
-                                ),
-                                at: time::OffsetDateTime::now_utc(),
-                            }])
-                            .await?;
-                    }
+                    // The alert goes with the mark, once per delivery that starts waiting.
+                    let alert = cartwright_core::order::NewEvent {
+                        batch_id: None,
+                        order_id: None,
+                        rewards_run_id: None,
+                        account_id: None,
+                        phase: Some("delivery".into()),
+                        step: Some(order.external_id.clone()),
+                        level: cartwright_core::order::Level::Warn,
+                        message: format!(
+                            "order {} line {} waits for stock: {why}",
+                            order.external_id, delivery.line_no
+                        ),
+                        at: time::OffsetDateTime::now_utc(),
+                    };
+                    self.store
+                        .delivery_needs_attention(delivery.id, &why, Some(&alert))
+                        .await?;
                     tracing::warn!(order = %order.external_id, line = delivery.line_no, "{why}");
                 }
                 Claim::NoProduct => {
@@ -129,6 +124,7 @@ impl Commerce {
                         .delivery_needs_attention(
                             delivery.id,
                             "no listing maps this line to a product: map it, then deliver again",
+                            None,
                         )
                         .await?;
                 }

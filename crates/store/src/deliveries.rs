@@ -517,11 +517,13 @@ impl Store {
     }
 
     /// Marks a delivery as waiting for an operator (not enough stock, no product), and its
-    /// order as needing attention. True when it was not waiting for one already.
+    /// order as needing attention; `alert` is recorded with it, in the same transaction, when
+    /// it was not waiting for one already (then true).
     pub async fn delivery_needs_attention(
         &self,
         id: DeliveryId,
         why: &str,
+        alert: Option<&cartwright_core::order::NewEvent>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
         let mut newly = true;
@@ -548,6 +550,9 @@ impl Store {
             return Ok(false);
         };
         self.settle_order(&mut tx, MarketOrderId(order)).await?;
+        if newly && let Some(alert) = alert {
+            crate::events::insert_events_in(&mut tx, std::slice::from_ref(alert)).await?;
+        }
         tx.commit().await?;
         Ok(newly)
     }

@@ -58,63 +58,74 @@ pub struct EventQuery {
 impl Store {
     /// Stores events; returns them with their ids, in order.
     pub async fn insert_events(&self, events: &[NewEvent]) -> Result<Vec<Event>, StoreError> {
-        let mut out = Vec::with_capacity(events.len());
         if events.is_empty() {
-            return Ok(out);
+            return Ok(Vec::new());
         }
         let mut tx = self.begin().await?;
-        for chunk in events.chunks(400) {
-            let mut sql = Sql::new(
-                "INSERT INTO events (batch_id, order_id, rewards_run_id, account_id, phase, step, level, message, at) VALUES ",
-            );
-            for (i, e) in chunk.iter().enumerate() {
-                sql.values_row(
-                    i == 0,
-                    [
-                        e.batch_id.map(|b| Arg::Int(b.get())),
-                        e.order_id.map(|o| Arg::Int(o.get())),
-                        e.rewards_run_id.map(|r| Arg::Int(r.get())),
-                        e.account_id.map(|a| Arg::Int(a.get())),
-                        e.phase.clone().map(Arg::Text),
-                        e.step.clone().map(Arg::Text),
-                        Some(Arg::Text(e.level.as_str().into())),
-                        Some(Arg::Text(e.message.clone())),
-                        Some(Arg::Ts(e.at)),
-                    ],
-                );
-            }
-            sql.push(" RETURNING id");
-            let ids: Vec<i64> = tx.ints(&sql).await?;
-            for (id, e) in ids.into_iter().zip(chunk) {
-                out.push(Event {
-                    id: EventId(id),
-                    batch_id: e.batch_id,
-                    order_id: e.order_id,
-                    rewards_run_id: e.rewards_run_id,
-                    account_id: e.account_id,
-                    phase: e.phase.clone(),
-                    step: e.step.clone(),
-                    level: e.level,
-                    message: e.message.clone(),
-                    at: Ts::from(e.at).0,
-                });
-            }
-        }
-        out.sort_by_key(|e| e.id);
-        if let crate::db::TxConn::Postgres(t) = &mut tx.conn {
-            // Every process streams events from these notifications, its own included: they
-            // arrive once the insert commits, in commit order.
-            for payload in notify_payloads(&out) {
-                sqlx::query("SELECT pg_notify('cartwright_events', $1)")
-                    .bind(payload)
-                    .execute(&mut **t)
-                    .await?;
-            }
-        }
+        let out = insert_events_in(&mut tx, events).await?;
         tx.commit().await?;
         Ok(out)
     }
+}
 
+/// Stores events inside `tx` (streamed once it commits).
+pub(crate) async fn insert_events_in(
+    tx: &mut crate::db::Tx,
+    events: &[NewEvent],
+) -> Result<Vec<Event>, StoreError> {
+    let mut out = Vec::with_capacity(events.len());
+    for chunk in events.chunks(400) {
+        let mut sql = Sql::new(
+            "INSERT INTO events (batch_id, order_id, rewards_run_id, account_id, phase, step, level, message, at) VALUES ",
+        );
+        for (i, e) in chunk.iter().enumerate() {
+            sql.values_row(
+                i == 0,
+                [
+                    e.batch_id.map(|b| Arg::Int(b.get())),
+                    e.order_id.map(|o| Arg::Int(o.get())),
+                    e.rewards_run_id.map(|r| Arg::Int(r.get())),
+                    e.account_id.map(|a| Arg::Int(a.get())),
+                    e.phase.clone().map(Arg::Text),
+                    e.step.clone().map(Arg::Text),
+                    Some(Arg::Text(e.level.as_str().into())),
+                    Some(Arg::Text(e.message.clone())),
+                    Some(Arg::Ts(e.at)),
+                ],
+            );
+        }
+        sql.push(" RETURNING id");
+        let ids: Vec<i64> = tx.ints(&sql).await?;
+        for (id, e) in ids.into_iter().zip(chunk) {
+            out.push(Event {
+                id: EventId(id),
+                batch_id: e.batch_id,
+                order_id: e.order_id,
+                rewards_run_id: e.rewards_run_id,
+                account_id: e.account_id,
+                phase: e.phase.clone(),
+                step: e.step.clone(),
+                level: e.level,
+                message: e.message.clone(),
+                at: Ts::from(e.at).0,
+            });
+        }
+    }
+    out.sort_by_key(|e| e.id);
+    if let crate::db::TxConn::Postgres(t) = &mut tx.conn {
+        // Every process streams events from these notifications, its own included: they
+        // arrive once the insert commits, in commit order.
+        for payload in notify_payloads(&out) {
+            sqlx::query("SELECT pg_notify('cartwright_events', $1)")
+                .bind(payload)
+                .execute(&mut **t)
+                .await?;
+        }
+    }
+    Ok(out)
+}
+
+impl Store {
     /// On PostgreSQL, the events every process stores, as they commit (this process's
     /// included); `None` on SQLite, where one process writes and streams them itself.
     pub fn listen_events(&self) -> Option<tokio::sync::mpsc::Receiver<Vec<Event>>> {

@@ -234,7 +234,7 @@ async fn two_hundred_orders_for_a_hundred_and_fifty_items_each_get_one_item_once
     }
     for id in &short {
         store
-            .delivery_needs_attention(*id, "not enough stock")
+            .delivery_needs_attention(*id, "not enough stock", None)
             .await
             .unwrap();
     }

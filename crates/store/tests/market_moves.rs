@@ -184,7 +184,7 @@ async fn apply(
                     }
                     Op::NeedAttention => {
                         store
-                            .delivery_needs_attention(d.id, "not enough stock")
+                            .delivery_needs_attention(d.id, "not enough stock", None)
                             .await
                             .unwrap();
                     }
