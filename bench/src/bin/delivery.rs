@@ -28,7 +28,7 @@ async fn main() -> anyhow::Result<()> {
     let mut database_url = None;
     let mut items = 100_000usize;
     let mut orders = 5_000usize;
-    let mut concurrency = 16usize;
+    let mut concurrency = cartwright_commerce::LANE_WIDTH;
     let mut senders = 64usize;
     let mut seconds = 10u64;
     while let Some(flag) = args.next() {
@@ -117,7 +117,7 @@ async fn main() -> anyhow::Result<()> {
             public_url: "https://goods.example".into(),
         },
     );
-    let handler: Arc<dyn Handler> = Arc::new(DeliveryHandler(commerce));
+    let handler: Arc<dyn Handler> = Arc::new(DeliveryHandler::new(commerce));
     let started = Instant::now();
     let workers = Workers::new(store.clone(), "bench")
         .lane(

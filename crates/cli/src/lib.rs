@@ -106,7 +106,7 @@ pub async fn start_workers(
         tracing::info!(orders = swept, "re-queued orders whose jobs were lost");
     }
     let deliveries: Arc<dyn cartwright_jobs::Handler> =
-        Arc::new(cartwright_commerce::DeliveryHandler(commerce.clone()));
+        Arc::new(cartwright_commerce::DeliveryHandler::new(commerce.clone()));
     let pushes: Arc<dyn cartwright_jobs::Handler> =
         Arc::new(cartwright_commerce::PushHandler(commerce.clone()));
     let polls: Arc<dyn cartwright_jobs::Handler> =
@@ -118,7 +118,7 @@ pub async fn start_workers(
         .workers(settings.node(), settings.workers)
         .lane(
             "goods",
-            4,
+            cartwright_commerce::LANE_WIDTH,
             vec![
                 (cartwright_store::DELIVERY_JOB, deliveries),
                 (cartwright_store::PUSH_JOB, pushes),

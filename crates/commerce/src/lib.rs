@@ -19,6 +19,10 @@ pub use ingest::{IngestError, PollHandler, PushHandler};
 use cartwright_core::ids::ConnectionId;
 use cartwright_store::Store;
 
+/// How many goods jobs (deliveries, pushes, polls, sends) one process runs at once: sends wait
+/// on their receivers, and the deliveries running at once are handed over together.
+pub const LANE_WIDTH: usize = 96;
+
 /// What the digital-goods side needs to run.
 #[derive(Debug, Clone)]
 pub struct CommerceConfig {

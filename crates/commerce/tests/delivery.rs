@@ -50,7 +50,7 @@ fn paid(number: usize) -> IncomingOrder {
 }
 
 fn node(store: &Store, commerce: &Arc<Commerce>, name: &str) -> RunningWorkers {
-    let handler: Arc<dyn Handler> = Arc::new(DeliveryHandler(commerce.clone()));
+    let handler: Arc<dyn Handler> = Arc::new(DeliveryHandler::new(commerce.clone()));
     Workers::new(store.clone(), name)
         .timing(Timing {
             idle_poll: Duration::from_millis(50),

@@ -519,6 +519,18 @@ impl Tx {
         .map_err(StoreError::on_write("row", "id"))
     }
 
+    /// Runs dynamic SQL inside this transaction and decodes every row.
+    pub(crate) async fn rows<R: AnyRow>(&mut self, sql: &Sql) -> Result<Vec<R>, StoreError> {
+        Ok(write!(self, |c| {
+            bind_args!(
+                sqlx::query_as(sqlx::AssertSqlSafe(sql.text.clone())),
+                &sql.args
+            )
+            .fetch_all(c)
+            .await
+        })?)
+    }
+
     /// Runs dynamic SQL inside this transaction and returns the integers of its first column
     /// (the ids an `INSERT … RETURNING id` wrote).
     pub(crate) async fn ints(&mut self, sql: &Sql) -> Result<Vec<i64>, StoreError> {
@@ -671,6 +683,21 @@ impl Sql {
         self.text.push('$');
         self.text.push_str(&self.args.len().to_string());
         self
+    }
+
+    /// Appends `(v1, v2, …)` for `IN`, each value bound (`(NULL)` when there is none, which
+    /// matches nothing).
+    pub(crate) fn list(&mut self, values: impl IntoIterator<Item = i64>) -> &mut Self {
+        self.push("(");
+        let mut first = true;
+        for v in values {
+            if !first {
+                self.push(", ");
+            }
+            first = false;
+            self.arg(Arg::Int(v));
+        }
+        self.push(if first { "NULL)" } else { ")" })
     }
 
     /// Appends one row of a multi-row `VALUES` list, `(…)` with `NULL` for `None`, preceded

@@ -4,7 +4,7 @@
 //! SQLite the one writer claims alone; an item names its delivery for good, and a delivery is
 //! claimed only from `waiting`. So no item goes to two buyers and no order gets two sets.
 
-use crate::db::{Ts, Tx, read, write};
+use crate::db::{Arg, Sql, Ts, Tx, read, write};
 use crate::market::MarketOrder;
 use crate::{Store, StoreError};
 use cartwright_core::digital::{DeliveryMove, DeliveryState, StockItem};
@@ -36,6 +36,17 @@ pub struct Delivery {
     /// When a channel confirmed.
     #[serde(with = "time::serde::rfc3339::option")]
     pub delivered_at: Option<time::OffsetDateTime>,
+}
+
+/// One delivery of a batch handed over ([`Store::claim_and_prepare_many`]).
+#[derive(Debug, Clone)]
+pub struct Handed {
+    /// The delivery.
+    pub id: DeliveryId,
+    /// What its claim did.
+    pub claim: Claim,
+    /// When it claimed, what its outbox did.
+    pub prepared: Option<crate::outbox::Prepared>,
 }
 
 /// What a claim did.
@@ -308,14 +319,20 @@ impl Store {
 
     /// A marketplace order's deliveries, by line.
     pub async fn deliveries_of(&self, order: MarketOrderId) -> Result<Vec<Delivery>, StoreError> {
-        let rows: Vec<DeliveryRow> = read!(&self.db, |c| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE order_id = $1 ORDER BY line_no"
-            )))
-            .bind(order.get())
-            .fetch_all(c)
-            .await
-        })?;
+        self.deliveries_of_orders(&[order]).await
+    }
+
+    /// These marketplace orders' deliveries, by order and line.
+    pub async fn deliveries_of_orders(
+        &self,
+        orders: &[MarketOrderId],
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let mut sql = Sql::new(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE order_id IN "
+        ));
+        sql.list(orders.iter().map(|o| o.get()))
+            .push(" ORDER BY order_id, line_no");
+        let rows: Vec<DeliveryRow> = self.db.rows(&sql).await?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
@@ -339,97 +356,199 @@ impl Store {
         id: DeliveryId,
         message: impl FnOnce(&[StockItem]) -> String,
     ) -> Result<(Claim, Option<crate::outbox::Prepared>), StoreError> {
+        let mut message = Some(message);
+        let mut handed = self
+            .claim_and_prepare_many(&[id], |_, items| {
+                message.take().map(|m| m(items)).unwrap_or_default()
+            })
+            .await?;
+        handed
+            .pop()
+            .map(|h| (h.claim, h.prepared))
+            .ok_or_else(|| StoreError::not_found("delivery", id.get()))
+    }
+
+    /// [`Store::claim_and_prepare`] for many deliveries in one transaction (one commit for
+    /// all, a handful of statements for the batch besides one claim of stock per delivery):
+    /// what each delivery's claim did and, when it claimed, what its outbox did, in the order
+    /// of `ids`. A delivery that is short of stock or meets claimed rows takes nothing and
+    /// does not hold the others back. `message` renders a claimed delivery's message.
+    pub async fn claim_and_prepare_many(
+        &self,
+        ids: &[DeliveryId],
+        mut message: impl FnMut(DeliveryId, &[StockItem]) -> String,
+    ) -> Result<Vec<Handed>, StoreError> {
         let mut tx = self.begin().await?;
-        let claim = self.claim_in(&mut tx, id).await?;
-        let Claim::Claimed(items) = &claim else {
-            return Ok((claim, None));
-        };
-        let text = message(items);
-        let prepared = self.prepare_fresh_in(&mut tx, id, &text).await?;
+        let claims = self.claim_many_in(&mut tx, ids).await?;
+        let mut claimed = Vec::new();
+        for (id, claim) in &claims {
+            if let Claim::Claimed(items) = claim {
+                claimed.push((*id, message(*id, items)));
+            }
+        }
+        let prepared = self.prepare_fresh_in(&mut tx, &claimed).await?;
         tx.commit().await?;
-        Ok((claim, Some(prepared)))
+        let mut prepared: std::collections::HashMap<DeliveryId, crate::outbox::Prepared> =
+            prepared.into_iter().collect();
+        Ok(claims
+            .into_iter()
+            .map(|(id, claim)| Handed {
+                id,
+                prepared: prepared.remove(&id),
+                claim,
+            })
+            .collect())
     }
 
     /// The claim, inside `tx` (which the caller commits only when it claimed; the order is
     /// not settled here).
     async fn claim_in(&self, tx: &mut Tx, id: DeliveryId) -> Result<Claim, StoreError> {
+        let mut claims = self.claim_many_in(tx, &[id]).await?;
+        claims
+            .pop()
+            .map(|(_, c)| c)
+            .ok_or_else(|| StoreError::not_found("delivery", id.get()))
+    }
+
+    /// Claims each of these deliveries inside `tx`, in the order of `ids` (a missing one is
+    /// not found). The rows are locked in id order; the deliveries that claimed are moved to
+    /// sending in one statement. Items taken by a delivery that ends short are put back in
+    /// the transaction, so committing is safe whatever each claim did.
+    async fn claim_many_in(
+        &self,
+        tx: &mut Tx,
+        ids: &[DeliveryId],
+    ) -> Result<Vec<(DeliveryId, Claim)>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            id: i64,
+            state: String,
+            product_id: Option<i64>,
+            units: i64,
+            kind: Option<String>,
+        }
         let now = Ts::now();
-        let lock = crate::db::RowLock::Update.sql(tx.backend());
-        let row: Option<(String, Option<i64>, i64, Option<String>)> = write!(tx, |c| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT state, product_id, units, (SELECT kind FROM digital_products p WHERE p.id = product_id) \
-                 FROM deliveries WHERE id = $1{lock}"
-            )))
-            .bind(id.get())
-            .fetch_optional(c)
-            .await
-        })?;
-        let (state, product, units, kind) =
-            row.ok_or_else(|| StoreError::not_found("delivery", id.get()))?;
-        let state: DeliveryState = state.parse().map_err(StoreError::Corrupt)?;
-        if !DeliveryMove::Claim.from().contains(&state) {
-            return Ok(Claim::NotWaiting(state));
-        }
-        let (Some(product), Some(kind)) = (product.map(DigitalProductId), kind) else {
-            return Ok(Claim::NoProduct);
-        };
-        let kind: cartwright_core::digital::ProductKind =
-            kind.parse().map_err(StoreError::Corrupt)?;
-        let mut items = Vec::new();
-        if kind.uses_stock() {
-            let sql = format!(
-                "UPDATE stock_items SET state = 'reserved', delivery_id = $1, reserved_at = $2 \
-                 WHERE id IN (SELECT id FROM stock_items WHERE product_id = $3 AND state = 'available' \
-                 ORDER BY id LIMIT $4{}) RETURNING secret",
-                tx.backend().skip_locked()
-            );
-            let secrets: Vec<Vec<u8>> = write!(tx, |c| {
-                sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                    .bind(id.get())
-                    .bind(now)
-                    .bind(product.get())
-                    .bind(units)
-                    .fetch_all(c)
-                    .await
-            })?;
-            if (secrets.len() as i64) < units {
-                // The caller rolls back what was reserved by not committing. Counted in the
-                // transaction: a claimer never waits for a second connection while it holds one.
-                let available: i64 = write!(tx, |c| {
-                    sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM stock_items WHERE product_id = $1 AND state = 'available'",
-                    )
-                    .bind(product.get())
-                    .fetch_one(c)
-                    .await
-                })?;
-                return Ok(if available >= units {
-                    Claim::Busy
-                } else {
-                    Claim::Short {
-                        needed: units,
-                        available,
-                    }
-                });
-            }
-            for sealed in &secrets {
-                items.push(self.open_item(product, sealed)?);
-            }
-        }
-        let sql = format!(
-            "UPDATE deliveries SET state = $2, claimed_at = $3, attention = NULL WHERE id = $1 AND state IN ({})",
-            DeliveryMove::Claim.from_sql()
+        let mut locked = Sql::new(
+            "SELECT id, state, product_id, units, (SELECT kind FROM digital_products p WHERE p.id = product_id) AS kind \
+             FROM deliveries WHERE id IN ",
         );
-        write!(tx, |c| {
-            sqlx::query(sqlx::AssertSqlSafe(sql))
+        locked
+            .list(ids.iter().map(|i| i.get()))
+            .push(" ORDER BY id");
+        locked.push(crate::db::RowLock::Update.sql(tx.backend()));
+        let rows: Vec<Row> = tx.rows(&locked).await?;
+        let mut claims = std::collections::HashMap::with_capacity(rows.len());
+        for row in rows {
+            let id = DeliveryId(row.id);
+            let state: DeliveryState = row.state.parse().map_err(StoreError::Corrupt)?;
+            let claim = if !DeliveryMove::Claim.from().contains(&state) {
+                Claim::NotWaiting(state)
+            } else if let (Some(product), Some(kind)) = (row.product_id, row.kind) {
+                let kind: cartwright_core::digital::ProductKind =
+                    kind.parse().map_err(StoreError::Corrupt)?;
+                if kind.uses_stock() {
+                    self.take_stock(tx, id, DigitalProductId(product), row.units, now)
+                        .await?
+                } else {
+                    Claim::Claimed(Vec::new())
+                }
+            } else {
+                Claim::NoProduct
+            };
+            claims.insert(id, claim);
+        }
+        let moved: Vec<i64> = claims
+            .iter()
+            .filter(|(_, c)| matches!(c, Claim::Claimed(_)))
+            .map(|(id, _)| id.get())
+            .collect();
+        if !moved.is_empty() {
+            let mut sql = Sql::new("UPDATE deliveries SET state = ");
+            sql.arg(Arg::Text(DeliveryMove::Claim.to().as_str().into()))
+                .push(", claimed_at = ")
+                .arg(Arg::Ts(now.0))
+                .push(", attention = NULL WHERE id IN ")
+                .list(moved.iter().copied());
+            sql.push(&format!(
+                " AND state IN ({})",
+                DeliveryMove::Claim.from_sql()
+            ));
+            tx.execute(&sql).await?;
+        }
+        ids.iter()
+            .map(|id| {
+                claims
+                    .get(id)
+                    .cloned()
+                    .map(|c| (*id, c))
+                    .ok_or_else(|| StoreError::not_found("delivery", id.get()))
+            })
+            .collect()
+    }
+
+    /// Reserves `units` available items of `product` for delivery `id`: all, or none (what
+    /// was taken of too few is put back).
+    async fn take_stock(
+        &self,
+        tx: &mut Tx,
+        id: DeliveryId,
+        product: DigitalProductId,
+        units: i64,
+        now: Ts,
+    ) -> Result<Claim, StoreError> {
+        let sql = format!(
+            "UPDATE stock_items SET state = 'reserved', delivery_id = $1, reserved_at = $2 \
+             WHERE id IN (SELECT id FROM stock_items WHERE product_id = $3 AND state = 'available' \
+             ORDER BY id LIMIT $4{}) RETURNING secret",
+            tx.backend().skip_locked()
+        );
+        let secrets: Vec<Vec<u8>> = write!(tx, |c| {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                 .bind(id.get())
-                .bind(DeliveryMove::Claim.to().as_str())
                 .bind(now)
-                .execute(c)
+                .bind(product.get())
+                .bind(units)
+                .fetch_all(c)
                 .await
-                .map(|r| r.rows_affected())
         })?;
-        Ok(Claim::Claimed(items))
+        if (secrets.len() as i64) < units {
+            if !secrets.is_empty() {
+                // A waiting delivery holds no reserved items but these.
+                write!(tx, |c| {
+                    sqlx::query(
+                        "UPDATE stock_items SET state = 'available', delivery_id = NULL, reserved_at = NULL \
+                         WHERE delivery_id = $1 AND state = 'reserved'",
+                    )
+                    .bind(id.get())
+                    .execute(c)
+                    .await
+                    .map(|r| r.rows_affected())
+                })?;
+            }
+            // Counted in the transaction: a claimer never waits for a second connection
+            // while it holds one.
+            let available: i64 = write!(tx, |c| {
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM stock_items WHERE product_id = $1 AND state = 'available'",
+                )
+                .bind(product.get())
+                .fetch_one(c)
+                .await
+            })?;
+            return Ok(if available >= units {
+                Claim::Busy
+            } else {
+                Claim::Short {
+                    needed: units,
+                    available,
+                }
+            });
+        }
+        secrets
+            .iter()
+            .map(|sealed| self.open_item(product, sealed))
+            .collect::<Result<_, _>>()
+            .map(Claim::Claimed)
     }
 
     /// The items a delivery holds (reserved or delivered), opened, in claim order.
@@ -449,19 +568,31 @@ impl Store {
 
     /// A delivery's page key, opened: what its link carries.
     pub async fn delivery_token(&self, id: DeliveryId) -> Result<String, StoreError> {
-        let row: Option<(i64, i64, Vec<u8>)> = read!(&self.db, |c| {
-            sqlx::query_as("SELECT order_id, line_no, token FROM deliveries WHERE id = $1")
-                .bind(id.get())
-                .fetch_optional(c)
-                .await
-        })?;
-        let (order, line, sealed) =
-            row.ok_or_else(|| StoreError::not_found("delivery", id.get()))?;
-        let plain = self
-            .goods
-            .open(&sealed, &token_context(MarketOrderId(order), line))
-            .map_err(|e| StoreError::Corrupt(format!("deliveries.token: {e}")))?;
-        String::from_utf8(plain).map_err(|e| StoreError::Corrupt(e.to_string()))
+        self.delivery_tokens(&[id])
+            .await?
+            .remove(&id)
+            .ok_or_else(|| StoreError::not_found("delivery", id.get()))
+    }
+
+    /// These deliveries' page keys, opened (those that exist).
+    pub async fn delivery_tokens(
+        &self,
+        ids: &[DeliveryId],
+    ) -> Result<std::collections::HashMap<DeliveryId, String>, StoreError> {
+        let mut sql = Sql::new("SELECT id, order_id, line_no, token FROM deliveries WHERE id IN ");
+        sql.list(ids.iter().map(|i| i.get()));
+        let rows: Vec<(i64, i64, i64, Vec<u8>)> = self.db.rows(&sql).await?;
+        rows.into_iter()
+            .map(|(id, order, line, sealed)| {
+                let plain = self
+                    .goods
+                    .open(&sealed, &token_context(MarketOrderId(order), line))
+                    .map_err(|e| StoreError::Corrupt(format!("deliveries.token: {e}")))?;
+                let token =
+                    String::from_utf8(plain).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Ok((DeliveryId(id), token))
+            })
+            .collect()
     }
 
     /// A delivery's page key for a person: written to the audit log.
@@ -590,53 +721,90 @@ impl Store {
         tx: &mut Tx,
         order: MarketOrderId,
     ) -> Result<(), StoreError> {
-        let rows: Vec<(String, bool)> = write!(tx, |c| {
-            sqlx::query_as(
-                "SELECT state, attention IS NOT NULL FROM deliveries WHERE order_id = $1",
-            )
-            .bind(order.get())
-            .fetch_all(c)
-            .await
-        })?;
-        let count = |s: &str| rows.iter().filter(|(x, _)| x == s).count();
-        let (waiting, delivered) = (count("waiting"), count("delivered"));
-        // A line waits for an operator while it is short of stock (waiting) or no channel
-        // could send it (sending): only the lines still on their way count as sending.
-        let stuck = rows
-            .iter()
-            .any(|(s, a)| *a && (s == "waiting" || s == "sending"));
-        let sending = rows.iter().filter(|(s, a)| s == "sending" && !*a).count();
-        let all_sending = count("sending");
-        let by = if delivered > 0 && waiting + all_sending == 0 {
-            MarketMove::Deliver
-        } else if delivered > 0 && stuck && sending == 0 {
-            MarketMove::DeliverPart
-        } else if stuck && sending == 0 {
-            MarketMove::NeedAttention
-        } else if all_sending > 0 || waiting > 0 {
-            MarketMove::StartDelivery
-        } else {
+        self.settle_orders(tx, &[order]).await
+    }
+
+    /// [`Store::settle_order`] for many orders: a few statements for all of them.
+    pub(crate) async fn settle_orders(
+        &self,
+        tx: &mut Tx,
+        orders: &[MarketOrderId],
+    ) -> Result<(), StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Line {
+            order_id: i64,
+            state: String,
+            stuck: bool,
+        }
+        if orders.is_empty() {
             return Ok(());
-        };
-        let state: String = write!(tx, |c| {
-            sqlx::query_scalar("SELECT state FROM market_orders WHERE id = $1")
-                .bind(order.get())
-                .fetch_one(c)
-                .await
-        })?;
-        let state: MarketOrderState = state.parse().map_err(StoreError::Corrupt)?;
-        if state != by.to() && self.move_market_order(tx, order, by).await? {
-            crate::market::history(
+        }
+        let mut sql = Sql::new(
+            "SELECT order_id, state, attention IS NOT NULL AS stuck FROM deliveries WHERE order_id IN ",
+        );
+        sql.list(orders.iter().map(|o| o.get()));
+        let lines: Vec<Line> = tx.rows(&sql).await?;
+        let mut sql = Sql::new("SELECT id, state FROM market_orders WHERE id IN ");
+        sql.list(orders.iter().map(|o| o.get()))
+            .push(" ORDER BY id");
+        let states: Vec<(i64, String)> = tx.rows(&sql).await?;
+        // The orders to move, by move.
+        let mut moves: Vec<(MarketMove, Vec<MarketOrderId>)> = Vec::new();
+        for (order, state) in states {
+            let rows: Vec<(&str, bool)> = lines
+                .iter()
+                .filter(|l| l.order_id == order)
+                .map(|l| (l.state.as_str(), l.stuck))
+                .collect();
+            let Some(by) = settled_by(&rows) else {
+                continue;
+            };
+            let state: MarketOrderState = state.parse().map_err(StoreError::Corrupt)?;
+            if state == by.to() {
+                continue;
+            }
+            match moves.iter_mut().find(|(m, _)| *m == by) {
+                Some((_, ids)) => ids.push(MarketOrderId(order)),
+                None => moves.push((by, vec![MarketOrderId(order)])),
+            }
+        }
+        for (by, ids) in moves {
+            let moved = self.move_market_orders(tx, &ids, by).await?;
+            crate::market::histories(
                 tx,
-                order,
+                &moved,
                 cartwright_core::market::Source::Cartwright,
-                None,
                 Some(by.to()),
-                None,
             )
             .await?;
         }
         Ok(())
+    }
+}
+
+/// Where an order's deliveries (state, waiting for an operator) say it stands: delivered when
+/// every line went out, partially delivered when some did, delivering while goods are
+/// claimed, needing attention while a line waits for an operator; `None` for no move.
+fn settled_by(rows: &[(&str, bool)]) -> Option<MarketMove> {
+    let count = |s: &str| rows.iter().filter(|(x, _)| *x == s).count();
+    let (waiting, delivered) = (count("waiting"), count("delivered"));
+    // A line waits for an operator while it is short of stock (waiting) or no channel could
+    // send it (sending): only the lines still on their way count as sending.
+    let stuck = rows
+        .iter()
+        .any(|(s, a)| *a && (*s == "waiting" || *s == "sending"));
+    let sending = rows.iter().filter(|(s, a)| *s == "sending" && !*a).count();
+    let all_sending = count("sending");
+    if delivered > 0 && waiting + all_sending == 0 {
+        Some(MarketMove::Deliver)
+    } else if delivered > 0 && stuck && sending == 0 {
+        Some(MarketMove::DeliverPart)
+    } else if stuck && sending == 0 {
+        Some(MarketMove::NeedAttention)
+    } else if all_sending > 0 || waiting > 0 {
+        Some(MarketMove::StartDelivery)
+    } else {
+        None
     }
 }
 

@@ -36,7 +36,7 @@ pub use batches::BatchInputs;
 pub use channels::Channel;
 pub use crypto::{CryptoError, SecretKey};
 pub use db::{Backend, DbSettings, redact_url};
-pub use deliveries::{Claim, Delivery, DeliveryPage, token_hash};
+pub use deliveries::{Claim, Delivery, DeliveryPage, Handed, token_hash};
 pub use digital::{StockImport, StockItemView};
 pub use events::EventQuery;
 pub use jobs::ORDER_JOB;

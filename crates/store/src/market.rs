@@ -3,7 +3,7 @@
 //! overwrites a newer one; every report and move is kept with where it came from. Becoming
 //! paid gives the order one delivery per line and a delivery job, in the same transaction.
 
-use crate::db::{Ts, Tx, read, write};
+use crate::db::{Arg, Sql, Ts, Tx, read, write};
 use crate::{Store, StoreError};
 use cartwright_core::digital::DeliveryState;
 use cartwright_core::ids::{ConnectionId, DeliveryId, DigitalProductId, ListingId, MarketOrderId};
@@ -826,27 +826,33 @@ impl Store {
         id: MarketOrderId,
         by: MarketMove,
     ) -> Result<bool, StoreError> {
-        let now = Ts::now();
+        Ok(!self.move_market_orders(tx, &[id], by).await?.is_empty())
+    }
+
+    /// [`Store::move_market_order`] for many orders in one statement: those that moved.
+    pub(crate) async fn move_market_orders(
+        &self,
+        tx: &mut Tx,
+        ids: &[MarketOrderId],
+        by: MarketMove,
+    ) -> Result<Vec<MarketOrderId>, StoreError> {
         let stamp = match by {
-            MarketMove::Pay => ", paid_at = COALESCE(paid_at, $3)",
-            MarketMove::Deliver => ", delivered_at = $3, attention = NULL",
+            MarketMove::Pay => ", paid_at = COALESCE(paid_at, $2)",
+            MarketMove::Deliver => ", delivered_at = $2, attention = NULL",
             MarketMove::StartDelivery => ", attention = NULL",
             _ => "",
         };
-        let sql = format!(
-            "UPDATE market_orders SET state = $2, updated_at = $3{stamp} WHERE id = $1 AND state IN ({})",
-            by.from_sql()
-        );
-        let n = write!(tx, |c| {
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(id.get())
-                .bind(by.to().as_str())
-                .bind(now)
-                .execute(c)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
-        Ok(n == 1)
+        let mut sql = Sql::new("UPDATE market_orders SET state = ");
+        sql.arg(Arg::Text(by.to().as_str().into()))
+            .push(", updated_at = ")
+            .arg(Arg::Ts(Ts::now().0))
+            .push(stamp)
+            .push(" WHERE id IN ")
+            .list(ids.iter().map(|i| i.get()));
+        sql.push(&format!(" AND state IN ({}) RETURNING id", by.from_sql()));
+        let mut moved = tx.ints(&sql).await?;
+        moved.sort_unstable();
+        Ok(moved.into_iter().map(MarketOrderId).collect())
     }
 
     /// One delivery per line of a newly paid order (its product found through the listings),
@@ -925,6 +931,19 @@ impl Store {
         })?;
         row.ok_or_else(|| StoreError::not_found("marketplace order", id.get()))?
             .try_into()
+    }
+
+    /// These marketplace orders (those that exist), by id.
+    pub async fn market_orders_by_id(
+        &self,
+        ids: &[MarketOrderId],
+    ) -> Result<Vec<MarketOrder>, StoreError> {
+        let mut sql = Sql::new(&format!(
+            "SELECT {ORDER_COLUMNS} FROM market_orders WHERE id IN "
+        ));
+        sql.list(ids.iter().map(|i| i.get())).push(" ORDER BY id");
+        let rows: Vec<OrderRow> = self.db.rows(&sql).await?;
+        rows.into_iter().map(TryInto::try_into).collect()
     }
 
     /// Marketplace orders, newest first, optionally in one state.
@@ -1105,4 +1124,31 @@ pub(crate) async fn history(
         .map(|r| r.rows_affected())
     })?;
     Ok(())
+}
+
+/// The same line of history for each of these orders, in one statement.
+pub(crate) async fn histories(
+    tx: &mut Tx,
+    ids: &[MarketOrderId],
+    source: Source,
+    state: Option<MarketOrderState>,
+) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let now = Ts::now();
+    let mut sql =
+        Sql::new("INSERT INTO market_order_history (order_id, at, source, state) VALUES ");
+    for (i, id) in ids.iter().enumerate() {
+        sql.values_row(
+            i == 0,
+            [
+                Some(Arg::Int(id.get())),
+                Some(Arg::Ts(now.0)),
+                Some(Arg::Text(source.as_str().into())),
+                state.map(|s| Arg::Text(s.as_str().into())),
+            ],
+        );
+    }
+    tx.execute(&sql).await.map(drop)
 }

@@ -4,7 +4,7 @@
 //! once one channel confirmed; when every channel gave up it waits for an operator, who may
 //! send it again: the same items, a new message, new keys.
 
-use crate::db::{Ts, Tx, read, write};
+use crate::db::{Arg, Sql, Ts, Tx, read, write};
 use crate::deliveries::message_context;
 use crate::jobs::{NewJob, enqueue_in};
 use crate::{Store, StoreError};
@@ -137,56 +137,107 @@ pub(crate) async fn confirm_in(
     id: DeliveryId,
     now: Ts,
 ) -> Result<bool, StoreError> {
-    let sql = format!(
-        "UPDATE deliveries SET state = $2, delivered_at = $3, attention = NULL WHERE id = $1 AND state IN ({}) RETURNING order_id",
-        DeliveryMove::Confirm.from_sql()
-    );
-    let order: Option<i64> = write!(tx, |c| {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .bind(id.get())
-            .bind(DeliveryMove::Confirm.to().as_str())
-            .bind(now)
-            .fetch_optional(c)
-            .await
-    })?;
-    let Some(order) = order else {
-        return Ok(false);
-    };
-    // The buyer's page shows the goods for the product's days from now, when it has a limit.
-    let days: Option<Option<i64>> = write!(tx, |c| {
-        sqlx::query_scalar(
-            "SELECT p.link_days FROM deliveries d JOIN digital_products p ON p.id = d.product_id WHERE d.id = $1",
-        )
-        .bind(id.get())
-        .fetch_optional(c)
-        .await
-    })?;
-    if let Some(Some(days)) = days {
-        let until = Ts::from(now.0 + time::Duration::days(days));
-        write!(tx, |c| {
-            sqlx::query("UPDATE deliveries SET expires_at = $2 WHERE id = $1")
-                .bind(id.get())
-                .bind(until)
-                .execute(c)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
-    }
-    write!(tx, |c| {
-        sqlx::query(
-            "UPDATE stock_items SET state = 'delivered', delivered_at = $2 WHERE delivery_id = $1 AND state = 'reserved'",
-        )
-        .bind(id.get())
-        .bind(now)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected())
-    })?;
-    store.settle_order(tx, MarketOrderId(order)).await?;
-    Ok(true)
+    Ok(!confirm_many_in(store, tx, &[id], now).await?.is_empty())
 }
 
-/// Records the delivery page's row of the outbox: ready the moment the message is stored.
+/// [`confirm_in`] for many deliveries, a few statements for all: those that were sending.
+pub(crate) async fn confirm_many_in(
+    store: &Store,
+    tx: &mut Tx,
+    ids: &[DeliveryId],
+    now: Ts,
+) -> Result<Vec<DeliveryId>, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Confirmed {
+        id: i64,
+        order_id: i64,
+        link_days: Option<i64>,
+    }
+    let mut sql = Sql::new("UPDATE deliveries SET state = ");
+    sql.arg(Arg::Text(DeliveryMove::Confirm.to().as_str().into()))
+        .push(", delivered_at = ")
+        .arg(Arg::Ts(now.0))
+        .push(", attention = NULL WHERE id IN ")
+        .list(ids.iter().map(|i| i.get()));
+    sql.push(&format!(
+        " AND state IN ({}) RETURNING id, order_id, \
+         (SELECT p.link_days FROM digital_products p WHERE p.id = product_id) AS link_days",
+        DeliveryMove::Confirm.from_sql()
+    ));
+    let mut confirmed: Vec<Confirmed> = tx.rows(&sql).await?;
+    if confirmed.is_empty() {
+        return Ok(Vec::new());
+    }
+    confirmed.sort_unstable_by_key(|c| c.id);
+    // The buyer's page shows the goods for the product's days from now, when it has a limit.
+    let mut limited: Vec<(i64, Vec<i64>)> = Vec::new();
+    for c in &confirmed {
+        if let Some(days) = c.link_days {
+            match limited.iter_mut().find(|(d, _)| *d == days) {
+                Some((_, ids)) => ids.push(c.id),
+                None => limited.push((days, vec![c.id])),
+            }
+        }
+    }
+    for (days, ids) in limited {
+        let mut sql = Sql::new("UPDATE deliveries SET expires_at = ");
+        sql.arg(Arg::Ts(now.0 + time::Duration::days(days)))
+            .push(" WHERE id IN ")
+            .list(ids);
+        tx.execute(&sql).await?;
+    }
+    let mut sql = Sql::new("UPDATE stock_items SET state = 'delivered', delivered_at = ");
+    sql.arg(Arg::Ts(now.0))
+        .push(" WHERE state = 'reserved' AND delivery_id IN ")
+        .list(confirmed.iter().map(|c| c.id));
+    tx.execute(&sql).await?;
+    let mut orders: Vec<MarketOrderId> = confirmed
+        .iter()
+        .map(|c| MarketOrderId(c.order_id))
+        .collect();
+    orders.sort_unstable();
+    orders.dedup();
+    store.settle_orders(tx, &orders).await?;
+    Ok(confirmed.into_iter().map(|c| DeliveryId(c.id)).collect())
+}
+
+/// Records the delivery page's row of the outbox for each of these deliveries: ready the
+/// moment the message is stored.
+pub(crate) async fn pages_ready(
+    tx: &mut Tx,
+    ids: &[DeliveryId],
+    resends: i64,
+    now: Ts,
+    answer: Option<&str>,
+) -> Result<(), StoreError> {
+    let mut sql = Sql::new(
+        "INSERT INTO delivery_sends (delivery_id, channel_id, channel, idempotency_key, state, attempts, answer, created_at, tried_at, sent_at) VALUES ",
+    );
+    for (i, id) in ids.iter().enumerate() {
+        sql.values_row(
+            i == 0,
+            [
+                Some(Arg::Int(id.get())),
+                Some(Arg::Int(0)),
+                Some(Arg::Text("page".into())),
+                Some(Arg::Text(send_key(*id, 0, resends))),
+                Some(Arg::Text("sent".into())),
+                Some(Arg::Int(1)),
+                answer.map(|a| Arg::Text(a.to_owned())),
+                Some(Arg::Ts(now.0)),
+                Some(Arg::Ts(now.0)),
+                Some(Arg::Ts(now.0)),
+            ],
+        );
+    }
+    sql.push(
+        " ON CONFLICT (delivery_id, channel_id) DO UPDATE SET state = 'sent', \
+         idempotency_key = excluded.idempotency_key, answer = excluded.answer, sent_at = excluded.sent_at",
+    );
+    tx.execute(&sql).await.map(drop)
+}
+
+/// [`pages_ready`] for one delivery.
 pub(crate) async fn page_ready(
     tx: &mut Tx,
     id: DeliveryId,
@@ -194,21 +245,7 @@ pub(crate) async fn page_ready(
     now: Ts,
     answer: Option<&str>,
 ) -> Result<(), StoreError> {
-    write!(tx, |c| {
-        sqlx::query(
-            "INSERT INTO delivery_sends (delivery_id, channel_id, channel, idempotency_key, state, attempts, answer, created_at, tried_at, sent_at) \
-             VALUES ($1, 0, 'page', $2, 'sent', 1, $3, $4, $4, $4) \
-             ON CONFLICT (delivery_id, channel_id) DO UPDATE SET state = 'sent', idempotency_key = $2, answer = $3, sent_at = $4",
-        )
-        .bind(id.get())
-        .bind(send_key(id, 0, resends))
-        .bind(answer)
-        .bind(now)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected())
-    })?;
-    Ok(())
+    pages_ready(tx, &[id], resends, now, answer).await
 }
 
 impl Store {
@@ -278,16 +315,45 @@ impl Store {
         self.open_outbox(tx, id, resends, now).await
     }
 
-    /// [`Store::prepare_in`] for a delivery claimed in this same transaction: waiting until
-    /// now, it has no message, no sends and no re-sends yet.
+    /// [`Store::prepare_in`] for deliveries claimed in this same transaction, with their
+    /// messages: waiting until now, they have no message, no sends and no re-sends yet. What
+    /// each one's outbox did, in the order given.
     pub(crate) async fn prepare_fresh_in(
         &self,
         tx: &mut Tx,
-        id: DeliveryId,
-        message: &str,
-    ) -> Result<Prepared, StoreError> {
-        self.store_message(tx, id, message).await?;
-        self.open_outbox(tx, id, 0, Ts::now()).await
+        claimed: &[(DeliveryId, String)],
+    ) -> Result<Vec<(DeliveryId, Prepared)>, StoreError> {
+        if claimed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = Ts::now();
+        let ids: Vec<DeliveryId> = claimed.iter().map(|(id, _)| *id).collect();
+        // Every message in one statement.
+        let mut sql = Sql::new("UPDATE deliveries SET message = CASE id");
+        for (id, message) in claimed {
+            let sealed = self.goods.seal(message.as_bytes(), &message_context(*id));
+            sql.push(" WHEN ")
+                .arg(Arg::Int(id.get()))
+                .push(" THEN ")
+                .arg(Arg::Bytes(sealed));
+        }
+        sql.push(" END WHERE id IN ")
+            .list(ids.iter().map(|i| i.get()));
+        tx.execute(&sql).await?;
+        let channels = enabled_channels(tx).await?;
+        if channels.is_empty() {
+            self.confirm_by_page(tx, &ids, 0, now).await?;
+            return Ok(ids
+                .into_iter()
+                .map(|id| (id, Prepared::Delivered))
+                .collect());
+        }
+        let mut prepared = Vec::with_capacity(ids.len());
+        for id in ids {
+            let outbox = self.open_sends_of(tx, id, 0, now, &channels).await?;
+            prepared.push((id, outbox));
+        }
+        Ok(prepared)
     }
 
     async fn store_message(
@@ -308,6 +374,18 @@ impl Store {
         Ok(())
     }
 
+    /// No channel is configured: the delivery page confirms these deliveries.
+    async fn confirm_by_page(
+        &self,
+        tx: &mut Tx,
+        ids: &[DeliveryId],
+        resends: i64,
+        now: Ts,
+    ) -> Result<(), StoreError> {
+        pages_ready(tx, ids, resends, now, Some("confirmed: no other channel")).await?;
+        confirm_many_in(self, tx, ids, now).await.map(drop)
+    }
+
     /// The outbox of a sending delivery whose message is stored: every enabled channel's
     /// send, or the page's confirmation when there is none.
     async fn open_outbox(
@@ -319,14 +397,25 @@ impl Store {
     ) -> Result<Prepared, StoreError> {
         let channels = enabled_channels(tx).await?;
         if channels.is_empty() {
-            page_ready(tx, id, resends, now, Some("confirmed: no other channel")).await?;
-            confirm_in(self, tx, id, now).await?;
+            self.confirm_by_page(tx, &[id], resends, now).await?;
             return Ok(Prepared::Delivered);
         }
+        self.open_sends_of(tx, id, resends, now, &channels).await
+    }
+
+    /// The sends of a delivery through `channels` (not empty), with the page's row.
+    async fn open_sends_of(
+        &self,
+        tx: &mut Tx,
+        id: DeliveryId,
+        resends: i64,
+        now: Ts,
+        channels: &[(i64, ChannelTarget)],
+    ) -> Result<Prepared, StoreError> {
         page_ready(tx, id, resends, now, None).await?;
         let order = crate::deliveries::order_of(self, tx, id).await?;
         let sends = self
-            .open_sends(tx, id, &order, &channels, resends, now)
+            .open_sends(tx, id, &order, channels, resends, now)
             .await?;
         Ok(if sends.is_empty() {
             mark_unreachable(self, tx, id).await?;

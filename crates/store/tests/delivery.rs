@@ -1,12 +1,13 @@
 //! Exactly once: 200 paid orders for a product with 150 items, claimed by many claimers at
 //! once, get 150 distinct items; the 50 left wait for stock, and complete when it comes.
-//! Duplicates are never imported. On SQLite, or on PostgreSQL when
+//! Duplicates are never imported. Batches of claims that overlap (every claimer tries every
+//! delivery, many in one transaction) hand each item out once. On SQLite, or on PostgreSQL when
 //! `CARTWRIGHT_TEST_DATABASE_URL` names a server.
 
 #![allow(clippy::unwrap_used)]
 
 use cartwright_core::digital::{NewDigitalProduct, ProductKind, StockItem};
-use cartwright_core::ids::{DeliveryId, MarketOrderId};
+use cartwright_core::ids::{DeliveryId, DigitalProductId, MarketOrderId};
 use cartwright_core::market::{
     Buyer, IncomingLine, IncomingOrder, MarketOrderState, Reported, Source,
 };
@@ -54,6 +55,49 @@ fn paid(number: usize) -> IncomingOrder {
     }
 }
 
+/// Lists `product` on a connected shop and takes `n` paid orders for one unit each.
+async fn sell(store: &Store, product: DigitalProductId, n: usize) -> Vec<MarketOrderId> {
+    let connection = store
+        .create_connection(&NewConnection {
+            marketplace: "shopee".into(),
+            name: "Shop".into(),
+            shop_id: "1001".into(),
+            base_url: "https://partner.example".into(),
+            partner_id: "42".into(),
+            partner_key: "k".into(),
+            access_token: "t".into(),
+            refresh_token: None,
+        })
+        .await
+        .unwrap();
+    store
+        .create_listing(connection.id, "555", "", "", product, 1)
+        .await
+        .unwrap();
+    let mut orders = Vec::new();
+    for number in 0..n {
+        let o = store
+            .ingest_order(&paid(number), Source::Api, None)
+            .await
+            .unwrap();
+        assert_eq!(o.state, MarketOrderState::Paid);
+        orders.push(o.order_id);
+    }
+    orders
+}
+
+fn game_key(low_stock: u32) -> NewDigitalProduct {
+    NewDigitalProduct {
+        sku: Text::parse("GAME-KEY").unwrap(),
+        name: Text::parse("Game key").unwrap(),
+        kind: ProductKind::Code,
+        message: "Hi {{buyer.name}}, your key is {{item.code}}".into(),
+        content: None,
+        low_stock,
+        page: Default::default(),
+    }
+}
+
 /// Claims every waiting delivery of these orders from `claimers` tasks at once; returns the
 /// deliveries that got items, with them, and those short of stock.
 async fn claim_all(
@@ -61,17 +105,13 @@ async fn claim_all(
     orders: &[MarketOrderId],
     claimers: usize,
 ) -> (Vec<(DeliveryId, Vec<StockItem>)>, Vec<DeliveryId>) {
-    let mut deliveries = Vec::new();
-    for o in orders {
-        deliveries.extend(
-            store
-                .deliveries_of(*o)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|d| d.id),
-        );
-    }
+    let deliveries: Vec<DeliveryId> = store
+        .deliveries_of_orders(orders)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
     let queue = std::sync::Arc::new(std::sync::Mutex::new(deliveries));
     let tasks: Vec<_> = (0..claimers)
         .map(|_| {
@@ -112,18 +152,7 @@ async fn claim_all(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_orders_for_a_hundred_and_fifty_items_each_get_one_item_once() {
     let (store, _dir) = store().await;
-    let product = store
-        .create_digital_product(&NewDigitalProduct {
-            sku: Text::parse("GAME-KEY").unwrap(),
-            name: Text::parse("Game key").unwrap(),
-            kind: ProductKind::Code,
-            message: "Hi {{buyer.name}}, your key is {{item.code}}".into(),
-            content: None,
-            low_stock: 10,
-            page: Default::default(),
-        })
-        .await
-        .unwrap();
+    let product = store.create_digital_product(&game_key(10)).await.unwrap();
     // Imported with duplicates in the file and against stock: reported, not imported.
     let first = store
         .import_stock(product.id, &keys(0, 100), false)
@@ -169,32 +198,7 @@ async fn two_hundred_orders_for_a_hundred_and_fifty_items_each_get_one_item_once
     );
     assert_eq!(second.stock.available, 150);
 
-    let connection = store
-        .create_connection(&NewConnection {
-            marketplace: "shopee".into(),
-            name: "Shop".into(),
-            shop_id: "1001".into(),
-            base_url: "https://partner.example".into(),
-            partner_id: "42".into(),
-            partner_key: "k".into(),
-            access_token: "t".into(),
-            refresh_token: None,
-        })
-        .await
-        .unwrap();
-    store
-        .create_listing(connection.id, "555", "", "", product.id, 1)
-        .await
-        .unwrap();
-    let mut orders = Vec::new();
-    for n in 0..200 {
-        let o = store
-            .ingest_order(&paid(n), Source::Api, None)
-            .await
-            .unwrap();
-        assert_eq!(o.state, MarketOrderState::Paid);
-        orders.push(o.order_id);
-    }
+    let orders = sell(&store, product.id, 200).await;
     // The same order told again, by another path, is the same order.
     let again = store
         .ingest_order(&paid(7), Source::Poll, None)
@@ -275,4 +279,109 @@ async fn two_hundred_orders_for_a_hundred_and_fifty_items_each_get_one_item_once
     assert_eq!(states, vec![(MarketOrderState::Delivered, 200)]);
     let counts = store.digital_product(product.id).await.unwrap().stock;
     assert_eq!((counts.available, counts.delivered), (0, 200));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn overlapping_batches_of_claims_hand_each_item_to_one_delivery_once() {
+    let (store, _dir) = store().await;
+    let product = store.create_digital_product(&game_key(0)).await.unwrap();
+    store
+        .import_stock(product.id, &keys(0, 100), false)
+        .await
+        .unwrap();
+    let orders = sell(&store, product.id, 120).await;
+    let deliveries: Vec<DeliveryId> = store
+        .deliveries_of_orders(&orders)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    // Six claimers, each trying every delivery in its own order, eleven to a transaction;
+    // those that meet claimed rows try again.
+    let tasks: Vec<_> = (0..6usize)
+        .map(|claimer| {
+            let store = store.clone();
+            let mut mine = deliveries.clone();
+            mine.rotate_left(claimer * 17);
+            if claimer % 2 == 1 {
+                mine.reverse();
+            }
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                while !mine.is_empty() {
+                    let mut again = Vec::new();
+                    for batch in mine.chunks(11) {
+                        let handed = store
+                            .claim_and_prepare_many(batch, |id, items| {
+                                format!("delivery {id}: {items:?}")
+                            })
+                            .await
+                            .unwrap();
+                        assert_eq!(handed.len(), batch.len());
+                        for h in handed {
+                            match h.claim {
+                                Claim::Claimed(items) => {
+                                    assert_eq!(
+                                        h.prepared,
+                                        Some(cartwright_store::Prepared::Delivered),
+                                        "no channel: the page confirms it"
+                                    );
+                                    got.push((h.id, items));
+                                }
+                                Claim::Busy => again.push(h.id),
+                                Claim::Short { .. } | Claim::NotWaiting(_) => {
+                                    assert!(h.prepared.is_none())
+                                }
+                                Claim::NoProduct => panic!("every line has its product"),
+                            }
+                        }
+                    }
+                    mine = again;
+                    tokio::task::yield_now().await;
+                }
+                got
+            })
+        })
+        .collect();
+    let mut got = Vec::new();
+    for t in futures::future::join_all(tasks).await {
+        got.extend(t.unwrap());
+    }
+    assert_eq!(
+        got.len(),
+        100,
+        "as many deliveries claimed as there are items"
+    );
+    let claimed: HashSet<DeliveryId> = got.iter().map(|(id, _)| *id).collect();
+    assert_eq!(claimed.len(), 100, "no delivery claimed twice");
+    assert!(got.iter().all(|(_, items)| items.len() == 1));
+    let codes: HashSet<String> = got
+        .iter()
+        .flat_map(|(_, items)| items.iter().map(|i| format!("{i:?}")))
+        .collect();
+    assert_eq!(codes.len(), 100, "no item given twice");
+    let counts = store.digital_product(product.id).await.unwrap().stock;
+    assert_eq!(
+        (counts.available, counts.reserved, counts.delivered),
+        (0, 0, 100)
+    );
+    // Each delivered page shows the message written from its own items.
+    let (id, items) = &got[0];
+    let token = store.delivery_token(*id).await.unwrap();
+    let page = store.delivery_page(&token, false).await.unwrap().unwrap();
+    assert_eq!(page.message.unwrap(), format!("delivery {id}: {items:?}"));
+    let states = store.market_order_counts().await.unwrap();
+    assert!(
+        states.contains(&(MarketOrderState::Delivered, 100)),
+        "{states:?}"
+    );
+    let left: usize = store
+        .deliveries_of_orders(&orders)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|d| d.state == cartwright_core::digital::DeliveryState::Waiting)
+        .count();
+    assert_eq!(left, 20, "the rest wait for stock, holding nothing");
 }
