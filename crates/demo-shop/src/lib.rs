@@ -185,6 +185,12 @@ impl Shop {
         lock(&self.data).products.clone()
     }
 
+    /// Puts one unit of a product in a customer's bag, as the shop's Add to Bag does: how
+    /// tests leave a bag that is not what a batch asks for.
+    pub fn add_to_cart(&self, customer: u32, product: u32) -> Result<(), model::ShopError> {
+        lock(&self.data).add_to_cart(customer, product)
+    }
+
     /// Every order placed so far.
     pub fn orders(&self) -> Vec<model::Order> {
         lock(&self.data).orders.clone()

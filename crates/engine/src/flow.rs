@@ -37,7 +37,7 @@ pub enum FlowError {
 
 /// A failed step, classed.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{phase}{step}: {message}", phase = phase.map_or("", Phase::as_str), step = step.as_deref().map(|s| format!(", step {s}")).unwrap_or_default())]
+#[error("{place}{message}", place = place_of(*phase, step.as_deref()))]
 pub struct Failure {
     /// What kind of failure: decides retries.
     pub class: ErrorClass,
@@ -49,6 +49,17 @@ pub struct Failure {
     pub message: String,
     /// The site asked us to wait this long.
     pub retry_after: Option<Duration>,
+}
+
+/// Where a failure happened, as a prefix of its message ("read_total, step 2: "); nothing
+/// for a failure outside any step.
+fn place_of(phase: Option<Phase>, step: Option<&str>) -> String {
+    match (phase, step) {
+        (None, None) => String::new(),
+        (Some(p), None) => format!("{}: ", p.as_str()),
+        (None, Some(s)) => format!("step {s}: "),
+        (Some(p), Some(s)) => format!("{}, step {s}: ", p.as_str()),
+    }
 }
 
 impl Failure {

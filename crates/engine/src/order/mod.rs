@@ -1,9 +1,10 @@
-//! One order's run: the profile's phases in a fresh browser context, the cap checked on the
-//! total the storefront shows, then the final click through [`placing`], and the run's end
+//! One order's run: the profile's phases in a fresh browser context, the cart's lines checked
+//! against the batch and the cap on the total the storefront shows, then the final click through [`placing`], and the run's end
 //! recorded (artifacts on failure, refreshed cookies written back, the order's new state, the
 //! job's outcome). An order found `placing` is settled from the history instead of run.
 
 mod artifacts;
+mod cart;
 mod coupon;
 pub mod placing;
 mod session_check;
@@ -430,6 +431,24 @@ impl Engine {
             .insert("apply_coupon".into(), started.elapsed().as_millis() as u64);
         match coupon {
             Ok(c) => record.coupon = c,
+            Err(FlowError::Stopped) => return Ended::Stopped,
+            Err(FlowError::Failed(f)) => return Ended::Failed(f),
+        }
+        let started = Instant::now();
+        let checked = cart::verify(
+            flow,
+            profile,
+            &prepared.lines,
+            &prepared.base_url,
+            spec.clear_cart,
+            log,
+        )
+        .await;
+        record
+            .timings
+            .insert("verify_cart".into(), started.elapsed().as_millis() as u64);
+        match checked {
+            Ok(()) => {}
             Err(FlowError::Stopped) => return Ended::Stopped,
             Err(FlowError::Failed(f)) => return Ended::Failed(f),
         }

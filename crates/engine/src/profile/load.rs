@@ -2,8 +2,8 @@
 //! file, line, place (phase and step) and field, so one `cartwright profile check` shows all.
 
 use super::{
-    Action, Condition, Coupons, ErrorTexts, Extract, History, Pacing, Phase, Profile, Rewards,
-    Role, Rounds, Selector, Site, Step, Target, Template,
+    Action, CartCheck, CartKey, Condition, Coupons, ErrorTexts, Extract, History, Pacing, Phase,
+    Profile, Rewards, Role, Rounds, Selector, Site, Step, Target, Template,
 };
 use cartwright_core::order::ErrorClass;
 use serde::Deserialize;
@@ -84,6 +84,7 @@ struct Raw {
     #[serde(default)]
     selectors: BTreeMap<String, Spanned<Value>>,
     coupons: Option<Spanned<Table>>,
+    cart: Option<Spanned<Table>>,
     errors: Option<Spanned<Table>>,
     history: Option<Spanned<Table>>,
     #[serde(default)]
@@ -178,6 +179,10 @@ pub fn parse(text: &str, path: &Path, name: &str) -> Result<Profile, ProfileErro
         let line = c.line_of(t.span().start);
         coupons(&mut c, t.get_ref(), line)
     });
+    let cart = raw.cart.as_ref().map(|t| {
+        let line = c.line_of(t.span().start);
+        cart(&mut c, t.get_ref(), line)
+    });
     let history = raw.history.as_ref().map(|t| {
         let line = c.line_of(t.span().start);
         history(&mut c, t.get_ref(), line)
@@ -212,6 +217,7 @@ pub fn parse(text: &str, path: &Path, name: &str) -> Result<Profile, ProfileErro
         rewards: rewards.flatten(),
         selectors,
         coupons: coupons.flatten(),
+        cart: cart.flatten(),
         errors: errors.unwrap_or_default(),
         history: history.unwrap_or_default(),
         phases,
@@ -321,6 +327,18 @@ fn check_meaning(c: &mut Checker<'_>, p: &Profile) {
             Some("total"),
             "needs an `extract` into `total` with `number = true`",
         );
+    }
+    if let Some(cart) = &p.cart {
+        for var in ["cart_products", "cart_quantities"] {
+            if !extracts_in(&cart.read, var, true) {
+                c.fail(
+                    None,
+                    "[cart]",
+                    Some("read"),
+                    format!("needs an `extract` into `{var}` with `all = true`"),
+                );
+            }
+        }
     }
 }
 
@@ -601,6 +619,42 @@ fn coupons(c: &mut Checker<'_>, t: &Table, line: usize) -> Option<Coupons> {
         remove,
         total,
     })
+}
+
+fn cart(c: &mut Checker<'_>, t: &Table, line: usize) -> Option<CartCheck> {
+    let place = "[cart]";
+    unknown_keys(c, t, &["read", "key"], line, place);
+    let key = match t.get("key").map(|v| v.as_str()) {
+        None | Some(Some("url")) => CartKey::Url,
+        Some(Some("sku")) => CartKey::Sku,
+        Some(Some("name")) => CartKey::Name,
+        Some(_) => {
+            c.fail(
+                Some(line),
+                place,
+                Some("key"),
+                "must be \"url\", \"sku\" or \"name\": what a line's product key is compared with",
+            );
+            CartKey::Url
+        }
+    };
+    let read = match t.get("read") {
+        Some(Value::Array(a)) if !a.is_empty() => a
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| step_value(c, s, line, &format!("[cart] read, step {}", i + 1)))
+            .collect(),
+        _ => {
+            c.fail(
+                Some(line),
+                place,
+                Some("read"),
+                "is required: the steps that read each line's product into `cart_products` and quantity into `cart_quantities`",
+            );
+            return None;
+        }
+    };
+    Some(CartCheck { read, key })
 }
 
 fn history(c: &mut Checker<'_>, t: &Table, line: usize) -> History {
@@ -1309,6 +1363,26 @@ find_in_history = [{ extract = { target = "buy", into = "history", all = true } 
         assert!(
             errors(&MINIMAL.replace("[phases]", "[phases]\nplce = []"))[0]
                 .contains("phase plce: is not a phase")
+        );
+        let cart = format!(
+            "{MINIMAL}[cart]\nkey = \"colour\"\nread = [{{ extract = {{ target = {{ css = \"a\" }}, into = \"cart_products\", all = true }} }}]\n"
+        );
+        let e = errors(&cart);
+        assert!(
+            e.iter()
+                .any(|e| e.contains("[cart], field `key`: must be \"url\", \"sku\" or \"name\"")),
+            "{e:?}"
+        );
+        let e = errors(&cart.replace("colour", "url"));
+        assert!(
+            e.iter().any(|e| e.contains(
+                "[cart], field `read`: needs an `extract` into `cart_quantities` with `all = true`"
+            )),
+            "{e:?}"
+        );
+        assert!(
+            errors(&format!("{MINIMAL}[cart]\nkey = \"url\"\n"))[0]
+                .contains("[cart], field `read`: is required"),
         );
     }
 

@@ -30,6 +30,8 @@ pub struct Profile {
     pub selectors: BTreeMap<String, Target>,
     /// How coupons are offered and applied, when the site has them.
     pub coupons: Option<Coupons>,
+    /// How the cart's lines are read, to check them against the batch before paying.
+    pub cart: Option<CartCheck>,
     /// Texts that, found on the page after a step fails, say why.
     pub errors: ErrorTexts,
     /// What the order history can prove about a final click whose outcome is unknown.
@@ -101,6 +103,39 @@ pub struct Coupons {
     /// Steps that read `total` where an offer was applied, so the `best` policy compares
     /// offers there; without them each offer's total is read by the `read_total` phase.
     pub total: Vec<Step>,
+}
+
+/// How the cart is read before the final click: steps that leave, in page order, one
+/// product key per line in `cart_products` and one quantity per line in `cart_quantities`.
+/// The engine pays only for a cart whose lines are exactly the batch's.
+#[derive(Debug, Clone)]
+pub struct CartCheck {
+    /// Steps that read the lines.
+    pub read: Vec<Step>,
+    /// What a product key is compared with.
+    pub key: CartKey,
+}
+
+/// What identifies a cart line's product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CartKey {
+    /// The product page's URL (a link on the line): compared by path.
+    Url,
+    /// The product's SKU.
+    Sku,
+    /// The product's name.
+    Name,
+}
+
+impl CartKey {
+    /// The name a profile uses for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CartKey::Url => "url",
+            CartKey::Sku => "sku",
+            CartKey::Name => "name",
+        }
+    }
 }
 
 /// The order history as evidence: whether it lists every order (so an absence proves the

@@ -117,6 +117,55 @@ async fn a_cart_above_the_cap_is_never_submitted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cart_that_is_not_the_batchs_is_never_paid_for() {
+    let f = Fixture::new(2, |_| {}).await;
+    // Lines left in the bags of a batch that does not clear them: a product the batch does
+    // not ask for in the first, one more unit of the product it asks for in the second. Both
+    // carts are well under the cap.
+    let customers = f.shop.shop.customers();
+    let products = f.shop.shop.products();
+    f.shop
+        .shop
+        .add_to_cart(customers[0].id, products[1].id)
+        .unwrap();
+    f.shop
+        .shop
+        .add_to_cart(customers[1].id, products[0].id)
+        .unwrap();
+    let mut spec = f.batch(2, &[(0, 1)], 1_000_000);
+    spec.clear_cart = false;
+    let workers = f.workers("w1", 2);
+    let batch = f.submit(&spec).await;
+    let done = f.settled(batch.id, Duration::from_secs(120)).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(done.counts.failed, 2, "{:?}", done.counts);
+    assert!(f.shop.shop.orders().is_empty(), "nothing was ordered");
+    let mut messages = Vec::new();
+    for order in f.orders(batch.id).await {
+        assert!(order.placing_at.is_none(), "no final click was prepared");
+        // Another run would add to a cart the batch does not clear: a person looks.
+        assert_eq!(order.error_class, Some(ErrorClass::Business));
+        assert_eq!(order.attempts, 1);
+        let message = order.error_message.clone().unwrap_or_default();
+        assert!(
+            message.contains("the cart is not what the batch asks, so the order was not placed"),
+            "{message}"
+        );
+        messages.push(message);
+    }
+    let (other, more) = (
+        format!(
+            "/p/{} × 1 is in the cart but not in the batch",
+            products[1].slug
+        ),
+        format!("/p/{}: 2 in the cart, 1 asked", products[0].slug),
+    );
+    assert!(messages.iter().any(|m| m.contains(&other)), "{messages:?}");
+    assert!(messages.iter().any(|m| m.contains(&more)), "{messages:?}");
+    f.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_confirmation_is_settled_from_the_history_without_a_second_click() {
     for mode in [Confirmation::Lost, Confirmation::Error, Confirmation::Hang] {
         let f = Fixture::new(1, |c| {
