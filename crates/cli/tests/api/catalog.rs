@@ -29,6 +29,32 @@ async fn storefronts_crud_and_rules() {
         "Tira Beauty"
     );
 
+    // A profile the engine cannot load is refused, on create and on change, and nothing is
+    // written.
+    let typo = app
+        .post("/api/v1/storefronts", &app.operator, json!({"slug": "typo", "name": "Typo", "profile": "tyra", "base_url": "https://typo.example.com"}))
+        .await;
+    assert_eq!(typo.error(422, "invalid").as_deref(), Some("profile"));
+    assert!(
+        typo.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no profile is named \"tyra\""),
+        "{}",
+        typo.text()
+    );
+    assert_eq!(
+        app.patch(&path, &app.operator, json!({"profile": "tyra"}))
+            .await
+            .error(422, "invalid")
+            .as_deref(),
+        Some("profile")
+    );
+    let listed = app.get("/api/v1/storefronts", &app.viewer).await;
+    let listed = listed.ok(200).as_array().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["profile"], "tira");
+
     let new = |slug: &str, url: &str| json!({"slug": slug, "name": "x", "profile": "demo", "base_url": url});
     assert_eq!(
         app.post(

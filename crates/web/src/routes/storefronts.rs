@@ -1,7 +1,7 @@
 //! Storefronts.
 
 use crate::auth::{Auth, Operate, Read};
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path};
 use crate::routes::created;
 use crate::state::AppState;
@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use cartwright_core::ids::StorefrontId;
 use cartwright_core::storefront::{NewStorefront, Storefront, StorefrontPatch};
+use cartwright_core::values::Slug;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -39,11 +40,23 @@ async fn create(
     _: Auth<Operate>,
     Json(body): Json<NewStorefront>,
 ) -> ApiResult<Response> {
+    usable_profile(&state, &body.profile)?;
     let storefront = state.store.create_storefront(&body).await?;
     Ok(created(
         format!("/api/v1/storefronts/{}", storefront.id),
         storefront,
     ))
+}
+
+/// Refuses a profile the engine cannot load (no such file or built-in one, or one with
+/// errors): a storefront that names it could never place an order.
+fn usable_profile(state: &AppState, profile: &Slug) -> Result<(), ApiError> {
+    state
+        .engine
+        .profiles()
+        .get(profile.as_str())
+        .map(|_| ())
+        .map_err(|e| ApiError::invalid("profile", e.to_string()))
 }
 
 /// One storefront.
@@ -68,6 +81,9 @@ async fn update(
     Path(id): Path<StorefrontId>,
     Json(body): Json<StorefrontPatch>,
 ) -> ApiResult<axum::Json<Storefront>> {
+    if let Some(profile) = &body.profile {
+        usable_profile(&state, profile)?;
+    }
     Ok(axum::Json(state.store.update_storefront(id, &body).await?))
 }
 
