@@ -973,7 +973,7 @@ fn describe_condition(c: &Condition) -> String {
     match c {
         Condition::Present(t) => format!("{t} present"),
         Condition::Absent(t) => format!("{t} gone"),
-        Condition::Text(t) => format!("text {t:?}"),
+        Condition::Text(t) => format!("text \"{t}\""),
         Condition::Url(t) => format!("URL containing {t}"),
         Condition::Filled(t) => format!("{t} filled"),
         Condition::Any(ts) => format!(

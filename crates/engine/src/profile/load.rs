@@ -694,6 +694,19 @@ const ACTIONS: &[&str] = &[
     "goto", "click", "fill", "select", "press", "wait_for", "extract", "assert", "repeat", "pause",
 ];
 const STEP_OPTIONS: &[&str] = &["optional", "timeout", "note"];
+const CONDITIONS: &[&str] = &["present", "absent", "text", "url", "filled", "any"];
+const SELECTOR_KINDS: &[&str] = &["css", "xpath", "text", "aria"];
+const SECTIONS: &[&str] = &[
+    "site",
+    "rewards",
+    "selectors",
+    "coupons",
+    "cart",
+    "errors",
+    "history",
+    "phases",
+];
+const EXTRACT_FIELDS: &[&str] = &["target", "into", "number", "all", "pattern", "attribute"];
 
 fn step_value(c: &mut Checker<'_>, v: &Value, line: usize, place: &str) -> Option<Step> {
     let Some(t) = v.as_table() else {
@@ -888,7 +901,7 @@ fn action(c: &mut Checker<'_>, key: &str, v: &Value, line: usize, place: &str) -
         "extract" => {
             let t = table(
                 c,
-                &["target", "into", "number", "all", "pattern", "attribute"],
+                EXTRACT_FIELDS,
             )?;
             let target = match t.get("target") {
                 Some(tv) => target_value(c, tv, line, place, "extract.target", true)?,
@@ -1158,7 +1171,7 @@ fn selector_table(
         )?)),
     };
     let contains = t.get("contains").and_then(Value::as_bool);
-    let kinds = ["css", "xpath", "text", "aria"]
+    let kinds = SELECTOR_KINDS
         .iter()
         .filter(|k| t.contains_key(**k))
         .count();
@@ -1268,6 +1281,51 @@ mod tests {
 
     fn profiles_dir() -> std::path::PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../profiles")
+    }
+
+    /// docs/profiles.md names every section, phase, step, step option, condition, selector
+    /// form and `extract` field the loader knows, and every error class: the reference
+    /// cannot fall behind the code.
+    #[test]
+    fn the_reference_names_everything_a_profile_can_say() {
+        let doc = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/profiles.md"),
+        )
+        .unwrap();
+        let phases: Vec<&str> = Phase::ALL.iter().map(|p| p.as_str()).collect();
+        let classes = [
+            "transient",
+            "session_expired",
+            "business",
+            "profile",
+            "fatal",
+        ];
+        for c in classes {
+            assert!(c.parse::<ErrorClass>().is_ok(), "{c} is an error class");
+        }
+        let mut missing = Vec::new();
+        for word in ACTIONS
+            .iter()
+            .chain(STEP_OPTIONS)
+            .chain(CONDITIONS)
+            .chain(SELECTOR_KINDS)
+            .chain(EXTRACT_FIELDS)
+            .chain(&phases)
+            .chain(&classes)
+        {
+            if !doc.contains(&format!("`{word}`")) && !doc.contains(&format!("`{word} =")) {
+                missing.push((*word).to_owned());
+            }
+        }
+        for section in SECTIONS {
+            if !doc.contains(&format!("`[{section}]`")) {
+                missing.push(format!("[{section}]"));
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "docs/profiles.md does not name {missing:?}"
+        );
     }
 
     #[test]

@@ -359,8 +359,8 @@ impl std::fmt::Display for Target {
             (Some(name), _) => f.write_str(name),
             (None, Some(Selector::Css { css, .. })) => write!(f, "{css}"),
             (None, Some(Selector::XPath { xpath })) => write!(f, "{xpath}"),
-            (None, Some(Selector::Text { text, .. })) => write!(f, "{text:?}"),
-            (None, Some(Selector::Aria { label, .. })) => write!(f, "[aria {label:?}]"),
+            (None, Some(Selector::Text { text, .. })) => write!(f, "\"{text}\""),
+            (None, Some(Selector::Aria { label, .. })) => write!(f, "[aria \"{label}\"]"),
             (None, None) => f.write_str("(nothing)"),
         }
     }
@@ -418,5 +418,31 @@ impl Profile {
     /// The steps of a phase (empty when the profile has none).
     pub fn phase(&self, phase: Phase) -> &[Step] {
         self.phases.get(&phase).map_or(&[], Vec::as_slice)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_read_as_the_profile_wrote_them() {
+        let target = |selector| Target {
+            name: None,
+            alternatives: vec![selector],
+        };
+        let aria = target(Selector::Aria {
+            label: Template::parse("Standard").unwrap(),
+            contains: true,
+            within: None,
+        });
+        assert_eq!(aria.to_string(), "[aria \"Standard\"]");
+        let text = target(Selector::Text {
+            text: Template::parse("{{payment.label}}").unwrap(),
+            role: Some(Role::Button),
+            contains: false,
+            within: None,
+        });
+        assert_eq!(text.to_string(), "\"{{payment.label}}\"");
     }
 }
