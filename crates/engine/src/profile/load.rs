@@ -696,16 +696,6 @@ const ACTIONS: &[&str] = &[
 const STEP_OPTIONS: &[&str] = &["optional", "timeout", "note"];
 const CONDITIONS: &[&str] = &["present", "absent", "text", "url", "filled", "any"];
 const SELECTOR_KINDS: &[&str] = &["css", "xpath", "text", "aria"];
-const SECTIONS: &[&str] = &[
-    "site",
-    "rewards",
-    "selectors",
-    "coupons",
-    "cart",
-    "errors",
-    "history",
-    "phases",
-];
 const EXTRACT_FIELDS: &[&str] = &["target", "into", "number", "all", "pattern", "attribute"];
 
 fn step_value(c: &mut Checker<'_>, v: &Value, line: usize, place: &str) -> Option<Step> {
@@ -1026,7 +1016,7 @@ fn condition(
             Some(line),
             place,
             Some(field),
-            "must be a table with one of present, absent, text, url, filled, any",
+            format!("must be a table with one of {}", CONDITIONS.join(", ")),
         );
         return None;
     };
@@ -1036,7 +1026,7 @@ fn condition(
             Some(line),
             place,
             Some(field),
-            "needs exactly one of present, absent, text, url, filled, any",
+            format!("needs exactly one of {}", CONDITIONS.join(", ")),
         );
         return None;
     }
@@ -1303,6 +1293,17 @@ mod tests {
         for c in classes {
             assert!(c.parse::<ErrorClass>().is_ok(), "{c} is an error class");
         }
+        // The sections `Raw` reads.
+        const SECTIONS: &[&str] = &[
+            "site",
+            "rewards",
+            "selectors",
+            "coupons",
+            "cart",
+            "errors",
+            "history",
+            "phases",
+        ];
         let mut missing = Vec::new();
         for word in ACTIONS
             .iter()
