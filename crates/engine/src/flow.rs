@@ -384,12 +384,42 @@ impl<'a> Flow<'a> {
                     ));
                 }
                 let limit = step.timeout.unwrap_or(self.profile.site.page_timeout);
-                self.session
-                    .goto(url.as_str(), limit)
-                    .await
-                    .map_err(net_error)?;
+                let retries = self.profile.site.page_retries;
+                let mut tried = 0;
+                loop {
+                    match self.session.goto(url.as_str(), limit).await {
+                        Ok(()) => break,
+                        Err(e) if tried < retries && e.worth_loading_again() => {
+                            tried += 1;
+                            let wait = match &e {
+                                NetworkError::TooMany { wait, .. } => *wait,
+                                _ => Duration::from_millis(500 << (tried - 1).min(4)),
+                            };
+                            self.log.log(
+                                phase,
+                                Some(label),
+                                Level::Info,
+                                &format!(
+                                    "{e}; loading it again in {wait:?} ({tried} of {retries})"
+                                ),
+                            );
+                            sleep(wait).await;
+                            if self.stop.is_some_and(|stop| stop()) {
+                                return Err(StepError::Stopped);
+                            }
+                            // Only what the next load answers counts.
+                            *self.last_action.lock().unwrap_or_else(|p| p.into_inner()) =
+                                Instant::now();
+                        }
+                        Err(e) => return Err(net_error(e)),
+                    }
+                }
                 self.set_fresh(Some(url.into()));
-                Ok(None)
+                Ok(if tried > 0 {
+                    Some(format!("loaded after {tried} more tries"))
+                } else {
+                    None
+                })
             }
             Action::Click(target) => {
                 let spec = self.spec(target, "clickable", None, false, true, 0)?;
@@ -668,7 +698,11 @@ impl<'a> Flow<'a> {
             match tokio::time::timeout(left.max(POLL), self.session.wait_until(&expression, turn))
                 .await
             {
-                Ok(Ok(true)) => return Ok(true),
+                // A condition met by an error page is not met: a URL reached by a 500.
+                Ok(Ok(true)) => {
+                    self.check_errors().await?;
+                    return Ok(true);
+                }
                 Ok(Ok(false)) => {}
                 // The document went away under the wait (a navigation): look again.
                 Ok(Err(_)) | Err(_) => {

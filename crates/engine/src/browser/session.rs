@@ -75,6 +75,17 @@ pub enum NetworkError {
     Failed(String),
 }
 
+impl NetworkError {
+    /// Whether loading the page again may help: a 5xx, a 408 or 429, a page that did not
+    /// load. A 4xx is the site's answer, not a hiccup.
+    pub fn worth_loading_again(&self) -> bool {
+        match self {
+            NetworkError::Status { status, .. } => *status >= 500 || *status == 408,
+            NetworkError::TooMany { .. } | NetworkError::Failed(_) => true,
+        }
+    }
+}
+
 /// What `find` saw.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Found {

@@ -240,6 +240,7 @@ fn placeholder_site() -> Site {
         confirm_timeout: Duration::from_secs(1),
         session_cookie: None,
         pacing: Pacing::default(),
+        page_retries: 0,
     }
 }
 
@@ -394,6 +395,7 @@ fn site(c: &mut Checker<'_>, t: &Table, line: usize) -> Option<Site> {
             "confirm_timeout",
             "session_cookie",
             "pacing",
+            "page_retries",
         ],
         line,
         place,
@@ -430,6 +432,21 @@ fn site(c: &mut Checker<'_>, t: &Table, line: usize) -> Option<Site> {
                     "must be requests per second, above 0 and at most 1000",
                 );
                 1.0
+            }
+        },
+    };
+    let page_retries = match t.get("page_retries") {
+        None => 3,
+        Some(v) => match v.as_integer().and_then(|i| u32::try_from(i).ok()) {
+            Some(n) if n <= 10 => n,
+            _ => {
+                c.fail(
+                    Some(line),
+                    place,
+                    Some("page_retries"),
+                    "must be a whole number from 0 to 10: how often a page that answered 5xx or 429, or did not load, is loaded again before the run fails",
+                );
+                0
             }
         },
     };
@@ -471,6 +488,7 @@ fn site(c: &mut Checker<'_>, t: &Table, line: usize) -> Option<Site> {
         confirm_timeout,
         session_cookie: t.get("session_cookie").and_then(text_of).map(str::to_owned),
         pacing,
+        page_retries,
     })
 }
 

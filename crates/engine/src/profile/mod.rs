@@ -60,6 +60,9 @@ pub struct Site {
     pub session_cookie: Option<String>,
     /// Optional pauses after actions, when a site wants humane pacing.
     pub pacing: Pacing,
+    /// How often a `goto` whose page answered 5xx or 429, or did not load, is loaded again
+    /// in place (with backoff) before the run fails: a page load is safe to repeat.
+    pub page_retries: u32,
 }
 
 /// Pauses after actions; none by default.

@@ -239,3 +239,64 @@ async fn a_pressed_key_reaches_the_page() {
     session.close().await;
     pool.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_that_fails_to_load_is_loaded_again_in_place_until_its_retries_run_out() {
+    let (shop, pool, session) = customer_one().await;
+    let steps = r#"[
+        { goto = "/profile/details" },
+        { wait_for = { present = { css = "input[name='email']" } } },
+    ]"#;
+    let profile = with_steps(steps);
+    let base = url::Url::parse(&shop.url()).unwrap();
+    let down = cartwright_demo_shop::Faults {
+        error_rate: 1.0,
+        ..Default::default()
+    };
+    // Every request fails for 700 ms, within the retries' backoff (0.5 s, 1 s, 2 s): the page
+    // is loaded again in the same run and the phase succeeds.
+    shop.shop.set_faults(down.clone());
+    let healer = {
+        let shop = shop.shop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+            shop.set_faults(Default::default());
+        })
+    };
+    let log = Lines::default();
+    Flow::new(&session, &profile, base.clone(), json!({}), &log)
+        .phase(Phase::ReadProfile)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    healer.await.unwrap();
+    let loads = seen(&shop, "GET /profile/details").await;
+    assert!((2..=4).contains(&loads), "loaded {loads} times");
+    assert!(
+        log.0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, _, m)| m.contains("loading it again")),
+        "the log says the page is loaded again"
+    );
+    // An outage longer than every retry fails the run as transient (a fresh run tries
+    // later), after the first load and three more.
+    shop.shop.set_faults(down);
+    let failed = Flow::new(&session, &profile, base, json!({}), &Lines::default())
+        .phase(Phase::ReadProfile)
+        .await
+        .unwrap_err();
+    shop.shop.set_faults(Default::default());
+    let cartwright_engine::flow::FlowError::Failed(failure) = failed else {
+        panic!("{failed}")
+    };
+    assert_eq!(
+        failure.class,
+        cartwright_core::order::ErrorClass::Transient,
+        "{failure}"
+    );
+    assert!(failure.message.contains("answered 50"), "{failure}");
+    assert_eq!(seen(&shop, "GET /profile/details").await, loads + 4);
+    session.close().await;
+    pool.shutdown().await;
+}
