@@ -174,6 +174,18 @@ impl fmt::Debug for Settings {
 }
 
 impl Settings {
+    /// The settings in force as a `cartwright.toml` would write them, the master key and the
+    /// database password masked: what `cartwright config` prints.
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
+        let mut shown = self.clone();
+        shown.secret_key = shown.secret_key.map(|_| "***".to_owned());
+        shown.database_url = shown
+            .database_url
+            .as_deref()
+            .map(cartwright_store::redact_url);
+        toml::to_string(&shown).map_err(|e| ConfigError(format!("the settings as TOML: {e}")))
+    }
+
     /// Loads defaults, then the TOML file (`path`, or `cartwright.toml` when present), then the
     /// environment, and checks the result.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {

@@ -498,7 +498,7 @@ async fn main() -> anyhow::Result<()> {
                 operator.id
             );
         }
-        Command::Config => println!("{settings:#?}"),
+        Command::Config => print!("{}", settings.to_toml()?),
     }
     Ok(())
 }

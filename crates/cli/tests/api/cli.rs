@@ -298,3 +298,36 @@ async fn stock_is_imported_from_a_file_with_its_report() {
             .contains("no digital product has the SKU \"NOPE\"")
     );
 }
+
+#[test]
+fn config_prints_the_settings_as_toml_with_its_secrets_hidden() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "ab".repeat(32);
+    let out = cartwright(dir.path())
+        .env("CARTWRIGHT_SECRET_KEY", &key)
+        .env(
+            "CARTWRIGHT_DATABASE_URL",
+            "postgres://cart:hunter2@db.example:5432/cartwright",
+        )
+        .env("CARTWRIGHT_WORKERS", "3")
+        .arg("config")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // What it prints is a cartwright.toml: it reads back.
+    let settings: toml::Table = text.parse().unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(settings["workers"].as_integer(), Some(3));
+    assert_eq!(settings["secret_key"].as_str(), Some("***"));
+    let url = settings["database_url"].as_str().unwrap();
+    assert!(
+        url.contains("db.example") && !url.contains("hunter2"),
+        "{url}"
+    );
+    assert!(!text.contains(&key) && !text.contains("hunter2"), "{text}");
+    assert!(settings.contains_key("listen") && settings.contains_key("token_ttl"));
+}
