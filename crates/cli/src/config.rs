@@ -71,6 +71,19 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
+/// The log filter for `spec` (`RUST_LOG` or the `log_level` setting): Chromium's DevTools
+/// client warns of every protocol event it cannot decode (several per order, none of them
+/// ours to act on), so its handler logs only errors unless `spec` names chromiumoxide itself.
+pub fn log_filter(spec: &str) -> String {
+    if spec.contains("chromiumoxide") {
+        spec.to_owned()
+    } else if spec.trim().is_empty() {
+        "info,chromiumoxide::handler=error".to_owned()
+    } else {
+        format!("{spec},chromiumoxide::handler=error")
+    }
+}
+
 /// The settings of one Cartwright process.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -348,6 +361,20 @@ fn describe(e: figment::Error) -> String {
 mod tests {
     use super::*;
     use figment::Jail;
+
+    #[test]
+    fn the_devtools_clients_decode_warnings_are_off_unless_asked_for() {
+        assert_eq!(log_filter("info"), "info,chromiumoxide::handler=error");
+        assert_eq!(
+            log_filter("cartwright=debug,info"),
+            "cartwright=debug,info,chromiumoxide::handler=error"
+        );
+        assert_eq!(log_filter("chromiumoxide=debug"), "chromiumoxide=debug");
+        assert_eq!(log_filter(""), "info,chromiumoxide::handler=error");
+        for spec in ["info", "warn,cartwright=trace"] {
+            assert!(tracing_subscriber::EnvFilter::try_new(log_filter(spec)).is_ok());
+        }
+    }
 
     #[test]
     fn defaults_need_nothing() {

@@ -206,8 +206,11 @@ enum AdminCommand {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn init_logging(settings: &Settings) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&settings.log_level))
+    let spec = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|s| tracing_subscriber::EnvFilter::try_new(s).is_ok())
+        .unwrap_or_else(|| settings.log_level.clone());
+    let filter = tracing_subscriber::EnvFilter::try_new(cartwright::config::log_filter(&spec))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
