@@ -281,16 +281,24 @@ impl<'a> Flow<'a> {
                     self.log.log(phase, Some(&label), Level::Debug, &message);
                 }
                 Err(e) => {
+                    let absent = matches!(e, StepError::NotFound(_));
                     let (class, message, retry_after) = match e {
                         StepError::Stopped => return Err(FlowError::Stopped),
                         StepError::Class(class, message, after) => (class, message, after),
                         StepError::NotFound(message) => self.explain(message).await,
                     };
                     if step.optional {
+                        // An optional element that is not there is the design (a drawer
+                        // already closed); anything else that stopped the step is worth a look.
+                        let level = if absent && class == ErrorClass::Profile {
+                            Level::Info
+                        } else {
+                            Level::Warn
+                        };
                         self.log.log(
                             phase,
                             Some(&label),
-                            Level::Warn,
+                            level,
                             &format!("{what}: skipped (optional): {message}"),
                         );
                         continue;

@@ -300,3 +300,41 @@ async fn a_page_that_fails_to_load_is_loaded_again_in_place_until_its_retries_ru
     session.close().await;
     pool.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_optional_step_whose_element_is_not_there_is_skipped_without_a_warning() {
+    let (shop, pool, session) = customer_one().await;
+    let profile = with_steps(
+        r##"[
+        { goto = "/profile/details" },
+        { click = { css = "#no-such-drawer" }, optional = true, timeout = "300ms" },
+        { extract = { target = { css = "input[name='email']" }, into = "email", attribute = "value" } },
+    ]"##,
+    );
+    let base = url::Url::parse(&shop.url()).unwrap();
+    let log = Lines::default();
+    let mut flow = Flow::new(&session, &profile, base, json!({}), &log);
+    flow.phase(Phase::ReadProfile)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(flow.var("email").is_some(), "the steps after it ran");
+    let lines = log.0.lock().unwrap().clone();
+    let skipped: Vec<_> = lines
+        .iter()
+        .filter(|(_, _, m)| m.contains("skipped (optional)"))
+        .collect();
+    assert_eq!(skipped.len(), 1, "{lines:?}");
+    assert_eq!(
+        skipped[0].1,
+        cartwright_core::order::Level::Info,
+        "{lines:?}"
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|(_, l, _)| *l == cartwright_core::order::Level::Warn),
+        "{lines:?}"
+    );
+    session.close().await;
+    pool.shutdown().await;
+}
