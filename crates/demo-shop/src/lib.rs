@@ -33,6 +33,7 @@ use traffic::Traffic;
 
 pub use classes::Classes;
 pub use marketplace::MarketplaceConfig;
+pub use pages::CUSTOMER_PASSWORD;
 
 /// How a shop starts.
 #[derive(Debug, Clone)]

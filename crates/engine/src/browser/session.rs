@@ -103,6 +103,9 @@ struct Net {
     /// of its own): their start, when it comes, is not put in flight.
     ended_early: HashSet<String>,
     last_document: Option<(u16, String, Option<u64>)>,
+    /// A page load of the tab sent and not yet answered (a form's POST a click started):
+    /// its request id and when it was sent.
+    navigating: Option<(String, Instant)>,
     /// The latest 4xx and 5xx answers to pages and scripts' requests: (status, URL, when).
     http_errors: Vec<(u16, String, Instant)>,
 }
@@ -329,6 +332,9 @@ impl Session {
             let lock = || net.lock().unwrap_or_else(|p| p.into_inner());
             let end = |id: &str| {
                 let mut net = lock();
+                if net.navigating.as_ref().is_some_and(|(n, _)| n == id) {
+                    net.navigating = None;
+                }
                 if net.in_flight.remove(id).is_none() {
                     if net.ended_early.len() >= 256 {
                         net.ended_early.clear();
@@ -353,6 +359,7 @@ impl Session {
                             // end for each (a favicon).
                             if e.frame_id.as_ref().map(|f| f.inner()) == Some(main_frame.inner()) {
                                 net.in_flight.clear();
+                                net.navigating = Some((id.to_owned(), Instant::now()));
                             }
                         } else if e.r#type == Some(ResourceType::Other)
                             && e.initiator.r#type == network::InitiatorType::Other
@@ -374,6 +381,11 @@ impl Session {
                         let mut net = lock();
                         if e.r#type == ResourceType::Document {
                             net.last_document = Some((status, e.response.url.clone(), wait));
+                            // Answered: what was sent reached the site; a next load no
+                            // longer cancels it.
+                            if net.navigating.as_ref().is_some_and(|(n, _)| n == e.request_id.inner()) {
+                                net.navigating = None;
+                            }
                         }
                         if (status >= 500 || (400..500).contains(&status) && status != 429)
                             && matches!(e.r#type, ResourceType::Document | ResourceType::Xhr | ResourceType::Fetch)
@@ -643,19 +655,22 @@ impl Session {
     }
 
     /// Waits until no request sent since `since` has been in flight for a moment, or `limit`
-    /// passes: how a click that sends a request is known to have been answered. Requests
-    /// older than the action (a long poll, a beacon) do not hold it up.
+    /// passes: how a click that sends a request is known to have been answered. A page load
+    /// the action started counts until it is answered, so the next step's navigation cannot
+    /// cancel a form's POST. Requests older than the action (a long poll, a beacon) do not
+    /// hold it up.
     pub async fn settle(&self, since: Instant, limit: Duration) {
         let deadline = Instant::now() + limit;
         let mut quiet_since: Option<Instant> = None;
         while Instant::now() < deadline {
-            let busy = self
-                .net
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .in_flight
-                .values()
-                .any(|(_, sent)| *sent >= since);
+            let busy = {
+                let net = self.net.lock().unwrap_or_else(|p| p.into_inner());
+                net.in_flight.values().any(|(_, sent)| *sent >= since)
+                    || net
+                        .navigating
+                        .as_ref()
+                        .is_some_and(|(_, sent)| *sent >= since)
+            };
             match (busy, quiet_since) {
                 (true, _) => quiet_since = None,
                 (false, None) => quiet_since = Some(Instant::now()),

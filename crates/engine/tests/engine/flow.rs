@@ -338,3 +338,37 @@ async fn an_optional_step_whose_element_is_not_there_is_skipped_without_a_warnin
     session.close().await;
     pool.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_a_click_posts_is_answered_before_the_next_page_is_opened() {
+    // Every page answers after 800 ms: a navigation right after the click would cancel the
+    // form's POST, and the sign-in would never happen.
+    let shop = shop(|c| c.faults.latency_ms = 800).await;
+    let pool = pool();
+    let session = pool.session(options(Vec::new())).await.unwrap();
+    let email = shop.shop.customers()[0].email.clone();
+    let profile = with_steps(&format!(
+        r#"[
+        {{ goto = "/login" }},
+        {{ fill = {{ target = {{ css = "input[name='email']" }}, value = "{email}" }} }},
+        {{ fill = {{ target = {{ css = "input[name='password']" }}, value = "{password}" }} }},
+        {{ click = {{ text = "Sign In", role = "button" }} }},
+        {{ goto = "/profile/details" }},
+        {{ extract = {{ target = {{ css = "input[name='email']" }}, into = "email", attribute = "value" }} }},
+    ]"#,
+        password = cartwright_demo_shop::CUSTOMER_PASSWORD,
+    ));
+    let base = url::Url::parse(&shop.url()).unwrap();
+    let log = Lines::default();
+    let mut flow = Flow::new(&session, &profile, base, json!({}), &log);
+    flow.phase(Phase::ReadProfile)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        flow.var("email").and_then(|v| v.as_str()),
+        Some(email.as_str())
+    );
+    assert_eq!(seen(&shop, "POST /login").await, 1);
+    session.close().await;
+    pool.shutdown().await;
+}

@@ -8,12 +8,15 @@ use cartwright_core::order::OrderState;
 use cartwright_demo_shop::{Confirmation, Faults};
 use std::time::{Duration, Instant};
 
-/// Timeouts of a few seconds, so that the faults below outlast all of them: the page, a step,
-/// the confirmation.
+/// Timeouts of a few seconds and one reload of a failed page, so that the faults below
+/// outlast all of them: the page (and its reload), a step, the confirmation.
 fn short_timeouts(p: String) -> String {
-    p.replace("page_timeout = \"15s\"", "page_timeout = \"4s\"")
-        .replace("step_timeout = \"8s\"", "step_timeout = \"3s\"")
-        .replace("confirm_timeout = \"20s\"", "confirm_timeout = \"4s\"")
+    p.replace(
+        "page_timeout = \"15s\"",
+        "page_timeout = \"4s\"\npage_retries = 1",
+    )
+    .replace("step_timeout = \"8s\"", "step_timeout = \"3s\"")
+    .replace("confirm_timeout = \"20s\"", "confirm_timeout = \"4s\"")
 }
 
 /// One account, a shop whose confirmations behave as `faults` say, timeouts of a few
