@@ -101,7 +101,8 @@ enum Command {
         /// Accounts: positions `1-20`, `7`, `ids:3,9,12` or `tag:NAME`.
         #[arg(long)]
         accounts: String,
-        /// A product (id, SKU or URL), optionally `:QTY`; repeat for more lines.
+        /// A product: `id:N`, `sku:CODE`, or a bare SKU or URL (a SKU wins over an id; a bare
+        /// number that is no SKU is an id), optionally `:QTY`; repeat for more lines.
         #[arg(long = "product", required = true)]
         products: Vec<String>,
         /// Units of each product given without `:QTY`.

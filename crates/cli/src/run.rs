@@ -25,7 +25,8 @@ pub struct RunArgs {
     pub profile: Option<String>,
     /// `1-20`, `7`, `ids:3,9`, `tag:vip`.
     pub accounts: String,
-    /// Products: id, SKU or URL, each optionally `:QTY`.
+    /// Products: `id:N`, `sku:CODE`, or a bare SKU or URL (a bare number that is no SKU is
+    /// an id), each optionally `:QTY`.
     pub products: Vec<String>,
     /// Units of each product given without `:QTY`.
     pub qty: u32,
@@ -117,13 +118,67 @@ pub(crate) async fn pick_storefront(
     }
 }
 
+/// How a `--product` names its product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProductKey {
+    /// `id:N`.
+    Id,
+    /// `sku:CODE`.
+    Sku,
+    /// No prefix: a SKU or URL first, then a number as an id.
+    Any,
+}
+
+/// Splits `--product` into how it names the product, what it names, and its quantity:
+/// `id:N`, `sku:CODE` or a bare SKU, URL or id, each optionally `:QTY` (only a trailing
+/// `:digits` is a quantity, so `https://` and `sku:123` stay whole).
+fn product_arg(given: &str) -> Result<(ProductKey, &str, Option<u32>), RunError> {
+    let (key, rest) = match given.split_once(':') {
+        Some(("id", rest)) => (ProductKey::Id, rest),
+        Some(("sku", rest)) => (ProductKey::Sku, rest),
+        _ => (ProductKey::Any, given),
+    };
+    let (what, qty) = match rest.rsplit_once(':') {
+        Some((what, q)) if !q.is_empty() && q.chars().all(|c| c.is_ascii_digit()) => (
+            what,
+            Some(
+                q.parse()
+                    .map_err(|_| usage(format!("--product {given}: bad quantity")))?,
+            ),
+        ),
+        _ => (rest, None),
+    };
+    if what.is_empty() {
+        return Err(usage(format!("--product {given}: names no product")));
+    }
+    Ok((key, what, qty))
+}
+
 async fn product(
     store: &Store,
     storefront: cartwright_core::ids::StorefrontId,
+    key: ProductKey,
     given: &str,
 ) -> Result<ProductId, RunError> {
-    if let Ok(id) = given.parse::<i64>() {
-        return Ok(ProductId(id));
+    let by_id = |id: i64| async move {
+        match store.product(ProductId(id)).await {
+            Ok(p) if p.storefront_id == storefront => Ok(p.id),
+            Ok(_) | Err(cartwright_store::StoreError::NotFound { .. }) => Err(usage(format!(
+                "--product id:{id}: this storefront has no product with this id"
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    };
+    if key == ProductKey::Id {
+        let id = given
+            .parse::<i64>()
+            .map_err(|_| usage(format!("--product id:{given}: an id is a number")))?;
+        return by_id(id).await;
+    }
+    if key == ProductKey::Any
+        && let Some(p) = store.product_by_url(storefront, given).await?
+    {
+        return Ok(p.id);
     }
     let filter = ProductFilter {
         storefront_id: Some(storefront),
@@ -139,18 +194,21 @@ async fn product(
     let exact: Vec<_> = page
         .items
         .iter()
-        .filter(|p| {
-            p.url.as_str().trim_end_matches('/') == given.trim_end_matches('/')
-                || p.sku.as_ref().is_some_and(|s| s.as_str() == given)
-        })
+        .filter(|p| p.sku.as_ref().is_some_and(|s| s.as_str() == given))
         .collect();
     match exact.as_slice() {
         [one] => Ok(one.id),
-        [] => Err(usage(format!(
-            "--product {given}: no product has this id, SKU or URL"
+        [] if key == ProductKey::Sku => Err(usage(format!(
+            "--product sku:{given}: no product has this SKU"
         ))),
+        [] => match given.parse::<i64>() {
+            Ok(id) => by_id(id).await,
+            Err(_) => Err(usage(format!(
+                "--product {given}: no product has this SKU or URL"
+            ))),
+        },
         _ => Err(usage(format!(
-            "--product {given}: several products match; use the id"
+            "--product {given}: several products match; use id:N"
         ))),
     }
 }
@@ -194,23 +252,15 @@ pub async fn batch_from(store: &Store, args: &RunArgs) -> Result<NewBatch, RunEr
     let accounts = selection(storefront.id, &args.accounts)?;
     if args.products.is_empty() {
         return Err(usage(
-            "--product: give at least one product (id, SKU or URL, optionally :QTY)",
+            "--product: give at least one product (id:N, sku:CODE, a SKU or a URL, optionally :QTY)",
         ));
     }
     let mut lines = Vec::new();
     for given in &args.products {
-        // `URL:3` must not split inside `https://`: only a trailing `:digits` is a quantity.
-        let (what, qty) = match given.rsplit_once(':') {
-            Some((what, q)) if !q.is_empty() && q.chars().all(|c| c.is_ascii_digit()) => (
-                what,
-                q.parse()
-                    .map_err(|_| usage(format!("--product {given}: bad quantity")))?,
-            ),
-            _ => (given.as_str(), args.qty),
-        };
+        let (key, what, qty) = product_arg(given)?;
         lines.push(CartLine {
-            product_id: product(store, storefront.id, what).await?,
-            quantity: qty,
+            product_id: product(store, storefront.id, key, what).await?,
+            quantity: qty.unwrap_or(args.qty),
         });
     }
     let address_id = match args.address.as_str() {
@@ -510,4 +560,102 @@ pub async fn worker(
     engine.shutdown().await;
     store.close().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cartwright_core::catalog::NewProduct;
+    use cartwright_core::storefront::{Currency, NewStorefront};
+    use cartwright_core::values::HttpUrl;
+
+    #[test]
+    fn product_arguments_split_prefix_name_and_quantity() {
+        let key = |s| product_arg(s).map_err(|e| e.to_string());
+        assert_eq!(
+            key("40450002:2"),
+            Ok((ProductKey::Any, "40450002", Some(2)))
+        );
+        assert_eq!(key("sku:123"), Ok((ProductKey::Sku, "123", None)));
+        assert_eq!(key("sku:123:4"), Ok((ProductKey::Sku, "123", Some(4))));
+        assert_eq!(key("id:7"), Ok((ProductKey::Id, "7", None)));
+        assert_eq!(
+            key("https://shop.example/p/kohl:3"),
+            Ok((ProductKey::Any, "https://shop.example/p/kohl", Some(3)))
+        );
+        assert!(key("sku::2").unwrap_err().contains("names no product"));
+    }
+
+    #[tokio::test]
+    async fn a_numeric_sku_wins_over_an_id_and_prefixes_say_which_is_meant() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(
+            &cartwright_store::DbSettings {
+                url: format!("sqlite://{}", dir.path().join("t.db").display()),
+                max_connections: 2,
+            },
+            &cartwright_store::SecretKey::generate(),
+        )
+        .await
+        .unwrap();
+        store.migrate().await.unwrap();
+        let storefront = store
+            .create_storefront(&NewStorefront {
+                slug: Slug::parse("shop").unwrap(),
+                name: Text::parse("Shop").unwrap(),
+                profile: Slug::parse("demo").unwrap(),
+                base_url: HttpUrl::parse("https://shop.example/").unwrap(),
+                currency: Currency::parse("INR").unwrap(),
+            })
+            .await
+            .unwrap()
+            .id;
+        let add = |name: &str, sku: Option<String>| NewProduct {
+            storefront_id: storefront,
+            name: Text::parse(name).unwrap(),
+            url: HttpUrl::parse(&format!("https://shop.example/p/{name}")).unwrap(),
+            sku: sku.map(|s| Text::parse(&s).unwrap()),
+            price: None,
+            brand: None,
+            category: None,
+            in_stock: true,
+            image_url: None,
+        };
+        let first = store.create_product(&add("kohl", None)).await.unwrap().id;
+        // A SKU that reads as the first product's id.
+        let numeric = store
+            .create_product(&add("rose", Some(first.get().to_string())))
+            .await
+            .unwrap()
+            .id;
+        let find = |given: String| {
+            let store = store.clone();
+            async move {
+                let (key, what, _) = product_arg(&given)?;
+                product(&store, storefront, key, what).await
+            }
+        };
+        let n = first.get();
+        assert_eq!(find(n.to_string()).await.unwrap(), numeric, "a SKU wins");
+        assert_eq!(find(format!("id:{n}")).await.unwrap(), first);
+        assert_eq!(find(format!("sku:{n}:2")).await.unwrap(), numeric);
+        assert_eq!(
+            find("https://shop.example/p/kohl".into()).await.unwrap(),
+            first
+        );
+        assert!(
+            find("id:999".into())
+                .await
+                .unwrap_err()
+                .to_string()
+                .contains("no product with this id")
+        );
+        assert!(
+            find("sku:NOPE".into())
+                .await
+                .unwrap_err()
+                .to_string()
+                .contains("no product has this SKU")
+        );
+    }
 }

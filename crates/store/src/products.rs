@@ -98,6 +98,26 @@ impl Store {
         row.try_into()
     }
 
+    /// The storefront's product at `url` (with or without a trailing slash), if any.
+    pub async fn product_by_url(
+        &self,
+        storefront: StorefrontId,
+        url: &str,
+    ) -> Result<Option<Product>, StoreError> {
+        let bare = url.trim_end_matches('/');
+        let mut sql = Sql::new(&format!(
+            "SELECT {PRODUCT_COLUMNS} FROM products WHERE storefront_id = "
+        ));
+        sql.arg(Arg::Int(storefront.get()))
+            .push(" AND (url = ")
+            .arg(Arg::Text(bare.to_owned()))
+            .push(" OR url = ")
+            .arg(Arg::Text(format!("{bare}/")))
+            .push(")");
+        let rows: Vec<ProductRow> = self.db.rows(&sql).await?;
+        rows.into_iter().next().map(Product::try_from).transpose()
+    }
+
     /// A page of products, by name.
     pub async fn products(
         &self,
