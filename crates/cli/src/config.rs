@@ -28,6 +28,8 @@ pub const KEYS: &[&str] = &[
     "chromium_path",
     "profiles_dir",
     "max_runs",
+    "retry_wait",
+    "retry_wait_max",
     "node_id",
     "job_stale_after",
     "public_url",
@@ -121,6 +123,10 @@ pub struct Settings {
     pub profiles_dir: Option<PathBuf>,
     /// Runs an order gets before a transient failure becomes final.
     pub max_runs: u32,
+    /// Wait before an order's second run; doubled for each run after.
+    pub retry_wait: HumanDuration,
+    /// Longest wait between an order's runs.
+    pub retry_wait_max: HumanDuration,
     /// This process's name in the jobs it claims; host name and process id when unset.
     pub node_id: Option<String>,
     /// A job whose worker has not signalled for this long is taken over by another worker
@@ -151,6 +157,8 @@ impl Default for Settings {
             chromium_path: None,
             profiles_dir: None,
             max_runs: 3,
+            retry_wait: HumanDuration(Duration::from_secs(2)),
+            retry_wait_max: HumanDuration(Duration::from_secs(120)),
             node_id: None,
             job_stale_after: HumanDuration(Duration::from_secs(30)),
             public_url: None,
@@ -180,6 +188,8 @@ impl fmt::Debug for Settings {
             .field("chromium_path", &self.chromium_path)
             .field("profiles_dir", &self.profiles_dir)
             .field("max_runs", &self.max_runs)
+            .field("retry_wait", &self.retry_wait)
+            .field("retry_wait_max", &self.retry_wait_max)
             .field("node_id", &self.node_id)
             .field("public_url", &self.public_url)
             .finish_non_exhaustive()
@@ -260,6 +270,16 @@ impl Settings {
         if !(1..=20).contains(&self.max_runs) {
             return bad("max_runs", "must be between 1 and 20".into());
         }
+        let wait = self.retry_wait.0;
+        if wait < Duration::from_millis(100) || wait > Duration::from_secs(3600) {
+            return bad("retry_wait", "must be between 100ms and 1h".into());
+        }
+        if self.retry_wait_max.0 < wait || self.retry_wait_max.0 > Duration::from_secs(86_400) {
+            return bad(
+                "retry_wait_max",
+                "must be at least retry_wait and at most 24h".into(),
+            );
+        }
         let poll = self.market_poll_every.0;
         if poll < Duration::from_secs(1) || poll > Duration::from_secs(86_400) {
             return bad("market_poll_every", "must be between 1s and 24h".into());
@@ -295,6 +315,8 @@ impl Settings {
                 .unwrap_or_else(|| self.data_dir.join("profiles")),
         );
         config.retry.max_runs = self.max_runs;
+        config.retry.base = self.retry_wait.0;
+        config.retry.max = self.retry_wait_max.0;
         config.browser.executable = self.chromium_path.clone();
         config
     }
@@ -398,6 +420,25 @@ mod tests {
             let s = Settings::load(None).map_err(|e| e.0)?;
             assert_eq!(s.listen.to_string(), "127.0.0.1:9100");
             assert_eq!(s.token_ttl.0, Duration::from_secs(7200));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_wait_between_an_orders_runs_is_a_setting() {
+        Jail::expect_with(|jail| {
+            jail.set_env("CARTWRIGHT_RETRY_WAIT", "5s");
+            jail.set_env("CARTWRIGHT_RETRY_WAIT_MAX", "1m");
+            let s = Settings::load(None).map_err(|e| e.0)?;
+            let retry = s.engine().retry;
+            assert_eq!(retry.base, Duration::from_secs(5));
+            assert_eq!(retry.max, Duration::from_secs(60));
+            jail.set_env("CARTWRIGHT_RETRY_WAIT_MAX", "1s");
+            let e = Settings::load(None).unwrap_err().0;
+            assert!(
+                e.contains("retry_wait_max") && e.contains("at least retry_wait"),
+                "{e}"
+            );
             Ok(())
         });
     }
