@@ -73,7 +73,9 @@ async fn answer(commerce: &Arc<Commerce>, batch: Vec<Asked>) {
         let mut each = Vec::with_capacity(orders.len());
         for order in &orders {
             each.push(match deliver_batch(commerce, &[*order]).await {
-                Some(mut one) => one.pop().unwrap_or(Outcome::Done),
+                Some(mut one) => one
+                    .pop()
+                    .unwrap_or_else(|| retry("the delivery gave no outcome")),
                 None => retry("the delivery failed; see the log"),
             });
         }
