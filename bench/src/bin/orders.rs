@@ -122,6 +122,7 @@ fn baseline_profile(demo: &Profile) -> Profile {
                     action: Action::Pause(Duration::from_secs(4)),
                     optional: false,
                     timeout: None,
+                    if_present: None,
                 });
             }
         }
@@ -135,6 +136,7 @@ fn baseline_profile(demo: &Profile) -> Profile {
         action: Action::Pause(d),
         optional: false,
         timeout: None,
+        if_present: None,
     };
     p.phases
         .entry(Phase::AddItem)

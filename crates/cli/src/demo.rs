@@ -441,6 +441,7 @@ pub async fn seed(store: &Store, shop: &RunningShop) -> Result<(), StartError> {
                 name: Text::parse(&p.name).map_err(|m| demo_error("product", m))?,
                 url: HttpUrl::parse(&format!("{}/p/{}", shop.url(), p.slug))
                     .map_err(|m| demo_error("product URL", m))?,
+                variant: None,
                 sku: Some(
                     Text::parse(&format!("DB-{:04}", p.id)).map_err(|m| demo_error("sku", m))?,
                 ),

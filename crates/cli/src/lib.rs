@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod rehearse;
 pub mod rewards;
 pub mod run;
 

@@ -59,6 +59,9 @@ enum Command {
         /// How many customers to create.
         #[arg(long, default_value_t = 60)]
         customers: usize,
+        /// Which pages: `beauty` (profiles/demo.toml) or `threads` (profiles/threads.toml).
+        #[arg(long, default_value = "beauty")]
+        flavour: cartwright_demo_shop::Flavour,
     },
     /// Run jobs (orders, sign-in tests) from the database without serving HTTP: add machines
     /// that share one PostgreSQL.
@@ -91,51 +94,7 @@ enum Command {
     },
     /// Order the same cart from many accounts and follow it to the end. Exits 0 when every
     /// order was placed, 2 when some were not.
-    Run {
-        /// Storefront by slug (default: the only one, or the one using --profile).
-        #[arg(long)]
-        storefront: Option<String>,
-        /// Storefront by the name of its profile.
-        #[arg(long)]
-        profile: Option<String>,
-        /// Accounts: positions `1-20`, `7`, `ids:3,9,12` or `tag:NAME`.
-        #[arg(long)]
-        accounts: String,
-        /// A product: `id:N`, `sku:CODE`, or a bare SKU or URL (a SKU wins over an id; a bare
-        /// number that is no SKU is an id), optionally `:QTY`; repeat for more lines.
-        #[arg(long = "product", required = true)]
-        products: Vec<String>,
-        /// Units of each product given without `:QTY`.
-        #[arg(long, default_value_t = 1)]
-        qty: u32,
-        /// `default` or an address id.
-        #[arg(long, default_value = "default")]
-        address: String,
-        /// Coupon policy: none, first, best or required.
-        #[arg(long, default_value = "none")]
-        coupon: String,
-        /// No order is placed above this total (e.g. 1500 or 1499.50).
-        #[arg(long)]
-        max_total: String,
-        /// Orders per account.
-        #[arg(long, default_value_t = 1)]
-        repetitions: u32,
-        /// `cod` (cash on delivery) or `saved:LABEL` (a method the site keeps for the account).
-        #[arg(long, default_value = "cod")]
-        payment: String,
-        /// Leave what is already in each cart.
-        #[arg(long)]
-        keep_cart: bool,
-        /// Delete each account's saved addresses first.
-        #[arg(long)]
-        clear_addresses: bool,
-        /// Browser runs at once (default: the `workers` setting).
-        #[arg(long)]
-        concurrency: Option<usize>,
-        /// A name for the batch.
-        #[arg(long)]
-        name: Option<String>,
-    },
+    Run(cartwright::run::RunArgs),
     /// Storefront profiles.
     Profile {
         #[command(subcommand)]
@@ -157,6 +116,8 @@ enum Command {
     Config,
 }
 
+// Parsed once per process: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum ProfileCommand {
     /// Check profile files: every problem is listed with its file, line, step and field.
@@ -164,6 +125,16 @@ enum ProfileCommand {
         /// The files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Run an order's phases for the first account of --accounts up to, never including, the
+    /// final click, and write a report: each step with what its selectors matched, how long
+    /// it took and a screenshot. Exits 0 when the order was ready to be placed, 2 otherwise.
+    Rehearse {
+        #[command(flatten)]
+        order: cartwright::run::RunArgs,
+        /// Write the report (report.md and a screenshot per step) here.
+        #[arg(long, default_value = "rehearsal")]
+        out: PathBuf,
     },
 }
 
@@ -298,10 +269,12 @@ async fn main() -> anyhow::Result<()> {
             listen,
             seed,
             customers,
+            flavour,
         } => {
             let config = cartwright_demo_shop::ShopConfig {
                 seed,
                 customers,
+                flavour,
                 ..Default::default()
             };
             let shop = cartwright_demo_shop::start(listen, config)
@@ -320,48 +293,11 @@ async fn main() -> anyhow::Result<()> {
             }
             cartwright::run::worker(&settings, shutdown_signal()).await?;
         }
-        Command::Run {
-            storefront,
-            profile,
-            accounts,
-            products,
-            qty,
-            address,
-            coupon,
-            max_total,
-            repetitions,
-            payment,
-            keep_cart,
-            clear_addresses,
-            concurrency,
-            name,
-        } => {
-            let args = cartwright::run::RunArgs {
-                storefront,
-                profile,
-                accounts,
-                products,
-                qty,
-                address,
-                coupon,
-                max_total,
-                repetitions,
-                payment,
-                keep_cart,
-                clear_addresses,
-                concurrency,
-                name,
-            };
-            match cartwright::run::run(&settings, args).await {
-                Ok(cartwright::run::RunOutcome::AllPlaced) => {}
-                Ok(cartwright::run::RunOutcome::SomeNotPlaced) => std::process::exit(2),
-                Err(cartwright::run::RunError::Usage(m)) => {
-                    eprintln!("error: {m}");
-                    std::process::exit(64);
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        Command::Run(args) => exit_with(
+            cartwright::run::run(&settings, args)
+                .await
+                .map(|o| o == cartwright::run::RunOutcome::AllPlaced),
+        )?,
         Command::Rewards {
             storefront,
             profile,
@@ -378,15 +314,7 @@ async fn main() -> anyhow::Result<()> {
                 rate_limit,
                 csv,
             };
-            match cartwright::rewards::rewards(&settings, args).await {
-                Ok(true) => {}
-                Ok(false) => std::process::exit(2),
-                Err(cartwright::run::RunError::Usage(m)) => {
-                    eprintln!("error: {m}");
-                    std::process::exit(64);
-                }
-                Err(e) => return Err(e.into()),
-            }
+            exit_with(cartwright::rewards::rewards(&settings, args).await)?;
         }
         Command::Stock {
             command:
@@ -437,6 +365,9 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(2);
             }
         }
+        Command::Profile {
+            command: ProfileCommand::Rehearse { order, out },
+        } => exit_with(cartwright::rehearse::rehearse(&settings, order, &out).await)?,
         Command::Profile {
             command: ProfileCommand::Check { files },
         } => {
@@ -523,6 +454,20 @@ fn read_password() -> anyhow::Result<Password> {
         text.trim_end_matches(['\r', '\n']).to_owned()
     };
     Password::parse(&text).map_err(|m| anyhow::anyhow!("password {m}"))
+}
+
+/// A command's end as its exit code: 0 when it did all it was asked, 2 when some of it was
+/// not done, 64 for a wrong argument (named on standard error).
+fn exit_with(result: Result<bool, cartwright::run::RunError>) -> anyhow::Result<()> {
+    match result {
+        Ok(true) => Ok(()),
+        Ok(false) => std::process::exit(2),
+        Err(cartwright::run::RunError::Usage(m)) => {
+            eprintln!("error: {m}");
+            std::process::exit(64);
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn shutdown_signal() {

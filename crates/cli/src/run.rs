@@ -16,37 +16,58 @@ use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What `cartwright run` was asked.
-#[derive(Debug, Clone)]
+/// What `cartwright run` (and `profile rehearse`) was asked.
+#[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
-    /// Storefront slug; the only storefront when absent.
+    /// Storefront by slug (default: the only one, or the one using --profile).
+    #[arg(long)]
     pub storefront: Option<String>,
-    /// Pick the storefront by its profile's name instead.
+    /// Storefront by the name of its profile.
+    #[arg(long)]
     pub profile: Option<String>,
-    /// `1-20`, `7`, `ids:3,9`, `tag:vip`.
+    /// Accounts: positions `1-20`, `7`, `ids:3,9,12` or `tag:NAME`.
+    #[arg(long)]
     pub accounts: String,
-    /// Products: `id:N`, `sku:CODE`, or a bare SKU or URL (a bare number that is no SKU is
-    /// an id), each optionally `:QTY`.
+    /// A product: `id:N`, `sku:CODE`, or a bare SKU or URL (a SKU wins over an id; a bare
+    /// number that is no SKU is an id), optionally `:QTY`; repeat for more lines.
+    #[arg(long = "product", required = true)]
     pub products: Vec<String>,
     /// Units of each product given without `:QTY`.
+    #[arg(long, default_value_t = 1)]
     pub qty: u32,
     /// `default` or an address id.
+    #[arg(long, default_value = "default")]
     pub address: String,
-    /// none, first, best, required.
+    /// Coupon policy: none, first, best or required.
+    #[arg(long, default_value = "none")]
     pub coupon: String,
-    /// The most an order may cost, in the storefront's currency.
+    /// A coupon code to type in (the profile's `[coupons] code` steps); an order whose
+    /// code the storefront refuses is not placed.
+    #[arg(long)]
+    pub coupon_code: Option<String>,
+    /// The shipping method, as the storefront labels it (default: the profile's).
+    #[arg(long)]
+    pub shipping: Option<String>,
+    /// No order is placed above this total (e.g. 1500 or 1499.50).
+    #[arg(long)]
     pub max_total: String,
     /// Orders per account.
+    #[arg(long, default_value_t = 1)]
     pub repetitions: u32,
-    /// `cod` or `saved:LABEL`.
+    /// `cod` (cash on delivery) or `saved:LABEL` (a method the site keeps for the account).
+    #[arg(long, default_value = "cod")]
     pub payment: String,
-    /// Leave what is in the cart.
+    /// Leave what is already in each cart.
+    #[arg(long)]
     pub keep_cart: bool,
-    /// Delete saved addresses first.
+    /// Delete each account's saved addresses first.
+    #[arg(long)]
     pub clear_addresses: bool,
-    /// Browser runs at once.
+    /// Browser runs at once (default: the `workers` setting).
+    #[arg(long)]
     pub concurrency: Option<usize>,
     /// A name for the batch.
+    #[arg(long)]
     pub name: Option<String>,
 }
 
@@ -273,6 +294,15 @@ pub async fn batch_from(store: &Store, args: &RunArgs) -> Result<NewBatch, RunEr
         .coupon
         .parse()
         .map_err(|m: String| usage(format!("--coupon: {m}")))?;
+    let text = |flag: &str, value: &Option<String>| {
+        value
+            .as_deref()
+            .map(Text::parse)
+            .transpose()
+            .map_err(|m| usage(format!("{flag} {m}")))
+    };
+    let coupon_code = text("--coupon-code", &args.coupon_code)?;
+    let shipping = text("--shipping", &args.shipping)?;
     let max_total = Money::parse(&args.max_total).map_err(|m| usage(format!("--max-total {m}")))?;
     let payment = match args.payment.as_str() {
         "cod" | "cash_on_delivery" => Payment::CashOnDelivery,
@@ -301,6 +331,8 @@ pub async fn batch_from(store: &Store, args: &RunArgs) -> Result<NewBatch, RunEr
         address_id,
         payment,
         coupon,
+        coupon_code,
+        shipping,
         max_total,
         clear_cart: !args.keep_cart,
         clear_addresses: args.clear_addresses,
@@ -614,6 +646,7 @@ mod tests {
             storefront_id: storefront,
             name: Text::parse(name).unwrap(),
             url: HttpUrl::parse(&format!("https://shop.example/p/{name}")).unwrap(),
+            variant: None,
             sku: sku.map(|s| Text::parse(&s).unwrap()),
             price: None,
             brand: None,

@@ -106,6 +106,15 @@ pub struct NewBatch {
     /// Coupon policy.
     #[serde(default)]
     pub coupon: CouponPolicy,
+    /// A coupon code to type in (the profile's `[coupons] code` steps, `{{coupon.code}}`):
+    /// the order fails (business) when the storefront refuses it. Only with the policy
+    /// `none` (the default) or `required`.
+    #[serde(default)]
+    pub coupon_code: Option<Text>,
+    /// The shipping method as the storefront labels it (`{{shipping.label}}` in profiles);
+    /// the profile's choice when absent.
+    #[serde(default)]
+    pub shipping: Option<Text>,
     /// No order is placed whose total is above this.
     pub max_total: Money,
     /// Empty the cart before adding the lines.
@@ -275,6 +284,14 @@ impl NewBatch {
             return Err(Invalid::new(
                 "max_total",
                 "must be above 0: it is the most an order may cost",
+            ));
+        }
+        if self.coupon_code.is_some()
+            && matches!(self.coupon, CouponPolicy::First | CouponPolicy::Best)
+        {
+            return Err(Invalid::new(
+                "coupon_code",
+                "names the coupon: the policy must be none or required, not first or best",
             ));
         }
         Ok(())

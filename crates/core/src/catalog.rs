@@ -18,6 +18,10 @@ pub struct NewProduct {
     pub name: Text,
     /// Product page; unique per storefront and on the storefront's site.
     pub url: HttpUrl,
+    /// The variant (a size, a shade) the page offers it in: the same page with another
+    /// variant is another product. Unique with the URL per storefront.
+    #[serde(default)]
+    pub variant: Option<Text>,
     /// Storefront's stock-keeping unit; unique per storefront when given.
     #[serde(default)]
     pub sku: Option<Text>,
@@ -52,6 +56,9 @@ pub struct ProductPatch {
     /// New product page.
     #[serde(default, deserialize_with = "crate::patch::not_null")]
     pub url: Option<HttpUrl>,
+    /// New variant, or `null`.
+    #[schema(value_type = Option<String>)]
+    pub variant: Patch<Text>,
     /// New SKU, or `null`.
     #[schema(value_type = Option<String>)]
     pub sku: Patch<Text>,
@@ -83,6 +90,8 @@ pub struct Product {
     pub name: Text,
     /// Product page.
     pub url: HttpUrl,
+    /// The variant the page offers it in (`{{line.variant}}` in profiles).
+    pub variant: Option<Text>,
     /// Stock-keeping unit.
     pub sku: Option<Text>,
     /// Listed price.

@@ -268,15 +268,9 @@ async fn place_order(
         let mut data = lock(&shop.data);
         // A product that sells out while this shopper was checking out.
         if let Some(slug) = &faults.sell_out_at_checkout {
-            let in_cart = data
-                .product_by_slug(slug)
-                .map(|p| p.id)
-                .is_some_and(|pid| data.cart(id).lines.iter().any(|l| l.product == pid));
-            if in_cart && let Some(p) = data.products.iter_mut().find(|p| &p.slug == slug) {
-                p.stock = 0;
-            }
+            data.sell_out_if_in_cart(id, slug);
         }
-        data.place_order(id, body.address_id, &body.payment, now)
+        data.place_order(id, body.address_id, &body.payment, None, now)
     };
     match placed {
         Ok(_) if faults.confirmation == Confirmation::Lost => error(

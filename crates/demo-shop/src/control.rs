@@ -89,14 +89,18 @@ async fn orders(State(shop): State<Arc<Shop>>, Query(q): Query<AccountQuery>) ->
         .iter()
         .filter_map(|o| {
             let email = data.customer(o.customer)?.email.clone();
-            if q.account.as_deref().is_some_and(|a| !a.eq_ignore_ascii_case(&email)) {
+            if q.account
+                .as_deref()
+                .is_some_and(|a| !a.eq_ignore_ascii_case(&email))
+            {
                 return None;
             }
             Some(json!({
                 "number": o.number,
                 "account": email,
-                "items": o.lines.iter().map(|(p, qty, price)| json!({
-                    "slug": data.product(*p).map(|p| p.slug.clone()), "qty": qty, "unit_price": price,
+                "items": o.lines.iter().map(|l| json!({
+                    "slug": data.product(l.product).map(|p| p.slug.clone()), "qty": l.qty,
+                    "unit_price": l.price, "variant": l.variant,
                 })).collect::<Vec<_>>(),
                 "coupon": o.coupon,
                 "total": o.totals.total,

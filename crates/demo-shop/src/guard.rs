@@ -14,12 +14,12 @@ use std::sync::Arc;
 
 /// Whether a path is a page (HTML) rather than an API call.
 fn is_page(path: &str) -> bool {
-    !path.starts_with("/api/") && !path.starts_with("/ext/")
+    !path.starts_with("/api/") && !path.starts_with("/ext/") && !path.starts_with("/apps/")
 }
 
 /// Whether a path is the order history page.
 fn is_history(path: &str) -> bool {
-    path == "/profile/orders"
+    path == "/profile/orders" || path == crate::threads::HISTORY
 }
 
 /// The storefront middleware.

@@ -18,6 +18,7 @@ pub mod model;
 mod pages;
 pub mod seed;
 pub mod session;
+pub mod threads;
 pub mod traffic;
 
 use axum::Router;
@@ -54,6 +55,31 @@ pub struct ShopConfig {
     pub faults: Faults,
     /// The seller centre.
     pub marketplace: MarketplaceConfig,
+    /// Which storefront pages it serves.
+    pub flavour: Flavour,
+}
+
+/// Which storefront pages a shop serves; the data, sessions, faults and seller centre are
+/// the same.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flavour {
+    /// Demo Beauty: script-driven pages, a bag with drawers (profiles/demo.toml).
+    #[default]
+    Beauty,
+    /// Demo Threads: form posts, sizes, a three-page checkout (profiles/threads.toml).
+    Threads,
+}
+
+impl std::str::FromStr for Flavour {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "beauty" => Ok(Flavour::Beauty),
+            "threads" => Ok(Flavour::Threads),
+            _ => Err(format!("unknown shop flavour {s:?} (beauty or threads)")),
+        }
+    }
 }
 
 impl Default for ShopConfig {
@@ -67,6 +93,7 @@ impl Default for ShopConfig {
             pincode_delay: Duration::from_millis(300),
             faults: Faults::default(),
             marketplace: MarketplaceConfig::default(),
+            flavour: Flavour::Beauty,
         }
     }
 }
@@ -202,6 +229,23 @@ impl Shop {
         &self.classes
     }
 
+    /// The confirmation page's fault, when one is switched on: a 500 saying `words`, or a
+    /// page that never answers. `None` when the page is served.
+    pub(crate) async fn confirmation_fault(&self, words: &str) -> Option<axum::response::Response> {
+        use axum::response::IntoResponse;
+        match self.faults().confirmation {
+            Confirmation::Error => Some(
+                (
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    words.to_owned(),
+                )
+                    .into_response(),
+            ),
+            Confirmation::Hang => std::future::pending().await,
+            Confirmation::Ok | Confirmation::Lost => None,
+        }
+    }
+
     /// The seller centre.
     pub fn market(&self) -> &Arc<marketplace::Market> {
         &self.market
@@ -211,13 +255,14 @@ impl Shop {
 /// The shop's routes: storefront pages, its JSON API, the rewards API, the seller centre,
 /// the Open Platform API and the control endpoints.
 pub fn router(shop: Arc<Shop>) -> Router {
-    let storefront =
-        pages::router()
-            .merge(api::router())
-            .layer(axum::middleware::from_fn_with_state(
-                shop.clone(),
-                guard::storefront,
-            ));
+    let pages = match shop.config.flavour {
+        Flavour::Beauty => pages::router().merge(api::router()),
+        Flavour::Threads => threads::router(),
+    };
+    let storefront = pages.layer(axum::middleware::from_fn_with_state(
+        shop.clone(),
+        guard::storefront,
+    ));
     storefront
         .merge(marketplace::router())
         .merge(control::router())

@@ -46,6 +46,8 @@ pub struct Product {
     pub stock: u32,
     /// Colour of its placeholder picture.
     pub colour: String,
+    /// The sizes it comes in (the Threads flavour's variants), first the default.
+    pub sizes: Vec<String>,
 }
 
 /// A coupon.
@@ -90,6 +92,8 @@ pub struct CartLine {
     pub product: u32,
     /// Units.
     pub qty: u32,
+    /// The size chosen, when the page asks for one.
+    pub variant: Option<String>,
 }
 
 /// A customer's cart.
@@ -133,8 +137,8 @@ pub struct Order {
     pub number: String,
     /// Who placed it.
     pub customer: u32,
-    /// Product, units, unit price.
-    pub lines: Vec<(u32, u32, Paise)>,
+    /// What was bought.
+    pub lines: Vec<OrderLine>,
     /// The cart's totals when it was placed.
     pub totals: Totals,
     /// Coupon applied.
@@ -148,6 +152,51 @@ pub struct Order {
     /// When, on this process's clock: the history may list it only some time after.
     pub placed: std::time::Instant,
 }
+
+/// One line of a placed order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderLine {
+    /// The product.
+    pub product: u32,
+    /// Units.
+    pub qty: u32,
+    /// Unit price.
+    pub price: Paise,
+    /// The size, when one was chosen.
+    pub variant: Option<String>,
+}
+
+/// The checkout of the Threads flavour, page by page: the address the first page saved and
+/// the shipping the second chose.
+#[derive(Debug, Clone, Default)]
+pub struct Checkout {
+    /// The address entered on the information page.
+    pub address_id: Option<u32>,
+    /// The shipping method chosen on the shipping page.
+    pub shipping: Option<Shipping>,
+}
+
+/// A shipping method of the Threads flavour's checkout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shipping {
+    /// Free, 3 to 5 days.
+    Standard,
+    /// Paid, 1 to 2 days.
+    Express,
+}
+
+impl Shipping {
+    /// Its fee.
+    pub fn fee(self) -> Paise {
+        match self {
+            Shipping::Standard => 0,
+            Shipping::Express => EXPRESS_FEE,
+        }
+    }
+}
+
+/// The Threads flavour's express shipping fee.
+pub const EXPRESS_FEE: Paise = 149_00;
 
 /// What a cart adds up to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -212,6 +261,8 @@ pub struct ShopData {
     pub next_address: u32,
     /// Next order sequence number.
     pub next_order: u32,
+    /// Checkouts in progress (the Threads flavour) by customer.
+    pub checkouts: HashMap<u32, Checkout>,
 }
 
 /// Writes `n` with a separator between groups of three digits: `1,299`.
@@ -276,23 +327,67 @@ impl ShopData {
 
     /// Adds one unit of a product.
     pub fn add_to_cart(&mut self, customer: u32, product: u32) -> Result<(), ShopError> {
+        self.add_units(customer, product, None, 1)
+    }
+
+    /// Adds `qty` units of a product in a size (a line per product and size).
+    pub fn add_units(
+        &mut self,
+        customer: u32,
+        product: u32,
+        variant: Option<&str>,
+        qty: u32,
+    ) -> Result<(), ShopError> {
         let p = self.product_mut(product)?;
         if p.stock == 0 {
             return Err(ShopError::OutOfStock(p.name.clone()));
         }
-        let name = p.name.clone();
-        let stock = p.stock;
-        let cart = self.carts.entry(customer).or_default();
-        match cart.lines.iter_mut().find(|l| l.product == product) {
-            Some(line) if line.qty >= MAX_QTY.min(stock) => {
-                return Err(ShopError::Invalid(format!(
-                    "You can buy at most {} of {name}",
-                    MAX_QTY.min(stock)
-                )));
-            }
-            Some(line) => line.qty += 1,
-            None => cart.lines.push(CartLine { product, qty: 1 }),
+        if let Some(v) = variant
+            && !p.sizes.iter().any(|s| s == v)
+        {
+            return Err(ShopError::Invalid(format!("{} has no size {v}", p.name)));
         }
+        if qty == 0 {
+            return Err(ShopError::Invalid("Quantity must be at least 1".into()));
+        }
+        let name = p.name.clone();
+        let limit = MAX_QTY.min(p.stock);
+        let cart = self.carts.entry(customer).or_default();
+        let held: u32 = cart
+            .lines
+            .iter()
+            .filter(|l| l.product == product)
+            .map(|l| l.qty)
+            .sum();
+        if held + qty > limit {
+            return Err(ShopError::Invalid(format!(
+                "You can buy at most {limit} of {name}"
+            )));
+        }
+        let variant = variant.map(str::to_owned);
+        match cart
+            .lines
+            .iter_mut()
+            .find(|l| l.product == product && l.variant == variant)
+        {
+            Some(line) => line.qty += qty,
+            None => cart.lines.push(CartLine {
+                product,
+                qty,
+                variant,
+            }),
+        }
+        self.drop_stale_coupon(customer);
+        Ok(())
+    }
+
+    /// Removes the cart's `index`-th line (from 1), as a cart page's "Remove" link does.
+    pub fn remove_at(&mut self, customer: u32, index: usize) -> Result<(), ShopError> {
+        let cart = self.carts.entry(customer).or_default();
+        if index == 0 || index > cart.lines.len() {
+            return Err(ShopError::NotFound("cart line"));
+        }
+        cart.lines.remove(index - 1);
         self.drop_stale_coupon(customer);
         Ok(())
     }
@@ -381,6 +476,12 @@ impl ShopData {
 
     /// What the customer's cart adds up to.
     pub fn totals(&self, customer: u32) -> Totals {
+        self.totals_shipped(customer, None)
+    }
+
+    /// What the cart adds up to with a chosen shipping method (the shop's own fee rule
+    /// when none).
+    pub fn totals_shipped(&self, customer: u32, shipping: Option<Shipping>) -> Totals {
         let cart = self.cart(customer);
         let mut t = Totals::default();
         for line in &cart.lines {
@@ -398,10 +499,11 @@ impl ShopData {
             .and_then(|c| c.discount(subtotal))
             .unwrap_or(0);
         let after_coupon = subtotal - t.coupon_discount;
-        t.shipping = if t.units == 0 || after_coupon >= FREE_SHIPPING_FROM {
-            0
-        } else {
-            SHIPPING_FEE
+        t.shipping = match shipping {
+            _ if t.units == 0 => 0,
+            Some(method) => method.fee(),
+            None if after_coupon >= FREE_SHIPPING_FROM => 0,
+            None => SHIPPING_FEE,
         };
         t.total = after_coupon + t.shipping;
         t
@@ -464,6 +566,7 @@ impl ShopData {
         customer: u32,
         address_id: u32,
         payment: &str,
+        shipping: Option<Shipping>,
         now: i64,
     ) -> Result<Order, ShopError> {
         if payment != "cod" {
@@ -487,12 +590,17 @@ impl ShopData {
                 return Err(ShopError::OutOfStock(p.name.clone()));
             }
         }
-        let totals = self.totals(customer);
+        let totals = self.totals_shipped(customer, shipping);
         let mut lines = Vec::with_capacity(cart.lines.len());
         for line in &cart.lines {
             let p = self.product_mut(line.product)?;
             p.stock -= line.qty;
-            lines.push((line.product, line.qty, p.price));
+            lines.push(OrderLine {
+                product: line.product,
+                qty: line.qty,
+                price: p.price,
+                variant: line.variant.clone(),
+            });
         }
         self.next_order += 1;
         let date = time::OffsetDateTime::from_unix_timestamp(now)
@@ -517,7 +625,20 @@ impl ShopData {
         };
         self.orders.push(order.clone());
         self.carts.remove(&customer);
+        self.checkouts.remove(&customer);
         Ok(order)
+    }
+
+    /// Sells `slug` out when it is in the customer's cart: a product that sells out while this
+    /// shopper was checking out (the `sell_out_at_checkout` fault).
+    pub fn sell_out_if_in_cart(&mut self, customer: u32, slug: &str) {
+        let in_cart = self
+            .product_by_slug(slug)
+            .map(|p| p.id)
+            .is_some_and(|pid| self.cart(customer).lines.iter().any(|l| l.product == pid));
+        if in_cart && let Some(p) = self.products.iter_mut().find(|p| p.slug == slug) {
+            p.stock = 0;
+        }
     }
 
     /// The customer's orders, newest first, as the history lists them: an order appears
@@ -582,6 +703,7 @@ mod tests {
                 price,
                 stock,
                 colour: "#000".into(),
+                sizes: vec!["Regular".into(), "Mini".into()],
             });
         }
         s.coupons.push(Coupon {
@@ -652,7 +774,14 @@ mod tests {
         );
         s.change_qty(1, 1, -1).unwrap();
         s.change_qty(1, 1, -1).unwrap();
-        assert_eq!(s.cart(1).lines, [CartLine { product: 2, qty: 1 }]);
+        assert_eq!(
+            s.cart(1).lines,
+            [CartLine {
+                product: 2,
+                qty: 1,
+                variant: None
+            }]
+        );
         s.remove_line(1, 2).unwrap();
         assert_eq!(s.totals(1), Totals::default());
     }
@@ -666,12 +795,12 @@ mod tests {
             ("Bengaluru", "Karnataka")
         );
         assert!(matches!(
-            s.place_order(1, a.id, "cod", 0),
+            s.place_order(1, a.id, "cod", None, 0),
             Err(ShopError::EmptyCart)
         ));
         s.add_to_cart(1, 2).unwrap();
-        assert!(s.place_order(1, a.id, "card", 0).is_err());
-        let order = s.place_order(1, a.id, "cod", 1_795_300_000).unwrap();
+        assert!(s.place_order(1, a.id, "card", None, 0).is_err());
+        let order = s.place_order(1, a.id, "cod", None, 1_795_300_000).unwrap();
         assert_eq!(order.number, "DS26112100001");
         assert_eq!(s.product(2).unwrap().stock, 0);
         assert!(s.cart(1).lines.is_empty());

@@ -2,7 +2,7 @@
 
 use crate::model::{Address, Customer, Order, Paise, Product, ShopData, Totals, rupees};
 use crate::session::{COOKIE, Visit};
-use crate::{Classes, Confirmation, Shop, lock};
+use crate::{Classes, Shop, lock};
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -481,16 +481,11 @@ async fn confirmation(
     Extension(visit): Extension<Visit>,
     Path(number): Path<String>,
 ) -> Response {
-    match shop.faults().confirmation {
-        Confirmation::Error => {
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong. Please check My Orders.",
-            )
-                .into_response();
-        }
-        Confirmation::Hang => std::future::pending::<()>().await,
-        Confirmation::Ok | Confirmation::Lost => {}
+    if let Some(r) = shop
+        .confirmation_fault("Something went wrong. Please check My Orders.")
+        .await
+    {
+        return r;
     }
     let data = lock(&shop.data);
     let Visit::Customer { customer, .. } = visit else {
@@ -532,7 +527,7 @@ impl From<&Order> for OrderView {
         Self {
             number: o.number.clone(),
             date: format!("{} {} {}", date.day(), date.month(), date.year()),
-            items: o.lines.iter().map(|l| l.1).sum(),
+            items: o.lines.iter().map(|l| l.qty).sum(),
             total: rupees(o.totals.total),
         }
     }

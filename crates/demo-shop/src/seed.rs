@@ -47,6 +47,9 @@ const COLOURS: &[&str] = &[
     "#e11d48", "#f97316", "#a855f7", "#0ea5e9", "#10b981", "#eab308", "#ec4899", "#64748b",
 ];
 
+/// The sizes every product comes in on the Threads flavour's pages.
+pub const SIZES: [&str; 3] = ["Regular", "Mini", "Large"];
+
 /// The seeded shop data: `customers` customers, 24 products (two out of stock), five coupons.
 pub fn shop(seed: u64, customers: usize) -> ShopData {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -94,6 +97,7 @@ pub fn shop(seed: u64, customers: usize) -> ShopData {
                 rng.random_range(200..1_000)
             },
             colour: COLOURS[i % COLOURS.len()].into(),
+            sizes: SIZES.iter().map(|s| (*s).into()).collect(),
         });
     }
     data.coupons = vec![

@@ -67,6 +67,49 @@ impl Engine {
         spec: &NewBatch,
         created_by: Option<OperatorId>,
     ) -> Result<Batch, BatchError> {
+        let (accounts, skipped) = self.check_batch(spec).await?;
+        Ok(self
+            .store
+            .create_batch(spec, &accounts, &skipped, created_by)
+            .await?)
+    }
+
+    /// Rehearses a batch's order for the first account its selection can run, checked as a
+    /// submitted batch is: every phase up to, never including, the final click.
+    pub async fn rehearse_batch(
+        self: &std::sync::Arc<Self>,
+        spec: &NewBatch,
+    ) -> Result<crate::order::RehearsalReport, BatchError> {
+        let (accounts, skipped) = self.check_batch(spec).await?;
+        let Some(account) = accounts.first() else {
+            let why = skipped
+                .first()
+                .map_or_else(String::new, |(id, why)| format!(": account {id} {why}"));
+            return Err(
+                Invalid::new("accounts", format!("no selected account can run{why}")).into(),
+            );
+        };
+        Ok(self
+            .rehearse(&crate::order::Rehearsal {
+                storefront: spec.accounts.storefront_id,
+                account: *account,
+                spec: spec.clone(),
+            })
+            .await)
+    }
+
+    /// Checks a batch before anything is written: the accounts that will run, and those
+    /// skipped with why.
+    async fn check_batch(
+        &self,
+        spec: &NewBatch,
+    ) -> Result<
+        (
+            Vec<cartwright_core::ids::AccountId>,
+            Vec<(cartwright_core::ids::AccountId, String)>,
+        ),
+        BatchError,
+    > {
         spec.check()?;
         let selection = spec
             .accounts
@@ -126,10 +169,7 @@ impl Engine {
             .iter()
             .map(|s| (s.account.id, s.reason.clone()))
             .collect();
-        Ok(self
-            .store
-            .create_batch(spec, &accounts, &skipped, created_by)
-            .await?)
+        Ok((accounts, skipped))
     }
 
     /// Stops a batch: waiting orders are cancelled; running ones stop after their current

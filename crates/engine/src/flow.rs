@@ -124,6 +124,12 @@ fn net_error(e: NetworkError) -> StepError {
     }
 }
 
+/// Why a page did not load.
+enum Loaded {
+    Stopped,
+    Failed(NetworkError),
+}
+
 /// Runs a profile's phases in one session.
 pub struct Flow<'a> {
     session: &'a Session,
@@ -144,6 +150,55 @@ pub struct Flow<'a> {
     /// The amounts `extract` steps with `number = true` read, exact (their variables hold
     /// them as JSON numbers, for templates).
     amounts: std::collections::BTreeMap<String, Money>,
+    /// Where each step's record goes when the flow is rehearsed.
+    recorder: Option<&'a std::sync::Mutex<Vec<StepRecord>>>,
+}
+
+/// One step as a rehearsal saw it: what it did, how long it took, how it ended, what each of
+/// its selector's alternatives matched, and the page after it.
+#[derive(Debug, Clone)]
+pub struct StepRecord {
+    /// The phase (or section) it ran in.
+    pub phase: Option<Phase>,
+    /// Its number in the phase (`3`, `2.1.1` inside a repeat).
+    pub label: String,
+    /// What it does, in profile words.
+    pub what: String,
+    /// How long it took.
+    pub took: Duration,
+    /// What it noted, or why it failed.
+    pub outcome: Result<Option<String>, String>,
+    /// It may fail: the flow went on.
+    pub optional: bool,
+    /// Each alternative of its selector, in order, with what it matched.
+    pub matches: Vec<AlternativeMatch>,
+    /// The page after the step (PNG), when it could be taken.
+    pub screenshot: Option<Vec<u8>>,
+    /// The page's URL after the step.
+    pub url: String,
+}
+
+impl StepRecord {
+    /// Whether the first alternative that matched is not its selector's first.
+    pub fn fell_back(&self) -> bool {
+        self.matches
+            .iter()
+            .find(|m| m.count > 0)
+            .is_some_and(|m| m.alternative > 0)
+    }
+}
+
+/// What one alternative of a selector matched.
+#[derive(Debug, Clone)]
+pub struct AlternativeMatch {
+    /// The alternative, as the profile wrote it.
+    pub selector: String,
+    /// Its place among its selector's alternatives (0: the first).
+    pub alternative: usize,
+    /// How many visible elements it matched.
+    pub count: usize,
+    /// The first match's HTML, shortened.
+    pub excerpt: Option<String>,
 }
 
 impl<'a> Flow<'a> {
@@ -175,7 +230,54 @@ impl<'a> Flow<'a> {
             fresh: std::sync::Mutex::new(None),
             clicking: false,
             amounts: std::collections::BTreeMap::new(),
+            recorder: None,
         }
+    }
+
+    /// Records every step from now on (a rehearsal): its selector's matches, a screenshot.
+    pub fn record_into(&mut self, recorder: &'a std::sync::Mutex<Vec<StepRecord>>) {
+        self.recorder = Some(recorder);
+    }
+
+    /// What each alternative of the step's selector matches now.
+    async fn probe(&self, step: &Step) -> Vec<AlternativeMatch> {
+        let want = if matches!(step.action, Action::Extract(_)) {
+            "any"
+        } else {
+            "visible"
+        };
+        let targets: Vec<&Target> = match &step.action {
+            Action::Click(t) => vec![t],
+            Action::Fill { target, .. } | Action::Select { target, .. } => vec![target],
+            Action::Extract(e) => vec![&e.target],
+            Action::WaitFor(c) | Action::Assert { condition: c, .. } => match c {
+                Condition::Present(t) | Condition::Absent(t) | Condition::Filled(t) => vec![t],
+                Condition::Any(ts) => ts.iter().collect(),
+                Condition::Text(_) | Condition::Url(_) => vec![],
+            },
+            Action::Repeat {
+                rounds: Rounds::WhilePresent(t),
+                ..
+            } => vec![t],
+            _ => vec![],
+        };
+        let mut out = Vec::new();
+        for target in targets {
+            for (i, alternative) in target.alternatives.iter().enumerate() {
+                let Ok(selector) = self.selector(alternative) else {
+                    continue;
+                };
+                let spec = json!({ "alternatives": [selector], "want": want, "read": "html", "all": false, "mark": false, "index": 0 });
+                let found = self.session.find(&spec).await.unwrap_or_default();
+                out.push(AlternativeMatch {
+                    alternative: i,
+                    selector: crate::profile::describe_selector(alternative),
+                    count: found.count,
+                    excerpt: found.values.into_iter().next(),
+                });
+            }
+        }
+        out
     }
 
     /// The amount an `extract` step with `number = true` read into `name`, exact to the
@@ -264,15 +366,96 @@ impl<'a> Flow<'a> {
                 retry_after: None,
             }));
         }
-        for (i, step) in steps.iter().enumerate() {
+        // Where the steps go on from when the site fails under them: the first step run on
+        // the page that was last loaded with success, and that page. Never in the final
+        // click's phases: what it sent may have been taken.
+        let redo = !matches!(phase, Some(Phase::Place | Phase::Confirm));
+        let mut page_start = 0;
+        let mut page_url = self.session.good_page();
+        let mut redone = 0;
+        // A page reached again after a form it accepted is progress, and starts a budget of
+        // its own; all of them together are bounded.
+        let mut redos_left = (steps.len() as u32 + 1) * self.profile.site.page_retries;
+        let mut i = 0;
+        while let Some(step) = steps.get(i) {
             let label = format!("{prefix}{}", i + 1);
-            let what = describe(&step.action);
+            let what = self.describe(&step.action);
             if self.stop.is_some_and(|stop| stop()) {
                 return Err(FlowError::Stopped);
             }
+            if let Some(target) = &step.if_present {
+                let spec = self
+                    .spec(target, "visible", None, false, false, 0)
+                    .map_err(|e| self.unplaced(phase, &label, step, &what, e))?;
+                let here = self
+                    .session
+                    .find(&spec)
+                    .await
+                    .map_err(|e| self.unplaced(phase, &label, step, &what, e.into()))?;
+                if here.count == 0 {
+                    self.log.log(
+                        phase,
+                        Some(&label),
+                        Level::Debug,
+                        &format!(
+                            "{what}: skipped, {} is not on the page",
+                            describe_target(target)
+                        ),
+                    );
+                    i += 1;
+                    continue;
+                }
+            }
             let started = Instant::now();
-            match Box::pin(self.step(phase, step, &label)).await {
+            let pages_before = self.session.page_load().map(|p| p.seq);
+            // A rehearsal looks at what a step acts on before it acts, and at what it waits
+            // for or reads after.
+            let acts = matches!(
+                step.action,
+                Action::Click(_) | Action::Fill { .. } | Action::Select { .. }
+            );
+            let before = match self.recorder {
+                Some(_) if acts => Some(self.probe(step).await),
+                _ => None,
+            };
+            let result = Box::pin(self.step(phase, step, &label)).await;
+            if let Some(recorder) = self.recorder {
+                let matches = match before {
+                    Some(m) => m,
+                    None => self.probe(step).await,
+                };
+                let outcome = match &result {
+                    Ok(note) => Ok(note.clone()),
+                    Err(StepError::Class(_, m, _) | StepError::NotFound(m)) => Err(m.clone()),
+                    Err(StepError::Stopped) => Err("stopped".into()),
+                };
+                let record = StepRecord {
+                    phase,
+                    label: label.clone(),
+                    what: what.clone(),
+                    took: started.elapsed(),
+                    outcome,
+                    optional: step.optional,
+                    matches,
+                    screenshot: self.session.screenshot().await.ok(),
+                    url: self.session.url().await,
+                };
+                recorder
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(record);
+            }
+            match result {
                 Ok(note) => {
+                    i += 1;
+                    if let Some(load) = self.session.page_load()
+                        && Some(load.seq) != pages_before
+                        && load.status < 400
+                    {
+                        page_start = i;
+                        page_url = Some(load.url);
+                        redone = 0;
+                    }
                     let ms = started.elapsed().as_millis();
                     let message = match note {
                         Some(note) => format!("{what}: {note} ({ms} ms)"),
@@ -287,6 +470,26 @@ impl<'a> Flow<'a> {
                         StepError::Class(class, message, after) => (class, message, after),
                         StepError::NotFound(message) => self.explain(message).await,
                     };
+                    // A `goto` has already loaded its page again in place.
+                    if redo
+                        && class == ErrorClass::Transient
+                        && !matches!(step.action, Action::Goto(_))
+                        && redos_left > 0
+                        && let Some(resume) = self
+                            .redo(phase, &label, &message, retry_after, &mut redone, &page_url)
+                            .await?
+                    {
+                        redos_left -= 1;
+                        if resume {
+                            // The page the accepted form led to: its steps start here.
+                            page_start = i;
+                            page_url = self.session.good_page();
+                            redone = 0;
+                        } else {
+                            i = page_start;
+                        }
+                        continue;
+                    }
                     if step.optional {
                         // An optional element that is not there is the design (a drawer
                         // already closed); anything else that stopped the step is worth a look.
@@ -301,6 +504,7 @@ impl<'a> Flow<'a> {
                             level,
                             &format!("{what}: skipped (optional): {message}"),
                         );
+                        i += 1;
                         continue;
                     }
                     self.log.log(
@@ -320,6 +524,118 @@ impl<'a> Flow<'a> {
             }
         }
         Ok(())
+    }
+
+    /// What a step does, with the batch's values where they say more than the template: the
+    /// URL opened, the number of rounds, the option chosen, the text looked for. What is typed
+    /// stays a template (addresses and phones stay out of logs).
+    fn describe(&self, action: &Action) -> String {
+        let value = |t: &crate::profile::Template| self.render(t).unwrap_or_else(|_| t.to_string());
+        let target = |t: &Target| match (&t.name, t.alternatives.first()) {
+            (None, Some(Selector::Text { text, .. })) => format!("\"{}\"", value(text)),
+            (None, Some(Selector::Aria { label, .. })) => format!("[aria \"{}\"]", value(label)),
+            _ => describe_target(t),
+        };
+        match action {
+            Action::Goto(t) => format!("goto {}", value(t)),
+            Action::Click(t) => format!("click {}", target(t)),
+            Action::Select {
+                target: t,
+                value: v,
+            } => {
+                format!("select {} in {}", value(v), target(t))
+            }
+            Action::Repeat {
+                rounds: Rounds::Times(t),
+                ..
+            } => format!("repeat {} times", value(t)),
+            Action::WaitFor(Condition::Text(t)) => format!("wait for text \"{}\"", value(t)),
+            Action::WaitFor(Condition::Url(t)) => format!("wait for URL containing {}", value(t)),
+            other => describe(other),
+        }
+    }
+
+    /// A failure of a step before it ran (its `if_present` could not be looked at).
+    fn unplaced(
+        &self,
+        phase: Option<Phase>,
+        label: &str,
+        step: &Step,
+        what: &str,
+        e: StepError,
+    ) -> FlowError {
+        let (class, message, retry_after) = match e {
+            StepError::Stopped => return FlowError::Stopped,
+            StepError::Class(class, message, after) => (class, message, after),
+            StepError::NotFound(message) => (ErrorClass::Profile, message, None),
+        };
+        FlowError::Failed(Failure {
+            class,
+            phase,
+            step: Some(format!("{label} ({what}, line {})", step.line)),
+            message,
+            retry_after,
+        })
+    }
+
+    /// The site failed under a step (a 5xx, a 429, a page that did not load): the page is
+    /// loaded again and the steps go on. When the failed page was a GET (after a form that
+    /// redirected, the page it led to), that page is loaded and the failed step runs again:
+    /// `Some(true)`. Otherwise the page the steps were on is loaded and what was done on it
+    /// is done again: `Some(false)`. `None` when there is no page to go back to.
+    async fn redo(
+        &self,
+        phase: Option<Phase>,
+        label: &str,
+        why: &str,
+        retry_after: Option<Duration>,
+        redone: &mut u32,
+        page_url: &Option<String>,
+    ) -> Result<Option<bool>, FlowError> {
+        let (url, resume) = match self.session.page_load() {
+            Some(load) if load.status >= 400 && load.get => (load.url, true),
+            _ => match page_url {
+                Some(url) => (url.clone(), false),
+                None => return Ok(None),
+            },
+        };
+        let retries = self.profile.site.page_retries;
+        if *redone >= retries {
+            return Ok(None);
+        }
+        *redone += 1;
+        let round = *redone;
+        let from = if resume {
+            "this step"
+        } else {
+            "the page's first step"
+        };
+        let wait = retry_after.unwrap_or(Duration::from_millis(500 << (round - 1).min(4)));
+        self.log.log(
+            phase,
+            Some(label),
+            Level::Info,
+            &format!(
+                "{why}; loading {url} again in {wait:?} and going on from {from} ({round} of {retries})"
+            ),
+        );
+        sleep(wait).await;
+        if self.stop.is_some_and(|stop| stop()) {
+            return Err(FlowError::Stopped);
+        }
+        *self.last_action.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        match self
+            .load(&url, self.profile.site.page_timeout, phase, label)
+            .await
+        {
+            Ok(_) => {
+                self.set_fresh(Some(url));
+                Ok(Some(resume))
+            }
+            Err(Loaded::Stopped) => Err(FlowError::Stopped),
+            // The page the steps go back to does not load: the failure stands.
+            Err(Loaded::Failed(_)) => Ok(None),
+        }
     }
 
     /// Nothing matched: the page may say why (out of stock, signed out); otherwise the
@@ -392,36 +708,13 @@ impl<'a> Flow<'a> {
                     ));
                 }
                 let limit = step.timeout.unwrap_or(self.profile.site.page_timeout);
-                let retries = self.profile.site.page_retries;
-                let mut tried = 0;
-                loop {
-                    match self.session.goto(url.as_str(), limit).await {
-                        Ok(()) => break,
-                        Err(e) if tried < retries && e.worth_loading_again() => {
-                            tried += 1;
-                            let wait = match &e {
-                                NetworkError::TooMany { wait, .. } => *wait,
-                                _ => Duration::from_millis(500 << (tried - 1).min(4)),
-                            };
-                            self.log.log(
-                                phase,
-                                Some(label),
-                                Level::Info,
-                                &format!(
-                                    "{e}; loading it again in {wait:?} ({tried} of {retries})"
-                                ),
-                            );
-                            sleep(wait).await;
-                            if self.stop.is_some_and(|stop| stop()) {
-                                return Err(StepError::Stopped);
-                            }
-                            // Only what the next load answers counts.
-                            *self.last_action.lock().unwrap_or_else(|p| p.into_inner()) =
-                                Instant::now();
-                        }
-                        Err(e) => return Err(net_error(e)),
-                    }
-                }
+                let tried =
+                    self.load(url.as_str(), limit, phase, label)
+                        .await
+                        .map_err(|e| match e {
+                            Loaded::Stopped => StepError::Stopped,
+                            Loaded::Failed(e) => net_error(e),
+                        })?;
                 self.set_fresh(Some(url.into()));
                 Ok(if tried > 0 {
                     Some(format!("loaded after {tried} more tries"))
@@ -512,6 +805,44 @@ impl<'a> Flow<'a> {
         }
     }
 
+    /// Opens `url`, loading it again in place (with backoff) while it answers 5xx, 408 or
+    /// 429 or does not load, up to the site's `page_retries`; how many more loads it took.
+    async fn load(
+        &self,
+        url: &str,
+        limit: Duration,
+        phase: Option<Phase>,
+        label: &str,
+    ) -> Result<u32, Loaded> {
+        let retries = self.profile.site.page_retries;
+        let mut tried = 0;
+        loop {
+            match self.session.goto(url, limit).await {
+                Ok(()) => return Ok(tried),
+                Err(e) if tried < retries && e.worth_loading_again() => {
+                    tried += 1;
+                    let wait = match &e {
+                        NetworkError::TooMany { wait, .. } => *wait,
+                        _ => Duration::from_millis(500 << (tried - 1).min(4)),
+                    };
+                    self.log.log(
+                        phase,
+                        Some(label),
+                        Level::Info,
+                        &format!("{e}; loading it again in {wait:?} ({tried} of {retries})"),
+                    );
+                    sleep(wait).await;
+                    if self.stop.is_some_and(|stop| stop()) {
+                        return Err(Loaded::Stopped);
+                    }
+                    // Only what the next load answers counts.
+                    *self.last_action.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+                }
+                Err(e) => return Err(Loaded::Failed(e)),
+            }
+        }
+    }
+
     fn set_fresh(&self, url: Option<String>) {
         *self.fresh.lock().unwrap_or_else(|p| p.into_inner()) = url;
     }
@@ -563,6 +894,21 @@ impl<'a> Flow<'a> {
                 loop {
                     let count = self.session.find(&spec).await?.count;
                     if count == 0 {
+                        // Gone from an error page proves nothing.
+                        if let Some(load) = self.session.page_load()
+                            && load.status >= 400
+                        {
+                            return Err(StepError::Class(
+                                ErrorClass::Transient,
+                                format!(
+                                    "{} answered {}: that {} is not on it proves nothing",
+                                    load.url,
+                                    load.status,
+                                    describe_target(target)
+                                ),
+                                None,
+                            ));
+                        }
                         return Ok(Some(format!("{rounds} rounds")));
                     }
                     if rounds >= max {

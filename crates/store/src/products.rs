@@ -25,6 +25,7 @@ pub(crate) struct ProductRow {
     storefront_id: i64,
     name: String,
     url: String,
+    variant: String,
     sku: Option<String>,
     price_minor: Option<i64>,
     brand: Option<String>,
@@ -35,7 +36,7 @@ pub(crate) struct ProductRow {
     updated_at: Ts,
 }
 
-pub(crate) const PRODUCT_COLUMNS: &str = "id, storefront_id, name, url, sku, price_minor, brand, category, \
+pub(crate) const PRODUCT_COLUMNS: &str = "id, storefront_id, name, url, variant, sku, price_minor, brand, category, \
     in_stock, image_url, created_at, updated_at";
 
 impl TryFrom<ProductRow> for Product {
@@ -46,6 +47,11 @@ impl TryFrom<ProductRow> for Product {
             storefront_id: StorefrontId(r.storefront_id),
             name: stored("products.name", Text::parse(&r.name))?,
             url: stored("products.url", HttpUrl::parse(&r.url))?,
+            variant: stored_opt(
+                "products.variant",
+                Some(r.variant).filter(|v| !v.is_empty()),
+                Text::parse,
+            )?,
             sku: stored_opt("products.sku", r.sku, Text::parse)?,
             price: r
                 .price_minor
@@ -68,8 +74,8 @@ impl Store {
         let row: ProductRow = write!(&mut tx, |c| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO products (storefront_id, name, url, sku, price_minor, brand, category, \
-                 in_stock, image_url, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING {PRODUCT_COLUMNS}"
+                 in_stock, image_url, created_at, updated_at, variant) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11) RETURNING {PRODUCT_COLUMNS}"
             )))
             .bind(new.storefront_id.get())
             .bind(new.name.as_str())
@@ -81,6 +87,7 @@ impl Store {
             .bind(new.in_stock)
             .bind(new.image_url.as_ref().map(HttpUrl::as_str))
             .bind(Ts::now())
+            .bind(new.variant.as_ref().map_or("", Text::as_str))
             .fetch_one(c)
             .await
         })
@@ -183,7 +190,7 @@ impl Store {
             write!(&mut tx, |c| {
                 sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "UPDATE products SET name = $2, url = $3, sku = $4, price_minor = $5, brand = $6, \
-                 category = $7, in_stock = $8, image_url = $9, updated_at = $10 \
+                 category = $7, in_stock = $8, image_url = $9, updated_at = $10, variant = $11 \
                  WHERE id = $1 RETURNING {PRODUCT_COLUMNS}"
             )))
             .bind(id.get())
@@ -196,6 +203,7 @@ impl Store {
             .bind(patch.in_stock.unwrap_or(current.in_stock))
             .bind(patch.image_url.clone().apply(current.image_url).as_ref().map(HttpUrl::as_str))
             .bind(Ts::now())
+            .bind(patch.variant.clone().apply(current.variant).as_ref().map_or("", Text::as_str))
             .fetch_one(c)
             .await
             })

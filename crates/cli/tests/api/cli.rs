@@ -5,6 +5,13 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// Runs a command off the async runtime; its output.
+async fn output(mut cmd: Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
 fn cartwright(dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cartwright"));
     cmd.current_dir(dir)
@@ -170,20 +177,16 @@ async fn rewards_and_run_commands_do_their_work_and_say_so() {
     };
 
     let csv = dir.path().join("points.csv");
-    let out = tokio::task::spawn_blocking({
-        let mut cmd = command(&[
-            "rewards",
-            "--profile",
-            "demo",
-            "--accounts",
-            "1-5",
-            "--csv",
-            csv.to_str().unwrap(),
-        ]);
-        move || cmd.output().unwrap()
-    })
-    .await
-    .unwrap();
+    let out = output(command(&[
+        "rewards",
+        "--profile",
+        "demo",
+        "--accounts",
+        "1-5",
+        "--csv",
+        csv.to_str().unwrap(),
+    ]))
+    .await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -197,31 +200,22 @@ async fn rewards_and_run_commands_do_their_work_and_say_so() {
     let written = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(written.lines().count(), 6, "{written}");
 
-    let bad = tokio::task::spawn_blocking({
-        let mut cmd = command(&["rewards", "--accounts", "9999-10000"]);
-        move || cmd.output().unwrap()
-    })
-    .await
-    .unwrap();
+    let bad = output(command(&["rewards", "--accounts", "9999-10000"])).await;
     assert_eq!(bad.status.code(), Some(64), "a usage error");
     assert!(String::from_utf8_lossy(&bad.stderr).contains("accounts"));
 
-    let out = tokio::task::spawn_blocking({
-        let mut cmd = command(&[
-            "run",
-            "--accounts",
-            "1-2",
-            "--product",
-            &sku,
-            "--max-total",
-            "5000",
-            "--concurrency",
-            "2",
-        ]);
-        move || cmd.output().unwrap()
-    })
-    .await
-    .unwrap();
+    let out = output(command(&[
+        "run",
+        "--accounts",
+        "1-2",
+        "--product",
+        &sku,
+        "--max-total",
+        "5000",
+        "--concurrency",
+        "2",
+    ]))
+    .await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -230,6 +224,84 @@ async fn rewards_and_run_commands_do_their_work_and_say_so() {
     );
     assert!(stdout.contains("2 placed, 0 failed"), "{stdout}");
     assert_eq!(s.shop.shop.orders().len(), 2);
+}
+
+/// `profile rehearse` runs an order's phases in Chromium up to the final click and writes
+/// what each step matched; the shop's own order list proves nothing was placed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rehearsal_stops_before_the_final_click_and_reports_every_step() {
+    let s = crate::helpers::ShopApp::spawn(|_| {}).await;
+    let app = &s.app;
+    let sku = app.get("/api/v1/products?in_stock=true", &app.admin).await;
+    let sku = sku.ok(200)["items"][0]["sku"].as_str().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("report");
+    let rehearse = |max_total: &str| {
+        let mut cmd = cartwright(dir.path());
+        cmd.env("CARTWRIGHT_DATABASE_URL", &app.database_url)
+            .env("CARTWRIGHT_SECRET_KEY", &app.secret_key)
+            .env("RUST_LOG", "warn")
+            .args([
+                "profile",
+                "rehearse",
+                "--accounts",
+                "3",
+                "--product",
+                &format!("{sku}:2"),
+                "--max-total",
+                max_total,
+                "--out",
+                out_dir.to_str().unwrap(),
+            ]);
+        cmd
+    };
+    let out = output(rehearse("5000")).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("no order was placed"), "{stdout}");
+    assert!(s.shop.shop.orders().is_empty(), "the shop lists no order");
+    let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    for phase in [
+        "check_login",
+        "clear_cart",
+        "add_item",
+        "read_total",
+        "set_address",
+        "choose_payment",
+    ] {
+        assert!(
+            report.contains(&format!("| {phase} |")),
+            "{phase} is in the report"
+        );
+    }
+    assert!(!report.contains("| place |"), "the final click is not");
+    assert!(
+        report.contains("add_to_bag"),
+        "the selectors used are named"
+    );
+    assert!(report.contains("```html"), "with what they matched");
+    let shots = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".png")
+        })
+        .count();
+    assert!(shots > 10, "a screenshot per step: {shots}");
+
+    // A cap below the cart: the rehearsal stops where a run would, and says why.
+    let out = output(rehearse("1")).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(stdout.contains("above the batch's cap"), "{stdout}");
+    assert!(s.shop.shop.orders().is_empty());
 }
 
 #[tokio::test]

@@ -169,7 +169,7 @@ async fn a_purchase_over_the_api_and_its_inspection() {
     assert_eq!(orders[0]["coupon"], "WELCOME10");
     assert_eq!(
         orders[0]["items"][0],
-        json!({"slug": "vitamin-c-serum", "qty": 2, "unit_price": shop.shop.products()[7].price})
+        json!({"slug": "vitamin-c-serum", "qty": 2, "unit_price": shop.shop.products()[7].price, "variant": null})
     );
     let requests = control(
         &shop,

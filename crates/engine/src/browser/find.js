@@ -1,6 +1,6 @@
 // Finds elements for Cartwright's engine. Called with a spec:
 //   { alternatives: [selector…], want: "visible" | "clickable" | "any",
-//     read: null | "text" | "value" | "attribute:<name>", all: bool, mark: bool, index: n }
+//     read: null | "text" | "value" | "attribute:<name>" | "html", all: bool, mark: bool, index: n }
 // Selectors: {kind:"css", css, within}, {kind:"xpath", xpath}, {kind:"text", text, role,
 // contains, within}, {kind:"aria", label, contains, within}; `within` is a list of selectors.
 // Returns { count, ref, values } for the first alternative that matches: `ref` is a token put
@@ -74,6 +74,7 @@
     if (!spec.read || spec.read === "text") return (el.innerText || el.textContent || el.value || "").trim();
     if (spec.read === "value") return el.value === undefined ? "" : String(el.value);
     if (spec.read.startsWith("attribute:")) return el.getAttribute(spec.read.slice(10)) || "";
+    if (spec.read === "html") return el.outerHTML.replace(/\s+/g, " ").slice(0, 300);
     return "";
   };
 

@@ -3,7 +3,7 @@
 
 mod session;
 
-pub use session::{Found, NetworkError, Session, SessionOptions};
+pub use session::{Found, NetworkError, PageLoad, Session, SessionOptions};
 
 use crate::ratelimit::RateLimiter;
 use chromiumoxide::browser::{Browser, BrowserConfig};

@@ -108,6 +108,28 @@ struct Net {
     navigating: Option<(String, Instant)>,
     /// The latest 4xx and 5xx answers to pages and scripts' requests: (status, URL, when).
     http_errors: Vec<(u16, String, Instant)>,
+    /// Whether the tab's latest page request is a GET (the hop after a redirect is).
+    page_get: bool,
+    /// The tab's latest page answer.
+    page: Option<PageLoad>,
+    /// The tab's latest page that answered with success: where to go back to.
+    good_page: Option<String>,
+    /// How many pages the tab has received.
+    pages: u64,
+}
+
+/// The answer to the tab's latest page load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageLoad {
+    /// Its status.
+    pub status: u16,
+    /// Its URL.
+    pub url: String,
+    /// Whether it was a GET, so loading it again asks for nothing but the page: after a form
+    /// that redirected, the page it led to.
+    pub get: bool,
+    /// Its number: the tab's pages are counted.
+    pub seq: u64,
 }
 
 /// A live session. Close it with [`Session::close`]; dropping it closes it in the background.
@@ -360,6 +382,7 @@ impl Session {
                             if e.frame_id.as_ref().map(|f| f.inner()) == Some(main_frame.inner()) {
                                 net.in_flight.clear();
                                 net.navigating = Some((id.to_owned(), Instant::now()));
+                                net.page_get = e.request.method.eq_ignore_ascii_case("GET");
                             }
                         } else if e.r#type == Some(ResourceType::Other)
                             && e.initiator.r#type == network::InitiatorType::Other
@@ -381,6 +404,18 @@ impl Session {
                         let mut net = lock();
                         if e.r#type == ResourceType::Document {
                             net.last_document = Some((status, e.response.url.clone(), wait));
+                            if e.frame_id.as_ref().map(|f| f.inner()) == Some(main_frame.inner()) {
+                                net.pages += 1;
+                                if status < 400 {
+                                    net.good_page = Some(e.response.url.clone());
+                                }
+                                net.page = Some(PageLoad {
+                                    status,
+                                    url: e.response.url.clone(),
+                                    get: net.page_get,
+                                    seq: net.pages,
+                                });
+                            }
                             // Answered: what was sent reached the site; a next load no
                             // longer cancels it.
                             if net.navigating.as_ref().is_some_and(|(n, _)| n == e.request_id.inner()) {
@@ -689,6 +724,24 @@ impl Session {
             .map(|(url, _)| url.clone())
             .collect();
         tracing::debug!(?pending, "the network did not settle within {limit:?}");
+    }
+
+    /// The answer to the tab's latest page load, if one came.
+    pub fn page_load(&self) -> Option<PageLoad> {
+        self.net
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .page
+            .clone()
+    }
+
+    /// The tab's latest page that answered with success.
+    pub fn good_page(&self) -> Option<String> {
+        self.net
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .good_page
+            .clone()
     }
 
     /// How many of the page's requests (other than pages) are sent and not yet answered.

@@ -31,6 +31,7 @@ pub(super) async fn verify(
     };
     flow.unset("cart_products");
     flow.unset("cart_quantities");
+    flow.unset("cart_variants");
     flow.steps(Some(Phase::ReadTotal), &cart.read, "cart.read.")
         .await?;
     let list = |name: &str| -> Vec<String> {
@@ -47,9 +48,20 @@ pub(super) async fn verify(
             .unwrap_or_default()
     };
     let (products, quantities) = (list("cart_products"), list("cart_quantities"));
+    let variants = flow
+        .var("cart_variants")
+        .is_some()
+        .then(|| list("cart_variants"));
     let asked = asked(cart.key, base, lines).map_err(|e| Failure::new(ErrorClass::Profile, e))?;
-    let held = held(cart.key, base, &products, &quantities)
-        .map_err(|e| Failure::new(ErrorClass::Profile, e))?;
+    let held = held(
+        cart.key,
+        base,
+        &products,
+        &quantities,
+        variants.as_deref(),
+        &asked,
+    )
+    .map_err(|e| Failure::new(ErrorClass::Profile, e))?;
     let wrong = differences(&asked, &held);
     if !wrong.is_empty() {
         let class = if cleared {
@@ -94,7 +106,14 @@ fn normalise(key: CartKey, base: &url::Url, raw: &str) -> Result<String, String>
     }
 }
 
-/// What the batch asks for: each product key with its quantity.
+/// A product key with its variant, as compared: `/p/tee (mini)`.
+fn with_variant(key: &str, variant: &str) -> String {
+    let variant = variant.split_whitespace().collect::<Vec<_>>().join(" ");
+    format!("{key} ({})", variant.to_lowercase())
+}
+
+/// What the batch asks for: each product key (with its variant, when it has one) with its
+/// quantity.
 fn asked(key: CartKey, base: &url::Url, lines: &[Value]) -> Result<BTreeMap<String, u64>, String> {
     let mut asked = BTreeMap::new();
     for line in lines {
@@ -106,17 +125,26 @@ fn asked(key: CartKey, base: &url::Url, lines: &[Value]) -> Result<BTreeMap<Stri
             ));
         };
         let quantity = line["quantity"].as_u64().unwrap_or(0);
-        *asked.entry(normalise(key, base, raw)?).or_default() += quantity;
+        let mut product = normalise(key, base, raw)?;
+        if let Some(variant) = line["variant"].as_str() {
+            product = with_variant(&product, variant);
+        }
+        *asked.entry(product).or_default() += quantity;
     }
     Ok(asked)
 }
 
-/// What the cart holds, read as two lists in page order.
+/// What the cart holds, read as lists in page order: product keys, quantities and, when the
+/// profile reads them, variants. A line's variant counts when the batch names one for that
+/// product; a batch line without a variant takes the product in whatever variant the page
+/// chose.
 fn held(
     key: CartKey,
     base: &url::Url,
     products: &[String],
     quantities: &[String],
+    variants: Option<&[String]>,
+    asked: &BTreeMap<String, u64>,
 ) -> Result<BTreeMap<String, u64>, String> {
     if products.len() != quantities.len() {
         return Err(format!(
@@ -125,14 +153,30 @@ fn held(
             quantities.len()
         ));
     }
+    if let Some(variants) = variants
+        && variants.len() != products.len()
+    {
+        return Err(format!(
+            "the cart read {} product keys but {} variants: [cart] must read one of each per line",
+            products.len(),
+            variants.len()
+        ));
+    }
     let mut held = BTreeMap::new();
-    for (product, quantity) in products.iter().zip(quantities) {
+    for (i, (product, quantity)) in products.iter().zip(quantities).enumerate() {
         let quantity: u64 = quantity.trim().parse().map_err(|_| {
             format!(
                 "the cart's quantity {quantity:?} is not a whole number (a `pattern` on its extract can pick the number out)"
             )
         })?;
-        *held.entry(normalise(key, base, product)?).or_default() += quantity;
+        let mut product = normalise(key, base, product)?;
+        if let Some(variant) = variants.and_then(|v| v.get(i)) {
+            let exact = with_variant(&product, variant);
+            if asked.contains_key(&exact) || !asked.contains_key(&product) {
+                product = exact;
+            }
+        }
+        *held.entry(product).or_default() += quantity;
     }
     Ok(held)
 }
@@ -184,6 +228,8 @@ mod tests {
             &base(),
             &strings(&["/p/kohl", "/p/rose-lip"]),
             &strings(&["1", " 2 "]),
+            None,
+            &asked,
         )
         .unwrap();
         assert!(differences(&asked, &same).is_empty());
@@ -193,6 +239,8 @@ mod tests {
             &base(),
             &strings(&["/p/rose-lip", "/p/kohl", "/p/rose-lip"]),
             &strings(&["1", "1", "1"]),
+            None,
+            &asked,
         )
         .unwrap();
         assert!(differences(&asked, &split).is_empty());
@@ -201,6 +249,8 @@ mod tests {
             &base(),
             &strings(&["/p/rose-lip", "/p/serum"]),
             &strings(&["4", "1"]),
+            None,
+            &asked,
         )
         .unwrap();
         assert_eq!(
@@ -211,12 +261,46 @@ mod tests {
                 "/p/serum × 1 is in the cart but not in the batch",
             ]
         );
-        let empty = held(CartKey::Url, &base(), &[], &[]).unwrap();
+        let empty = held(CartKey::Url, &base(), &[], &[], None, &asked).unwrap();
         assert_eq!(differences(&asked, &empty).len(), 2);
     }
 
     #[test]
+    fn variants_count_when_the_batch_names_them() {
+        let lines = [
+            json!({"url": "https://shop.example/products/tee", "quantity": 1, "name": "Tee", "variant": "Mini"}),
+            json!({"url": "https://shop.example/products/tee", "quantity": 2, "name": "Tee", "variant": "Large"}),
+            json!({"url": "https://shop.example/products/cap", "quantity": 1, "name": "Cap", "variant": null}),
+        ];
+        let asked = asked(CartKey::Url, &base(), &lines).unwrap();
+        let cart = |variants: &[&str]| {
+            held(
+                CartKey::Url,
+                &base(),
+                &strings(&[
+                    "/products/tee?variant=Mini",
+                    "/products/tee?variant=Large",
+                    "/products/cap",
+                ]),
+                &strings(&["1", "2", "1"]),
+                Some(&strings(variants)),
+                &asked,
+            )
+            .unwrap()
+        };
+        assert!(differences(&asked, &cart(&["Mini", " large ", "Regular"])).is_empty());
+        assert_eq!(
+            differences(&asked, &cart(&["Large", "Mini", "Regular"])),
+            [
+                "/products/tee (large): 1 in the cart, 2 asked",
+                "/products/tee (mini): 2 in the cart, 1 asked",
+            ]
+        );
+    }
+
+    #[test]
     fn keys_and_quantities_that_cannot_be_compared_are_profile_errors() {
+        let none = BTreeMap::new();
         let by_sku = [
             json!({"url": "https://shop.example/p/a", "quantity": 1, "sku": null, "name": "Kohl"}),
         ];
@@ -226,7 +310,7 @@ mod tests {
                 .contains("by sku, and Kohl has none")
         );
         assert!(
-            held(CartKey::Url, &base(), &strings(&["/p/a"]), &[])
+            held(CartKey::Url, &base(), &strings(&["/p/a"]), &[], None, &none)
                 .unwrap_err()
                 .contains("1 product keys but 0 quantities")
         );
@@ -235,7 +319,9 @@ mod tests {
                 CartKey::Url,
                 &base(),
                 &strings(&["/p/a"]),
-                &strings(&["Qty 2"])
+                &strings(&["Qty 2"]),
+                None,
+                &none
             )
             .unwrap_err()
             .contains("\"Qty 2\" is not a whole number")
@@ -245,6 +331,8 @@ mod tests {
             &base(),
             &strings(&["  Rose   LIP "]),
             &strings(&["1"]),
+            None,
+            &none,
         )
         .unwrap();
         assert_eq!(names.keys().next().map(String::as_str), Some("rose lip"));

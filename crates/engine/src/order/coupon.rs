@@ -7,14 +7,18 @@ use cartwright_core::batch::CouponPolicy;
 use cartwright_core::order::{ErrorClass, Level};
 use serde_json::Value;
 
-/// Applies a coupon as the batch asks: none, the first offered, the best of those offered
-/// (each tried where it is applied), or one required.
+/// Applies a coupon as the batch asks: the code it names, none, the first offered, the
+/// best of those offered (each tried where it is applied), or one required.
 pub(super) async fn apply(
     flow: &mut Flow<'_>,
     profile: &Profile,
     policy: CouponPolicy,
+    code: Option<&str>,
     log: &RunLog,
 ) -> Result<Option<String>, FlowError> {
+    if let Some(code) = code {
+        return apply_code(flow, profile, code, log).await;
+    }
     if policy == CouponPolicy::None {
         return Ok(None);
     }
@@ -32,9 +36,16 @@ pub(super) async fn apply(
         );
         return Ok(None);
     };
+    let Some(option) = &coupons.option else {
+        return Err(Failure::new(
+            ErrorClass::Profile,
+            "the batch asks for an offered coupon but the profile's [coupons] has no `option` (it only takes codes)",
+        )
+        .into());
+    };
     flow.steps(Some(Phase::ReadTotal), &coupons.open, "coupons.open.")
         .await?;
-    let offered = flow.count(&coupons.option, "clickable").await?;
+    let offered = flow.count(option, "clickable").await?;
     if offered == 0 {
         if policy == CouponPolicy::Required {
             return Err(Failure::new(
@@ -56,7 +67,7 @@ pub(super) async fn apply(
                     .await?;
             }
             flow.unset("coupon");
-            if !flow.click_nth(&coupons.option, i).await? {
+            if !flow.click_nth(option, i).await? {
                 continue;
             }
             if flow
@@ -103,7 +114,7 @@ pub(super) async fn apply(
             .await?;
     }
     flow.unset("coupon");
-    if !flow.click_nth(&coupons.option, chosen).await? {
+    if !flow.click_nth(option, chosen).await? {
         return Err(Failure::new(
             ErrorClass::Profile,
             "the coupon's Apply button could not be clicked",
@@ -131,4 +142,37 @@ pub(super) async fn apply(
     };
     log.say(Level::Info, format!("applied coupon {name}"));
     Ok(Some(name))
+}
+
+/// Types the batch's coupon code with the profile's `[coupons] code` steps. A code that is
+/// not accepted fails the order as the page explains it (a business refusal when the
+/// profile's `[errors]` name its message).
+async fn apply_code(
+    flow: &mut Flow<'_>,
+    profile: &Profile,
+    code: &str,
+    log: &RunLog,
+) -> Result<Option<String>, FlowError> {
+    let Some(coupons) = profile.coupons.as_ref().filter(|c| !c.code.is_empty()) else {
+        return Err(Failure::new(
+            ErrorClass::Profile,
+            "the batch names a coupon code but the profile's [coupons] has no `code` steps",
+        )
+        .into());
+    };
+    flow.set("coupon", serde_json::json!({ "code": code }));
+    match flow
+        .steps(Some(Phase::ReadTotal), &coupons.code, "coupons.code.")
+        .await
+    {
+        Ok(()) => {
+            log.say(Level::Info, format!("applied coupon code {code}"));
+            Ok(Some(code.to_owned()))
+        }
+        Err(FlowError::Failed(mut f)) => {
+            f.message = format!("coupon code {code} not applied: {}", f.message);
+            Err(FlowError::Failed(f))
+        }
+        Err(e) => Err(e),
+    }
 }

@@ -7,7 +7,10 @@ mod artifacts;
 mod cart;
 mod coupon;
 pub mod placing;
+mod rehearse;
 mod session_check;
+
+pub use rehearse::{Rehearsal, RehearsalReport};
 
 pub use session_check::SESSION_CHECK_JOB;
 pub(crate) use session_check::SessionCheckHandler;
@@ -56,12 +59,14 @@ fn store_retry(e: &StoreError) -> Outcome {
     }
 }
 
-/// Where a run's log lines go: the event bus, tagged with the batch, order and account.
+/// Where a run's log lines go: the event bus, tagged with the batch, order and account; or,
+/// for a rehearsal, a list kept for its report.
 pub(crate) struct RunLog {
     engine: Arc<Engine>,
     batch: Option<BatchId>,
     order: Option<OrderId>,
     account: AccountId,
+    kept: Option<std::sync::Mutex<Vec<(Level, String)>>>,
 }
 
 impl RunLog {
@@ -71,6 +76,41 @@ impl RunLog {
             batch: Some(ticket.batch.id),
             order: Some(ticket.order.id),
             account: ticket.order.account_id,
+            kept: None,
+        }
+    }
+
+    /// A log whose lines are kept, not published.
+    fn kept(engine: &Arc<Engine>, account: AccountId) -> Self {
+        RunLog {
+            engine: engine.clone(),
+            batch: None,
+            order: None,
+            account,
+            kept: Some(std::sync::Mutex::new(Vec::new())),
+        }
+    }
+
+    /// The lines a kept log holds.
+    fn lines(&self) -> Vec<(Level, String)> {
+        self.kept.as_ref().map_or_else(Vec::new, |k| {
+            k.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        })
+    }
+
+    fn emit(&self, event: NewEvent) {
+        match &self.kept {
+            Some(kept) => {
+                let line = match (&event.phase, &event.step) {
+                    (Some(p), Some(s)) => format!("{p} {s}: {}", event.message),
+                    (Some(p), None) => format!("{p}: {}", event.message),
+                    _ => event.message,
+                };
+                kept.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((event.level, line));
+            }
+            None => self.engine.emit(event),
         }
     }
 
@@ -95,15 +135,13 @@ impl RunLog {
     }
 
     pub(crate) fn say(&self, level: Level, message: impl Into<String>) {
-        self.engine
-            .emit(self.event(None, None, level, message.into()));
+        self.emit(self.event(None, None, level, message.into()));
     }
 }
 
 impl StepLog for RunLog {
     fn log(&self, phase: Option<Phase>, step: Option<&str>, level: Level, message: &str) {
-        self.engine
-            .emit(self.event(phase.map(Phase::as_str), step, level, message.to_owned()));
+        self.emit(self.event(phase.map(Phase::as_str), step, level, message.to_owned()));
     }
 }
 
@@ -177,13 +215,27 @@ impl Engine {
     }
 
     async fn prepare(&self, ticket: &OrderTicket) -> Result<Prepared, Failure> {
+        self.prepare_for(
+            ticket.batch.storefront_id,
+            ticket.order.account_id,
+            &ticket.batch.spec,
+        )
+        .await
+    }
+
+    /// What a run of `spec` for `account` on `storefront` needs from the store.
+    async fn prepare_for(
+        &self,
+        storefront: cartwright_core::ids::StorefrontId,
+        account: AccountId,
+        spec: &cartwright_core::batch::NewBatch,
+    ) -> Result<Prepared, Failure> {
         let store_fail = |e: StoreError| {
             Failure::new(ErrorClass::Transient, format!("the database failed: {e}"))
         };
-        let spec = &ticket.batch.spec;
         let storefront = self
             .store
-            .storefront(ticket.batch.storefront_id)
+            .storefront(storefront)
             .await
             .map_err(store_fail)?;
         let profile = self
@@ -196,11 +248,7 @@ impl Engine {
                 format!("the storefront's base URL: {e}"),
             )
         })?;
-        let account = self
-            .store
-            .account(ticket.order.account_id)
-            .await
-            .map_err(store_fail)?;
+        let account = self.store.account(account).await.map_err(store_fail)?;
         let cookies = self
             .store
             .account_cookies(account.id)
@@ -240,8 +288,12 @@ impl Engine {
                 "product_id": product.id.get(),
                 "name": product.name.as_str(),
                 "sku": product.sku.as_ref().map(|s| s.as_str()),
+                "variant": product.variant.as_ref().map(|v| v.as_str()),
             }));
         }
+        // Shops that ask for first and last name: the last word is the last name.
+        let full_name = address.full_name.as_str().trim();
+        let (first_name, last_name) = full_name.rsplit_once(' ').unwrap_or((full_name, ""));
         let kind = address.kind.as_str();
         let kind_label = format!("{}{}", kind[..1].to_uppercase(), &kind[1..]);
         let payment = match &spec.payment {
@@ -263,6 +315,8 @@ impl Engine {
             "address": {
                 "label": address.label.as_ref().map(|v| v.as_str()),
                 "full_name": address.full_name.as_str(),
+                "first_name": first_name.trim(),
+                "last_name": Some(last_name).filter(|n| !n.is_empty()),
                 "phone": address.phone.as_str(),
                 "line1": address.line1.as_str(),
                 "street": address.street.as_ref().map(|v| v.as_str()),
@@ -274,6 +328,7 @@ impl Engine {
                 "kind_label": kind_label,
             },
             "payment": payment,
+            "shipping": {"label": spec.shipping.as_ref().map(|s| s.as_str())},
         });
         let host = base_url.host_str().unwrap_or_default().to_owned();
         Ok(Prepared {
@@ -388,105 +443,13 @@ impl Engine {
         record: &mut RunRecord,
         log: &RunLog,
     ) -> Ended {
-        let spec = &ticket.batch.spec;
-        let profile = &prepared.profile;
-        macro_rules! phase {
-            ($phase:expr) => {{
-                let started = Instant::now();
-                let result = flow.phase($phase).await;
-                *record
-                    .timings
-                    .entry($phase.as_str().to_owned())
-                    .or_default() += started.elapsed().as_millis() as u64;
-                match result {
-                    Ok(()) => {}
-                    Err(FlowError::Stopped) => return Ended::Stopped,
-                    Err(FlowError::Failed(f)) => return Ended::Failed(f),
-                }
-            }};
-        }
-        phase!(Phase::CheckLogin);
-        log.say(Level::Info, "signed in");
-        // The history as it stands before anything is ordered: after a lost confirmation, a
-        // number not in it is this order.
-        phase!(Phase::FindInHistory);
-        let history_before = match history_before(flow, profile).await {
-            Ok(h) => h,
-            Err(f) => return Ended::Failed(f),
+        let history_before = match self
+            .ready_to_click(&ticket.batch.spec, prepared, flow, record, log)
+            .await
+        {
+            Ok(history) => history,
+            Err(ended) => return ended,
         };
-        if spec.clear_addresses && !profile.phase(Phase::ClearAddresses).is_empty() {
-            phase!(Phase::ClearAddresses);
-        }
-        if spec.clear_cart {
-            phase!(Phase::ClearCart);
-        }
-        for line in &prepared.lines {
-            flow.set("line", line.clone());
-            phase!(Phase::AddItem);
-        }
-        let started = Instant::now();
-        let coupon = coupon::apply(flow, profile, spec.coupon, log).await;
-        record
-            .timings
-            .insert("apply_coupon".into(), started.elapsed().as_millis() as u64);
-        match coupon {
-            Ok(c) => record.coupon = c,
-            Err(FlowError::Stopped) => return Ended::Stopped,
-            Err(FlowError::Failed(f)) => return Ended::Failed(f),
-        }
-        let started = Instant::now();
-        let checked = cart::verify(
-            flow,
-            profile,
-            &prepared.lines,
-            &prepared.base_url,
-            spec.clear_cart,
-            log,
-        )
-        .await;
-        record
-            .timings
-            .insert("verify_cart".into(), started.elapsed().as_millis() as u64);
-        match checked {
-            Ok(()) => {}
-            Err(FlowError::Stopped) => return Ended::Stopped,
-            Err(FlowError::Failed(f)) => return Ended::Failed(f),
-        }
-        flow.unset("total");
-        phase!(Phase::ReadTotal);
-        let totals = match totals_of(flow) {
-            Some(t) => t,
-            None => {
-                return Ended::Failed(Failure::new(
-                    ErrorClass::Profile,
-                    "read_total did not read a total",
-                ));
-            }
-        };
-        record.totals = Some(totals);
-        let cap = spec.max_total;
-        let Some(total) = flow.amount("total") else {
-            return Ended::Failed(Failure::new(
-                ErrorClass::Profile,
-                "read_total did not read a total",
-            ));
-        };
-        if total > cap {
-            return Ended::Failed(Failure::new(
-                ErrorClass::Business,
-                format!(
-                    "the cart total {} is above the batch's cap of {}: the order was not placed",
-                    total.grouped(),
-                    cap.grouped()
-                ),
-            ));
-        }
-        log.say(
-            Level::Info,
-            format!("cart total {} (cap {})", total.grouped(), cap.grouped()),
-        );
-        phase!(Phase::SetAddress);
-        phase!(Phase::ChoosePayment);
         let permit = match self
             .mark_placing(ticket.order.id, lease, &history_before, record)
             .await
@@ -512,6 +475,150 @@ impl Engine {
             .timings
             .insert("place".into(), started.elapsed().as_millis() as u64);
         Ended::Clicked(settled)
+    }
+
+    /// Every phase before the final click: signed in, the history read, the cart built and
+    /// checked, the total within the cap, the address and payment chosen. The history as it
+    /// stood before, or how the run ended.
+    async fn ready_to_click(
+        &self,
+        spec: &cartwright_core::batch::NewBatch,
+        prepared: &Prepared,
+        flow: &mut Flow<'_>,
+        record: &mut RunRecord,
+        log: &RunLog,
+    ) -> Result<Vec<String>, Ended> {
+        let profile = &prepared.profile;
+        macro_rules! phase {
+            ($phase:expr) => {{
+                let started = Instant::now();
+                let result = flow.phase($phase).await;
+                *record
+                    .timings
+                    .entry($phase.as_str().to_owned())
+                    .or_default() += started.elapsed().as_millis() as u64;
+                match result {
+                    Ok(()) => {}
+                    Err(FlowError::Stopped) => return Err(Ended::Stopped),
+                    Err(FlowError::Failed(f)) => return Err(Ended::Failed(f)),
+                }
+            }};
+        }
+        phase!(Phase::CheckLogin);
+        log.say(Level::Info, "signed in");
+        // The history as it stands before anything is ordered: after a lost confirmation, a
+        // number not in it is this order.
+        phase!(Phase::FindInHistory);
+        let history_before = match history_before(flow, profile).await {
+            Ok(h) => h,
+            Err(f) => return Err(Ended::Failed(f)),
+        };
+        if spec.clear_addresses && !profile.phase(Phase::ClearAddresses).is_empty() {
+            phase!(Phase::ClearAddresses);
+        }
+        if spec.clear_cart {
+            phase!(Phase::ClearCart);
+        }
+        for line in &prepared.lines {
+            flow.set("line", line.clone());
+            phase!(Phase::AddItem);
+        }
+        let started = Instant::now();
+        let coupon = coupon::apply(
+            flow,
+            profile,
+            spec.coupon,
+            spec.coupon_code.as_ref().map(|c| c.as_str()),
+            log,
+        )
+        .await;
+        record
+            .timings
+            .insert("apply_coupon".into(), started.elapsed().as_millis() as u64);
+        match coupon {
+            Ok(c) => record.coupon = c,
+            Err(FlowError::Stopped) => return Err(Ended::Stopped),
+            Err(FlowError::Failed(f)) => return Err(Ended::Failed(f)),
+        }
+        let started = Instant::now();
+        let checked = cart::verify(
+            flow,
+            profile,
+            &prepared.lines,
+            &prepared.base_url,
+            spec.clear_cart,
+            log,
+        )
+        .await;
+        record
+            .timings
+            .insert("verify_cart".into(), started.elapsed().as_millis() as u64);
+        match checked {
+            Ok(()) => {}
+            Err(FlowError::Stopped) => return Err(Ended::Stopped),
+            Err(FlowError::Failed(f)) => return Err(Ended::Failed(f)),
+        }
+        flow.unset("total");
+        phase!(Phase::ReadTotal);
+        let totals = match totals_of(flow) {
+            Some(t) => t,
+            None => {
+                return Err(Ended::Failed(Failure::new(
+                    ErrorClass::Profile,
+                    "read_total did not read a total",
+                )));
+            }
+        };
+        record.totals = Some(totals);
+        let cap = spec.max_total;
+        let Some(total) = flow.amount("total") else {
+            return Err(Ended::Failed(Failure::new(
+                ErrorClass::Profile,
+                "read_total did not read a total",
+            )));
+        };
+        if total > cap {
+            return Err(Ended::Failed(Failure::new(
+                ErrorClass::Business,
+                format!(
+                    "the cart total {} is above the batch's cap of {}: the order was not placed",
+                    total.grouped(),
+                    cap.grouped()
+                ),
+            )));
+        }
+        log.say(
+            Level::Info,
+            format!("cart total {} (cap {})", total.grouped(), cap.grouped()),
+        );
+        // A total read again on the last page (after shipping is chosen) is checked too.
+        flow.unset("total");
+        phase!(Phase::SetAddress);
+        phase!(Phase::ChoosePayment);
+        if let Some(last) = flow.amount("total") {
+            if last > cap {
+                return Err(Ended::Failed(Failure::new(
+                    ErrorClass::Business,
+                    format!(
+                        "the total on the last page, {}, is above the batch's cap of {}: the order was not placed",
+                        last.grouped(),
+                        cap.grouped()
+                    ),
+                )));
+            }
+            if last != total {
+                log.say(
+                    Level::Info,
+                    format!(
+                        "total on the last page {} (cap {})",
+                        last.grouped(),
+                        cap.grouped()
+                    ),
+                );
+            }
+            record.totals = totals_of(flow);
+        }
+        Ok(history_before)
     }
 
     /// An order found `placing`: its final click may have gone out in a run that was lost,
@@ -989,7 +1096,8 @@ pub(crate) fn totals_of(flow: &Flow<'_>) -> Option<Totals> {
     let minor = |name: &str| flow.amount(name).map(Money::minor);
     let total = minor("total")?;
     let subtotal = minor("mrp").or_else(|| minor("subtotal"));
-    let discount = minor("discount").or_else(|| subtotal.map(|s| (s - total).max(0)));
+    // Only what the page calls the discount: subtotal − total would count shipping as one.
+    let discount = minor("discount");
     Some(Totals {
         subtotal_minor: subtotal,
         discount_minor: discount,

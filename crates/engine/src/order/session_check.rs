@@ -71,6 +71,7 @@ impl Engine {
             batch: None,
             order: None,
             account: id,
+            kept: None,
         };
         let account = match self.store.account(id).await {
             Ok(a) => a,

@@ -436,7 +436,7 @@ fn site(c: &mut Checker<'_>, t: &Table, line: usize) -> Option<Site> {
         },
     };
     let page_retries = match t.get("page_retries") {
-        None => 3,
+        None => DEFAULT_PAGE_RETRIES,
         Some(v) => match v.as_integer().and_then(|i| u32::try_from(i).ok()) {
             Some(n) if n <= 10 => n,
             _ => {
@@ -596,7 +596,7 @@ fn coupons(c: &mut Checker<'_>, t: &Table, line: usize) -> Option<Coupons> {
     unknown_keys(
         c,
         t,
-        &["open", "option", "applied", "remove", "total"],
+        &["open", "option", "applied", "remove", "total", "code"],
         line,
         place,
     );
@@ -620,22 +620,27 @@ fn coupons(c: &mut Checker<'_>, t: &Table, line: usize) -> Option<Coupons> {
     let applied = steps(c, "applied");
     let remove = steps(c, "remove");
     let total = steps(c, "total");
-    let Some(option) = t.get("option") else {
-        c.fail(
-            Some(line),
-            place,
-            Some("option"),
-            "is required: the selector of each enabled Apply button",
-        );
-        return None;
+    let code = steps(c, "code");
+    let option = match t.get("option") {
+        Some(option) => Some(target_value(c, option, line, place, "option", true)?),
+        None if t.get("code").is_some() => None,
+        None => {
+            c.fail(
+                Some(line),
+                place,
+                Some("option"),
+                "is required unless `code` is given: the selector of each enabled Apply button",
+            );
+            return None;
+        }
     };
-    let option = target_value(c, option, line, place, "option", true)?;
     Some(Coupons {
         open,
         option,
         applied,
         remove,
         total,
+        code,
     })
 }
 
@@ -711,7 +716,11 @@ fn history(c: &mut Checker<'_>, t: &Table, line: usize) -> History {
 const ACTIONS: &[&str] = &[
     "goto", "click", "fill", "select", "press", "wait_for", "extract", "assert", "repeat", "pause",
 ];
-const STEP_OPTIONS: &[&str] = &["optional", "timeout", "note"];
+/// How often a page is loaded again, or the steps on it done again, when the site fails
+/// under them: at a fifth of requests failing, five more tries leave a page failing about
+/// once in 15,000 loads.
+const DEFAULT_PAGE_RETRIES: u32 = 5;
+const STEP_OPTIONS: &[&str] = &["optional", "timeout", "note", "if_present"];
 const CONDITIONS: &[&str] = &["present", "absent", "text", "url", "filled", "any"];
 const SELECTOR_KINDS: &[&str] = &["css", "xpath", "text", "aria"];
 const EXTRACT_FIELDS: &[&str] = &["target", "into", "number", "all", "pattern", "attribute"];
@@ -772,12 +781,16 @@ fn step_value(c: &mut Checker<'_>, v: &Value, line: usize, place: &str) -> Optio
     let timeout = t
         .get("timeout")
         .and_then(|v| duration(c, v, line, place, "timeout"));
+    let if_present = t
+        .get("if_present")
+        .and_then(|v| target_value(c, v, line, place, "if_present", true));
     let action = action(c, action_key, value, line, place)?;
     Some(Step {
         line,
         action,
         optional,
         timeout,
+        if_present,
     })
 }
 

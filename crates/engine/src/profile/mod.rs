@@ -92,13 +92,14 @@ pub struct Rewards {
 }
 
 /// Coupons: how the offers are opened, which buttons apply one, what confirms it, how one
-/// is taken off (to try another when looking for the best).
+/// is taken off (to try another when looking for the best), and how a code the batch names
+/// is typed in.
 #[derive(Debug, Clone)]
 pub struct Coupons {
     /// Steps that show the offers.
     pub open: Vec<Step>,
-    /// Each enabled "Apply" button, in page order.
-    pub option: Target,
+    /// Each enabled "Apply" button, in page order; none when the site only takes codes.
+    pub option: Option<Target>,
     /// Steps after clicking an option.
     pub applied: Vec<Step>,
     /// Steps that take the applied coupon off.
@@ -106,6 +107,8 @@ pub struct Coupons {
     /// Steps that read `total` where an offer was applied, so the `best` policy compares
     /// offers there; without them each offer's total is read by the `read_total` phase.
     pub total: Vec<Step>,
+    /// Steps that type the batch's coupon code (`{{coupon.code}}`) and show it applied.
+    pub code: Vec<Step>,
 }
 
 /// How the cart is read before the final click: steps that leave, in page order, one
@@ -252,6 +255,8 @@ pub struct Step {
     pub optional: bool,
     /// Overrides the site's step timeout.
     pub timeout: Option<Duration>,
+    /// Runs only when this is on the page now (looked at once, never waited for).
+    pub if_present: Option<Target>,
 }
 
 /// What a step does.
@@ -366,6 +371,37 @@ impl std::fmt::Display for Target {
             (None, Some(Selector::Aria { label, .. })) => write!(f, "[aria \"{label}\"]"),
             (None, None) => f.write_str("(nothing)"),
         }
+    }
+}
+
+/// A selector as a profile writes it, in short: `css "…"`, `text "…" (button)`.
+pub fn describe_selector(s: &Selector) -> String {
+    let within = |w: &Option<Box<Target>>| match w {
+        Some(t) => format!(" within {t}"),
+        None => String::new(),
+    };
+    match s {
+        Selector::Css { css, within: w } => format!("css \"{css}\"{}", within(w)),
+        Selector::XPath { xpath } => format!("xpath \"{xpath}\""),
+        Selector::Text {
+            text,
+            role,
+            contains,
+            within: w,
+        } => format!(
+            "text{} \"{text}\"{}{}",
+            if *contains { " containing" } else { "" },
+            match role {
+                Some(Role::Button) => " (button)",
+                Some(Role::Link) => " (link)",
+                Some(Role::Field) => " (field)",
+                None => "",
+            },
+            within(w)
+        ),
+        Selector::Aria {
+            label, within: w, ..
+        } => format!("aria \"{label}\"{}", within(w)),
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::SystemTime;
 
 const BUILT_IN: &[(&str, &str)] = &[
     ("demo", include_str!("../../../../profiles/demo.toml")),
+    ("threads", include_str!("../../../../profiles/threads.toml")),
     ("tira", include_str!("../../../../profiles/tira.toml")),
 ];
 

@@ -1,11 +1,14 @@
-//! Templated values in profiles: `{{line.url}}`, `{{address.postcode}}`. Variables are checked
-//! when the profile loads; values come from the run.
+//! Templated values in profiles: `{{line.url}}`, `{{address.postcode}}`, and with a value
+//! for runs that have none, `{{shipping.label | Standard}}`. Variables are checked when the
+//! profile loads; values come from the run.
 
 use serde_json::Value;
 use std::fmt;
 
 /// The variables a template may name, by their first part.
-pub const ROOTS: &[&str] = &["base_url", "account", "line", "address", "payment", "vars"];
+pub const ROOTS: &[&str] = &[
+    "base_url", "account", "line", "address", "payment", "coupon", "shipping", "vars",
+];
 
 /// A string with `{{name.field}}` placeholders.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +19,8 @@ pub struct Template {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
     Text(String),
-    Var(Vec<String>),
+    /// A variable's path and the text used when the run has no value for it.
+    Var(Vec<String>, Option<String>),
 }
 
 impl Template {
@@ -32,7 +36,10 @@ impl Template {
             let end = after
                 .find("}}")
                 .ok_or_else(|| format!("{s:?} has an unclosed {{{{"))?;
-            let name = after[..end].trim();
+            let (name, fallback) = match after[..end].split_once('|') {
+                Some((name, fallback)) => (name.trim(), Some(fallback.trim().to_owned())),
+                None => (after[..end].trim(), None),
+            };
             let path: Vec<String> = name.split('.').map(str::to_owned).collect();
             if name.is_empty()
                 || path.iter().any(|p| {
@@ -49,7 +56,7 @@ impl Template {
                     ROOTS.join(", ")
                 ));
             }
-            parts.push(Part::Var(path));
+            parts.push(Part::Var(path, fallback));
             rest = &after[end + 2..];
         }
         if !rest.is_empty() {
@@ -65,13 +72,21 @@ impl Template {
         for part in &self.parts {
             match part {
                 Part::Text(t) => out.push_str(t),
-                Part::Var(path) => {
-                    let mut v = context;
-                    for key in path {
-                        v = v.get(key).ok_or_else(|| {
-                            format!("{{{{{}}}}} has no value in this run", path.join("."))
-                        })?;
-                    }
+                Part::Var(path, fallback) => {
+                    let v = path.iter().try_fold(context, |v, key| v.get(key));
+                    let v = match (v, fallback) {
+                        (None | Some(Value::Null), Some(fallback)) => {
+                            out.push_str(fallback);
+                            continue;
+                        }
+                        (None, None) => {
+                            return Err(format!(
+                                "{{{{{}}}}} has no value in this run",
+                                path.join(".")
+                            ));
+                        }
+                        (Some(v), _) => v,
+                    };
                     match v {
                         Value::String(s) => out.push_str(s),
                         Value::Number(n) => out.push_str(&n.to_string()),
@@ -103,7 +118,8 @@ impl fmt::Display for Template {
         for part in &self.parts {
             match part {
                 Part::Text(t) => f.write_str(t)?,
-                Part::Var(p) => write!(f, "{{{{{}}}}}", p.join("."))?,
+                Part::Var(p, None) => write!(f, "{{{{{}}}}}", p.join("."))?,
+                Part::Var(p, Some(fallback)) => write!(f, "{{{{{} | {fallback}}}}}", p.join("."))?,
             }
         }
         Ok(())
@@ -135,5 +151,12 @@ mod tests {
             t.to_string(),
             "{{base_url}}/p/{{line.slug}}?q={{line.quantity}}"
         );
+        let shipping = Template::parse("{{shipping.label | Standard}}").unwrap();
+        assert_eq!(shipping.render(&ctx).unwrap(), "Standard");
+        let chosen = serde_json::json!({"shipping": {"label": "Express"}});
+        assert_eq!(shipping.render(&chosen).unwrap(), "Express");
+        let unset = serde_json::json!({"shipping": {"label": null}});
+        assert_eq!(shipping.render(&unset).unwrap(), "Standard");
+        assert_eq!(shipping.to_string(), "{{shipping.label | Standard}}");
     }
 }

@@ -79,7 +79,7 @@ async fn the_demo_profile_places_an_order_step_by_step() {
     assert_eq!(orders.len(), 1);
     assert_eq!(orders[0].number, number);
     assert_eq!(orders[0].customer, 1);
-    assert_eq!(orders[0].lines[0].1, 2);
+    assert_eq!(orders[0].lines[0].qty, 2);
     session.close().await;
     pool.shutdown().await;
 }
@@ -280,7 +280,7 @@ async fn a_page_that_fails_to_load_is_loaded_again_in_place_until_its_retries_ru
         "the log says the page is loaded again"
     );
     // An outage longer than every retry fails the run as transient (a fresh run tries
-    // later), after the first load and three more.
+    // later), after the first load and five more.
     shop.shop.set_faults(down);
     let failed = Flow::new(&session, &profile, base, json!({}), &Lines::default())
         .phase(Phase::ReadProfile)
@@ -296,7 +296,7 @@ async fn a_page_that_fails_to_load_is_loaded_again_in_place_until_its_retries_ru
         "{failure}"
     );
     assert!(failure.message.contains("answered 50"), "{failure}");
-    assert_eq!(seen(&shop, "GET /profile/details").await, loads + 4);
+    assert_eq!(seen(&shop, "GET /profile/details").await, loads + 6);
     session.close().await;
     pool.shutdown().await;
 }

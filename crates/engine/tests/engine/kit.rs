@@ -148,6 +148,8 @@ pub struct Fixture {
     pub products: Vec<ProductId>,
     pub _address: AddressId,
     pub dir: tempfile::TempDir,
+    /// The storefront's profile: `demo` or `threads`.
+    pub profile: &'static str,
 }
 
 /// The demo profile's history window in the engine's tests.
@@ -187,14 +189,31 @@ impl Fixture {
     /// A shop, a store with the demo storefront, `accounts` signed-in accounts, the shop's
     /// products and one address; an engine with fast retries.
     pub async fn new(accounts: usize, adjust: impl FnOnce(&mut ShopConfig)) -> Fixture {
-        let shop = shop(adjust).await;
+        Self::flavoured(cartwright_demo_shop::Flavour::Beauty, accounts, adjust).await
+    }
+
+    /// The same with the shop's pages of `flavour` and its profile.
+    pub async fn flavoured(
+        flavour: cartwright_demo_shop::Flavour,
+        accounts: usize,
+        adjust: impl FnOnce(&mut ShopConfig),
+    ) -> Fixture {
+        let (profile, product_path) = match flavour {
+            cartwright_demo_shop::Flavour::Beauty => ("demo", "p"),
+            cartwright_demo_shop::Flavour::Threads => ("threads", "products"),
+        };
+        let shop = shop(|c| {
+            c.flavour = flavour;
+            adjust(c)
+        })
+        .await;
         let dir = tempfile::tempdir().unwrap();
         let (store, db_url) = store(dir.path()).await;
         let storefront = store
             .create_storefront(&NewStorefront {
-                slug: Slug::parse("demo").unwrap(),
-                name: Text::parse("Demo Beauty").unwrap(),
-                profile: Slug::parse("demo").unwrap(),
+                slug: Slug::parse(profile).unwrap(),
+                name: Text::parse(profile).unwrap(),
+                profile: Slug::parse(profile).unwrap(),
                 base_url: HttpUrl::parse(&format!("{}/", shop.url())).unwrap(),
                 currency: Currency::parse("INR").unwrap(),
             })
@@ -228,7 +247,9 @@ impl Fixture {
                 .create_product(&NewProduct {
                     storefront_id: storefront.id,
                     name: Text::parse(&p.name).unwrap(),
-                    url: HttpUrl::parse(&format!("{}/p/{}", shop.url(), p.slug)).unwrap(),
+                    url: HttpUrl::parse(&format!("{}/{product_path}/{}", shop.url(), p.slug))
+                        .unwrap(),
+                    variant: None,
                     sku: None,
                     price: Some(Money::from_minor(p.price).unwrap()),
                     brand: None,
@@ -276,6 +297,7 @@ impl Fixture {
             products,
             _address: address.id,
             dir,
+            profile,
         };
         fixture.edit_profile(|p| p);
         fixture
@@ -360,12 +382,15 @@ impl Fixture {
 }
 
 impl Fixture {
-    /// Writes a copy of the demo profile with `edit` applied into the engine's profile
+    /// Writes a copy of the fixture's profile with `edit` applied into the engine's profile
     /// directory: it replaces the built-in one from the next run. Its history's window is a
     /// few seconds instead of a minute (the demo shop lists an order at once).
     pub fn edit_profile(&self, edit: impl FnOnce(String) -> String) {
+        let file = format!("{}.toml", self.profile);
         let text = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../profiles/demo.toml"),
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../profiles")
+                .join(&file),
         )
         .unwrap()
         .replace(
@@ -374,7 +399,7 @@ impl Fixture {
         );
         let dir = self.dir.path().join("profiles");
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("demo.toml"), edit(text)).unwrap();
+        std::fs::write(dir.join(file), edit(text)).unwrap();
     }
 
     /// Calls a control endpoint of the shop.

@@ -10,3 +10,4 @@ mod placing;
 mod pool;
 mod recovery;
 mod rewards;
+mod threads;

@@ -370,9 +370,14 @@ async fn two_workers_racing_one_order_after_a_forced_lease_expiry_place_it_once(
     let mut lines: Vec<(String, u32)> = placed
         .lines
         .iter()
-        .map(|(p, qty, _)| {
-            let slug = products.iter().find(|x| x.id == *p).unwrap().slug.clone();
-            (slug, *qty)
+        .map(|l| {
+            let slug = products
+                .iter()
+                .find(|x| x.id == l.product)
+                .unwrap()
+                .slug
+                .clone();
+            (slug, l.qty)
         })
         .collect();
     lines.sort();
