@@ -78,7 +78,18 @@ pub async fn storefront(State(shop): State<Arc<Shop>>, mut req: Request, next: N
             tokio::time::sleep(std::time::Duration::from_millis(faults.latency_ms)).await;
         }
         req.extensions_mut().insert(visit);
-        next.run(req).await
+        let answer = next.run(req).await;
+        if faults.error_after_rate > 0.0
+            && lock(&shop.chaos).random_bool(faults.error_after_rate.clamp(0.0, 1.0))
+        {
+            (
+                StatusCode::BAD_GATEWAY,
+                "The server did not answer in time. Please try again.",
+            )
+                .into_response()
+        } else {
+            answer
+        }
     };
 
     let sets_session = response

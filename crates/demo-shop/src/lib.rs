@@ -120,6 +120,10 @@ pub struct Faults {
     /// How long a placed order takes to appear in the order history, in milliseconds: a
     /// history that lags behind the orders.
     pub history_lag_ms: u64,
+    /// Share of storefront requests (0.0–1.0) that are done and then answered with a 502, as
+    /// a proxy that loses the shop's answer does: what was asked happened, the client cannot
+    /// tell.
+    pub error_after_rate: f64,
 }
 
 /// The confirmation's fault modes. In every mode the order is placed and in the history.

@@ -89,6 +89,17 @@ impl Engine {
                 Invalid::new("accounts", format!("no selected account can run{why}")).into(),
             );
         };
+        // A rehearsal builds the account's cart: never beside an order that uses it.
+        if let Some((order, batch, state)) = self.store.account_order_in_flight(*account).await? {
+            return Err(Invalid::new(
+                "accounts",
+                format!(
+                    "account {account} has order {order} of batch {batch} {}: rehearse with another account, or once that batch is done",
+                    state.as_str()
+                ),
+            )
+            .into());
+        }
         Ok(self
             .rehearse(&crate::order::Rehearsal {
                 storefront: spec.accounts.storefront_id,

@@ -147,6 +147,9 @@ pub struct Flow<'a> {
     /// The final click is running under its permit: only then may the `place` and `confirm`
     /// steps run.
     clicking: bool,
+    /// The final click has run in this session: nothing is done again in it from now on (a
+    /// page reloaded could be the one the order went to).
+    clicked: bool,
     /// The amounts `extract` steps with `number = true` read, exact (their variables hold
     /// them as JSON numbers, for templates).
     amounts: std::collections::BTreeMap<String, Money>,
@@ -229,6 +232,7 @@ impl<'a> Flow<'a> {
             last_action: std::sync::Mutex::new(Instant::now()),
             fresh: std::sync::Mutex::new(None),
             clicking: false,
+            clicked: false,
             amounts: std::collections::BTreeMap::new(),
             recorder: None,
         }
@@ -299,6 +303,7 @@ impl<'a> Flow<'a> {
         _permit: &crate::order::placing::ClickPermit,
     ) -> Result<(), FlowError> {
         self.clicking = true;
+        self.clicked = true;
         let result = async {
             self.phase(Phase::Place).await?;
             self.phase(Phase::Confirm).await
@@ -367,9 +372,9 @@ impl<'a> Flow<'a> {
             }));
         }
         // Where the steps go on from when the site fails under them: the first step run on
-        // the page that was last loaded with success, and that page. Never in the final
-        // click's phases: what it sent may have been taken.
-        let redo = !matches!(phase, Some(Phase::Place | Phase::Confirm));
+        // the page that was last loaded with success, and that page. Never once the final
+        // click has run: what it sent may have been taken.
+        let redo = !self.clicked && !matches!(phase, Some(Phase::Place | Phase::Confirm));
         let mut page_start = 0;
         let mut page_url = self.session.good_page();
         let mut redone = 0;
@@ -471,12 +476,20 @@ impl<'a> Flow<'a> {
                         StepError::NotFound(message) => self.explain(message).await,
                     };
                     // A `goto` has already loaded its page again in place.
+                    // Only the site's own failures (an error status, a page that did not load),
+                    // not the browser's. Steps that start on a page an earlier phase left (no
+                    // `goto` first) are not done again from their start: what that phase
+                    // entered would be lost.
+                    let from_here = page_start > 0
+                        || matches!(steps.first().map(|s| &s.action), Some(Action::Goto(_)));
+                    let back_to = if from_here { page_url.clone() } else { None };
                     if redo
                         && class == ErrorClass::Transient
+                        && self.site_failed()
                         && !matches!(step.action, Action::Goto(_))
                         && redos_left > 0
                         && let Some(resume) = self
-                            .redo(phase, &label, &message, retry_after, &mut redone, &page_url)
+                            .redo(phase, &label, &message, retry_after, &mut redone, &back_to)
                             .await?
                     {
                         redos_left -= 1;
@@ -539,10 +552,11 @@ impl<'a> Flow<'a> {
         match action {
             Action::Goto(t) => format!("goto {}", value(t)),
             Action::Click(t) => format!("click {}", target(t)),
+            // A size or a shade says what is bought; a person's details stay out of logs.
             Action::Select {
                 target: t,
                 value: v,
-            } => {
+            } if !private(v) => {
                 format!("select {} in {}", value(v), target(t))
             }
             Action::Repeat {
@@ -578,6 +592,19 @@ impl<'a> Flow<'a> {
         })
     }
 
+    /// Whether the site answered the last action with a 5xx, 408 or 429 (the tab's page, or a
+    /// script's request): what steps may be done again for.
+    fn site_failed(&self) -> bool {
+        let since = *self.last_action.lock().unwrap_or_else(|p| p.into_inner());
+        self.session
+            .page_load()
+            .is_some_and(|p| p.status >= 500 || p.status == 408 || p.status == 429)
+            || self
+                .session
+                .error_since(since)
+                .is_some_and(|(status, _)| status >= 500)
+    }
+
     /// The site failed under a step (a 5xx, a 429, a page that did not load): the page is
     /// loaded again and the steps go on. When the failed page was a GET (after a form that
     /// redirected, the page it led to), that page is loaded and the failed step runs again:
@@ -610,7 +637,9 @@ impl<'a> Flow<'a> {
         } else {
             "the page's first step"
         };
-        let wait = retry_after.unwrap_or(Duration::from_millis(500 << (round - 1).min(4)));
+        let wait = retry_after
+            .unwrap_or(Duration::from_millis(500 << (round - 1).min(4)))
+            .min(Duration::from_secs(60));
         self.log.log(
             phase,
             Some(label),
@@ -1351,6 +1380,12 @@ pub fn describe(action: &Action) -> String {
         } => format!("repeat while {} is present", describe_target(t)),
         Action::Pause(d) => format!("pause {d:?}"),
     }
+}
+
+/// Whether a template holds a person's details (the address, the account).
+fn private(t: &crate::profile::Template) -> bool {
+    let text = t.to_string();
+    text.contains("{{address.") || text.contains("{{account.")
 }
 
 fn describe_target(t: &Target) -> String {

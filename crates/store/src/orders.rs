@@ -420,6 +420,32 @@ impl Store {
         row.ok_or_else(|| StoreError::not_found("order", id.get()))
     }
 
+    /// An order of `account` that waits, runs or is being settled (the shop's cart and history
+    /// of the account are, or are about to be, in use), with its batch: what a rehearsal must
+    /// not run beside.
+    pub async fn account_order_in_flight(
+        &self,
+        account: cartwright_core::ids::AccountId,
+    ) -> Result<Option<(OrderId, BatchId, OrderState)>, StoreError> {
+        let row: Option<(i64, i64, String)> = read!(&self.db, |c| {
+            sqlx::query_as(
+                "SELECT id, batch_id, state FROM orders WHERE account_id = $1 \
+                 AND state IN ('queued', 'running', 'placing') ORDER BY id LIMIT 1",
+            )
+            .bind(account.get())
+            .fetch_optional(c)
+            .await
+        })?;
+        row.map(|(id, batch, state)| {
+            Ok((
+                OrderId(id),
+                BatchId(batch),
+                state.parse().map_err(StoreError::Corrupt)?,
+            ))
+        })
+        .transpose()
+    }
+
     /// Picks up an order for a run: decides whether to run it, settle it, wait, or leave it,
     /// and moves it to `running` when it runs. One order per account is run or settled at a
     /// time (the storefront keeps one cart and one history per account: an order settled

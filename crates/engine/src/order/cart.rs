@@ -106,10 +106,11 @@ fn normalise(key: CartKey, base: &url::Url, raw: &str) -> Result<String, String>
     }
 }
 
-/// A product key with its variant, as compared: `/p/tee (mini)`.
+/// A product key with its variant, as compared: `/p/tee [mini]` (brackets, so that a name
+/// key cannot pass for another product's name with its variant).
 fn with_variant(key: &str, variant: &str) -> String {
     let variant = variant.split_whitespace().collect::<Vec<_>>().join(" ");
-    format!("{key} ({})", variant.to_lowercase())
+    format!("{key} [{}]", variant.to_lowercase())
 }
 
 /// What the batch asks for: each product key (with its variant, when it has one) with its
@@ -292,8 +293,8 @@ mod tests {
         assert_eq!(
             differences(&asked, &cart(&["Large", "Mini", "Regular"])),
             [
-                "/products/tee (large): 1 in the cart, 2 asked",
-                "/products/tee (mini): 2 in the cart, 1 asked",
+                "/products/tee [large]: 1 in the cart, 2 asked",
+                "/products/tee [mini]: 2 in the cart, 1 asked",
             ]
         );
     }

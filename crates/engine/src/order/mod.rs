@@ -617,6 +617,12 @@ impl Engine {
                 );
             }
             record.totals = totals_of(flow);
+        } else if spec.shipping.is_some() {
+            // A shipping method changes the total after it was checked: unchecked, never paid.
+            return Err(Ended::Failed(Failure::new(
+                ErrorClass::Profile,
+                "the batch names a shipping method but the profile reads no total after choosing it (an `extract` into `total` in set_address or choose_payment): the order was not placed",
+            )));
         }
         Ok(history_before)
     }

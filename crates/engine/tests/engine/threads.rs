@@ -281,6 +281,17 @@ async fn the_loyalty_api_of_another_shape_is_read_by_the_profile() {
 async fn a_rehearsal_goes_to_the_payment_page_and_places_nothing() {
     let f = Fixture::flavoured(Flavour::Threads, 1, |_| {}).await;
     let mini = sized(&f, 0, "Mini").await;
+    // Never beside an order of the account: its cart is that order's.
+    let waiting = f
+        .submit(&spec(&f, 1, &[(mini, 1)], serde_json::json!({})))
+        .await;
+    let refused = f
+        .engine
+        .rehearse_batch(&spec(&f, 1, &[(mini, 1)], serde_json::json!({})))
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("has order"), "{refused}");
+    f.engine.stop_batch(waiting.id).await.unwrap();
     let report = f
         .engine
         .rehearse_batch(&spec(
@@ -320,4 +331,100 @@ async fn a_rehearsal_goes_to_the_payment_page_and_places_nothing() {
     let totals = report.totals.unwrap();
     assert_eq!(totals.discount_minor, Some(50_00));
     assert_eq!(report.coupon.as_deref(), Some("TRY50"));
+}
+
+/// A batch that names a shipping method on a profile that reads no total after choosing it:
+/// the total the cap was checked on is not the one paid, so nothing is placed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shipping_choice_whose_total_is_not_read_again_places_nothing() {
+    let f = Fixture::flavoured(Flavour::Threads, 1, |_| {}).await;
+    f.edit_profile(|t| {
+        t.replace(
+            "  { click = { aria = \"Cash on Delivery\" } },\n  { extract = { target = \"summary_total\", into = \"total\", number = true } },\n",
+            "  { click = { aria = \"Cash on Delivery\" } },\n",
+        )
+    });
+    let workers = f.workers("w1", 1);
+    let batch = f
+        .submit(&spec(
+            &f,
+            1,
+            &[(f.products[0], 1)],
+            serde_json::json!({"shipping": "Express"}),
+        ))
+        .await;
+    let done = f.settled(batch.id, Duration::from_secs(120)).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(done.counts.failed, 1, "{:?}", done.counts);
+    assert!(f.shop.shop.orders().is_empty());
+    let order = f.orders(batch.id).await.remove(0);
+    assert_eq!(
+        order.error_class,
+        Some(cartwright_core::order::ErrorClass::Profile)
+    );
+    assert!(
+        order
+            .error_message
+            .as_deref()
+            .is_some_and(|m| m.contains("reads no total after choosing it")),
+        "{:?}",
+        order.error_message
+    );
+}
+
+/// A shop whose answers are lost after it did what was asked (a proxy's 502): forms the engine
+/// sends again may add twice. Whatever happens, no order is placed twice and none with a cart
+/// other than the batch's; every order the shop took is one Cartwright records as placed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_lost_after_the_shop_acted_never_pay_for_a_wrong_cart() {
+    let f = Fixture::flavoured(Flavour::Threads, 12, |c| {
+        c.customers = 12;
+        c.faults = Faults {
+            error_after_rate: 0.12,
+            ..Faults::default()
+        };
+    })
+    .await;
+    let mini = sized(&f, 0, "Mini").await;
+    let workers = f.workers("w1", 3);
+    let batch = f
+        .submit(&spec(
+            &f,
+            12,
+            &[(mini, 2), (f.products[1], 1)],
+            serde_json::json!({"coupon_code": "TRY50"}),
+        ))
+        .await;
+    let done = f.settled(batch.id, Duration::from_secs(600)).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    eprintln!("counts {:?}", done.counts);
+    let orders = f.orders(batch.id).await;
+    let shop_orders = f.shop.shop.orders();
+    let slugs = f.shop.shop.products();
+    let mut asked = vec![
+        (slugs[0].slug.clone(), Some("Mini".to_owned()), 2),
+        (slugs[1].slug.clone(), Some("Regular".to_owned()), 1),
+    ];
+    asked.sort();
+    let mut per_customer: BTreeMap<u32, usize> = BTreeMap::new();
+    for o in &shop_orders {
+        *per_customer.entry(o.customer).or_default() += 1;
+        assert_eq!(
+            bought(&f, o),
+            asked,
+            "order {} is the batch's cart",
+            o.number
+        );
+    }
+    assert!(per_customer.values().all(|n| *n == 1), "{per_customer:?}");
+    let placed: Vec<_> = orders
+        .iter()
+        .filter(|o| o.state == OrderState::Placed)
+        .collect();
+    assert_eq!(placed.len(), shop_orders.len(), "{:?}", done.counts);
+    for o in &placed {
+        let number = o.order_number.as_deref().unwrap();
+        assert!(shop_orders.iter().any(|s| s.number == number), "{number}");
+    }
+    assert!(!placed.is_empty(), "{:?}", done.counts);
 }
