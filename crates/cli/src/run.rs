@@ -63,6 +63,10 @@ pub struct RunArgs {
     /// Delete each account's saved addresses first.
     #[arg(long)]
     pub clear_addresses: bool,
+    /// Most runs of one order before it fails (default: the `max_runs` setting); kept with
+    /// the batch, whichever process runs it.
+    #[arg(long)]
+    pub max_runs: Option<u32>,
     /// Browser runs at once (default: the `workers` setting).
     #[arg(long)]
     pub concurrency: Option<usize>,
@@ -336,6 +340,7 @@ pub async fn batch_from(store: &Store, args: &RunArgs) -> Result<NewBatch, RunEr
         max_total,
         clear_cart: !args.keep_cart,
         clear_addresses: args.clear_addresses,
+        max_runs: args.max_runs,
     })
 }
 

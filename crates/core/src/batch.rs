@@ -16,6 +16,8 @@ pub const MAX_LINES: usize = 20;
 pub const MAX_QUANTITY: u32 = 10;
 /// Most orders per account in one batch.
 pub const MAX_REPETITIONS: u32 = 20;
+/// Most runs one order may be given.
+pub const MAX_RUNS: u32 = 20;
 
 /// One line of the cart every order of the batch builds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -123,6 +125,10 @@ pub struct NewBatch {
     /// Delete the account's saved addresses first.
     #[serde(default)]
     pub clear_addresses: bool,
+    /// Most runs of one order before it fails, 1 to 20: the batch's own, whichever process
+    /// runs it. Set from the submitting process's `max_runs` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_runs: Option<u32>,
 }
 
 /// Where a batch stands.
@@ -285,6 +291,11 @@ impl NewBatch {
                 "max_total",
                 "must be above 0: it is the most an order may cost",
             ));
+        }
+        if let Some(runs) = self.max_runs
+            && !(1..=MAX_RUNS).contains(&runs)
+        {
+            return Err(Invalid::new("max_runs", format!("must be 1 to {MAX_RUNS}")));
         }
         if self.coupon_code.is_some()
             && matches!(self.coupon, CouponPolicy::First | CouponPolicy::Best)

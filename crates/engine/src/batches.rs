@@ -68,9 +68,12 @@ impl Engine {
         created_by: Option<OperatorId>,
     ) -> Result<Batch, BatchError> {
         let (accounts, skipped) = self.check_batch(spec).await?;
+        // The limit of runs goes with the batch: every process that runs it keeps it.
+        let mut spec = spec.clone();
+        spec.max_runs.get_or_insert(self.config.retry.max_runs);
         Ok(self
             .store
-            .create_batch(spec, &accounts, &skipped, created_by)
+            .create_batch(&spec, &accounts, &skipped, created_by)
             .await?)
     }
 

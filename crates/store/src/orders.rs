@@ -525,9 +525,11 @@ impl Store {
                 settling: in_the_way == OrderState::Placing,
             });
         }
+        let max_runs = batch_max_runs(&mut tx, batch_id).await?.unwrap_or(max_runs);
         if attempts >= i64::from(max_runs) {
             let message = format!(
-                "gave up after {attempts} runs{}",
+                "gave up after {attempts} run{}{}",
+                if attempts == 1 { "" } else { "s" },
                 last_error
                     .map(|e| format!("; the last: {e}"))
                     .unwrap_or_default()
@@ -918,6 +920,19 @@ impl Store {
 /// The state of another order of `account` that is being run or settled, so that order `id`
 /// must wait. An order being settled (`settling`) waits only for orders being worked on now,
 /// so two orders left `placing` by a crash never wait for each other.
+/// The most runs the batch gives an order, when it says (batches from before it did not).
+async fn batch_max_runs(tx: &mut Tx, batch: i64) -> Result<Option<u32>, StoreError> {
+    let spec: String = write!(tx, |c| {
+        sqlx::query_scalar("SELECT spec FROM batches WHERE id = $1")
+            .bind(batch)
+            .fetch_one(c)
+            .await
+    })?;
+    let spec: cartwright_core::batch::NewBatch = serde_json::from_str(&spec)
+        .map_err(|e| StoreError::Corrupt(format!("batches.spec: {e}")))?;
+    Ok(spec.max_runs)
+}
+
 async fn account_busy(
     tx: &mut Tx,
     account: i64,

@@ -210,3 +210,51 @@ async fn a_lost_confirmation_is_settled_from_the_history_without_a_second_click(
         f.engine.shutdown().await;
     }
 }
+
+/// The most runs an order gets is the batch's, written when it is submitted: a batch asking
+/// for one run gives up after one, though the engine's own setting would give three.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_keeps_its_own_limit_of_runs() {
+    let f = Fixture::new(1, |c| {
+        c.faults = Faults {
+            error_rate: 1.0,
+            ..Faults::default()
+        };
+    })
+    .await;
+    f.edit_profile(|t| {
+        t.replace(
+            "page_timeout = \"15s\"",
+            "page_timeout = \"15s\"\npage_retries = 0",
+        )
+    });
+    let mut spec = f.batch(1, &[(0, 1)], 100_000);
+    spec.max_runs = Some(1);
+    let batch = f.engine.submit_batch(&spec, None).await.unwrap();
+    assert_eq!(batch.spec.max_runs, Some(1));
+    let defaulted = f
+        .engine
+        .submit_batch(&f.batch(1, &[(0, 1)], 100_000), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        defaulted.spec.max_runs,
+        Some(3),
+        "a batch that does not say gets the submitting engine's limit"
+    );
+    f.engine.stop_batch(defaulted.id).await.unwrap();
+    let workers = f.workers("w1", 1);
+    let done = f.settled(batch.id, Duration::from_secs(60)).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(done.counts.failed, 1, "{:?}", done.counts);
+    let order = f.orders(batch.id).await.remove(0);
+    assert_eq!(order.attempts, 1);
+    assert!(
+        order
+            .error_message
+            .as_deref()
+            .is_some_and(|m| m.contains("gave up after 1 run")),
+        "{:?}",
+        order.error_message
+    );
+}
