@@ -133,11 +133,14 @@ pub enum OrderMove {
     ResolveRunAgain,
     /// A person settled it as not placed, not to run again.
     ResolveNotPlaced,
+    /// A person asked for the failed orders of a batch to run again (a fixed profile, fresh
+    /// cookies, a shop back up). Only orders whose final click never went out.
+    RetryFailed,
 }
 
 impl OrderMove {
     /// Every move.
-    pub const ALL: [OrderMove; 14] = [
+    pub const ALL: [OrderMove; 15] = [
         OrderMove::Start,
         OrderMove::MarkPlacing,
         OrderMove::Retry,
@@ -152,6 +155,7 @@ impl OrderMove {
         OrderMove::ResolvePlaced,
         OrderMove::ResolveRunAgain,
         OrderMove::ResolveNotPlaced,
+        OrderMove::RetryFailed,
     ];
 
     /// The states the move may start from.
@@ -170,6 +174,7 @@ impl OrderMove {
             // Another run is the one thing a person cannot take back: only once the
             // automation has given the order up.
             OrderMove::ResolveRunAgain => &[Unresolved],
+            OrderMove::RetryFailed => &[Failed],
         }
     }
 
@@ -183,7 +188,8 @@ impl OrderMove {
             | OrderMove::Hold
             | OrderMove::Resume
             | OrderMove::RunAgain
-            | OrderMove::ResolveRunAgain => Queued,
+            | OrderMove::ResolveRunAgain
+            | OrderMove::RetryFailed => Queued,
             OrderMove::Fail | OrderMove::Refused => Failed,
             OrderMove::Cancel | OrderMove::ResolveNotPlaced => Cancelled,
             OrderMove::Confirm | OrderMove::ResolvePlaced => Placed,
@@ -195,7 +201,10 @@ impl OrderMove {
     pub fn by_operator(self) -> bool {
         matches!(
             self,
-            OrderMove::ResolvePlaced | OrderMove::ResolveRunAgain | OrderMove::ResolveNotPlaced
+            OrderMove::ResolvePlaced
+                | OrderMove::ResolveRunAgain
+                | OrderMove::ResolveNotPlaced
+                | OrderMove::RetryFailed
         )
     }
 
@@ -485,7 +494,10 @@ mod tests {
             "a run lost before the click starts again"
         );
         assert!(Cancelled.can_move_to(Queued), "a stopped batch resumes");
-        assert!(!Failed.can_move_to(Queued));
+        assert!(
+            !by_itself(Failed, Queued) && Failed.can_move_to(Queued),
+            "a failed order runs again only when a person asks"
+        );
         assert!(ErrorClass::Transient.retryable() && !ErrorClass::Business.retryable());
         assert_eq!(OrderState::open_sql(), "'queued', 'running', 'placing'");
         assert_eq!(OrderMove::Confirm.from_sql(), "'placing'");

@@ -203,6 +203,31 @@ impl Engine {
             .map_err(|e| BatchError::from_store(e, Some(id)))
     }
 
+    /// Runs a batch's failed orders again, each with its runs counted afresh: never one whose
+    /// final click went out. The batch, running again.
+    pub async fn retry_failed(&self, id: BatchId) -> Result<Batch, BatchError> {
+        let (batch, queued) = self
+            .store
+            .retry_failed(id)
+            .await
+            .map_err(|e| BatchError::from_store(e, Some(id)))?;
+        self.emit(cartwright_core::order::NewEvent {
+            batch_id: Some(id),
+            order_id: None,
+            rewards_run_id: None,
+            account_id: None,
+            phase: None,
+            step: None,
+            level: cartwright_core::order::Level::Info,
+            message: format!(
+                "{queued} failed order{} queued to run again",
+                if queued == 1 { "" } else { "s" }
+            ),
+            at: time::OffsetDateTime::now_utc(),
+        });
+        Ok(batch)
+    }
+
     /// Resumes a stopped or paused batch: what the stop cancelled waits again (never an
     /// order whose final click went out), and every waiting order gets its job back.
     pub async fn resume_batch(&self, id: BatchId) -> Result<Batch, BatchError> {

@@ -424,14 +424,7 @@ impl Store {
                 ),
             });
         }
-        write!(&mut tx, |c| {
-            sqlx::query("UPDATE batches SET state = 'running', pause_reason = NULL, updated_at = $2, finished_at = NULL WHERE id = $1")
-                .bind(id.get())
-                .bind(now)
-                .execute(c)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
+        set_running(&mut tx, id, now).await?;
         // One statement (each order row written once): what the stop cancelled waits again
         // (the `Resume` move), and held orders, waiting already, lose their message.
         let resume = format!(
@@ -447,13 +440,51 @@ impl Store {
                 .fetch_all(c)
                 .await
         })?;
-        let mut ids = ids;
-        ids.sort_unstable();
-        for order in ids {
-            crate::jobs::enqueue_order_job(&mut tx, order).await?;
-        }
+        enqueue_all(&mut tx, ids).await?;
         tx.commit().await?;
         self.batch(id).await
+    }
+
+    /// Queues a batch's failed orders again (the `RetryFailed` move), each with a new job and
+    /// its runs counted afresh: never one whose final click went out. A finished batch runs
+    /// again; a stopped or paused one is resumed first. The batch, and how many were queued.
+    pub async fn retry_failed(&self, id: BatchId) -> Result<(Batch, usize), StoreError> {
+        let now = Ts::now();
+        let mut tx = self.begin().await?;
+        let state = lock_batch(&mut tx, id.get()).await?;
+        if matches!(state, BatchState::Stopped | BatchState::Paused) {
+            return Err(StoreError::Refused {
+                field: "state".into(),
+                message: format!(
+                    "the batch is {}: resume it first, then retry its failed orders",
+                    state.as_str()
+                ),
+            });
+        }
+        let retry = format!(
+            "UPDATE orders SET state = 'queued', attempts = 0, error_class = NULL, \
+             error_message = NULL, updated_at = $2, finished_at = NULL \
+             WHERE batch_id = $1 AND state IN ({}) AND placing_at IS NULL RETURNING id",
+            OrderMove::RetryFailed.from_sql()
+        );
+        let ids: Vec<i64> = write!(&mut tx, |c| {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(retry))
+                .bind(id.get())
+                .bind(now)
+                .fetch_all(c)
+                .await
+        })?;
+        if ids.is_empty() {
+            return Err(StoreError::Refused {
+                field: "state".into(),
+                message: "the batch has no failed order that can run again (one whose final click went out is settled, not retried)".into(),
+            });
+        }
+        set_running(&mut tx, id, now).await?;
+        let queued = ids.len();
+        enqueue_all(&mut tx, ids).await?;
+        tx.commit().await?;
+        Ok((self.batch(id).await?, queued))
     }
 
     /// A batch's figures.
@@ -532,6 +563,28 @@ impl Store {
 /// Reads a batch's state in a transaction, locking its row on PostgreSQL until the end
 /// against stops, resumes and other runs' moves (`NO KEY UPDATE`: the events and orders that
 /// refer to the batch are still written meanwhile).
+/// Sets a batch running again (no pause reason, not finished).
+async fn set_running(tx: &mut Tx, id: BatchId, now: Ts) -> Result<(), StoreError> {
+    write!(tx, |c| {
+        sqlx::query("UPDATE batches SET state = 'running', pause_reason = NULL, updated_at = $2, finished_at = NULL WHERE id = $1")
+            .bind(id.get())
+            .bind(now)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+/// Gives each order a job, in id order (locks taken in one order everywhere).
+async fn enqueue_all(tx: &mut Tx, mut ids: Vec<i64>) -> Result<(), StoreError> {
+    ids.sort_unstable();
+    for order in ids {
+        crate::jobs::enqueue_order_job(tx, order).await?;
+    }
+    Ok(())
+}
+
 pub(crate) async fn lock_batch(tx: &mut Tx, batch: i64) -> Result<BatchState, StoreError> {
     let sql = format!(
         "SELECT state FROM batches WHERE id = $1{}",

@@ -160,6 +160,14 @@ async fn a_batch_runs_and_its_orders_logs_stats_and_reports_are_served() {
     )
     .await
     .error(409, "refused");
+    // Nothing failed: nothing to retry.
+    app.post(
+        &format!("/api/v1/batches/{batch}/retry-failed"),
+        &app.operator,
+        json!({}),
+    )
+    .await
+    .error(409, "refused");
     app.get("/api/v1/batches/999999", &app.viewer)
         .await
         .error(404, "not_found");
@@ -212,6 +220,23 @@ async fn a_refused_cart_keeps_its_screenshot_and_page_for_operators() {
         .call(reqwest::Method::GET, &shot, None, Body::None)
         .await;
     anonymous.error(401, "unauthorized");
+    // An operator may run the failed order again (a viewer may not); it fails the same way.
+    let retry = format!("/api/v1/batches/{batch}/retry-failed");
+    app.post(&retry, &app.viewer, json!({}))
+        .await
+        .error(403, "forbidden");
+    let again = app.post(&retry, &app.operator, json!({})).await;
+    assert_eq!(again.ok(200)["state"], "running");
+    let done = s.settled(batch).await;
+    assert_eq!(done["counts"]["failed"], 1);
+    let orders = app
+        .get(&format!("/api/v1/batches/{batch}/orders"), &app.viewer)
+        .await;
+    assert_eq!(
+        orders.ok(200)["items"][0]["attempts"],
+        1,
+        "runs counted afresh"
+    );
 }
 
 /// Collects stream events until the batch is finished, then a little more.

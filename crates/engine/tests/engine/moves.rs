@@ -21,6 +21,7 @@ enum Op {
     Pause,
     StopAndResume,
     Sweep,
+    RetryFailed,
 }
 
 fn finishes() -> Vec<Finish> {
@@ -79,7 +80,13 @@ fn ops() -> Vec<Op> {
     ops.extend((0..finishes().len()).map(Op::Finish));
     ops.extend((0..finishes().len()).map(Op::FinishInStoppedBatch));
     ops.extend((0..resolutions().len()).map(Op::Resolve));
-    ops.extend([Op::Stop, Op::Pause, Op::StopAndResume, Op::Sweep]);
+    ops.extend([
+        Op::Stop,
+        Op::Pause,
+        Op::StopAndResume,
+        Op::Sweep,
+        Op::RetryFailed,
+    ]);
     ops
 }
 
@@ -126,6 +133,7 @@ async fn apply(f: &Fixture, op: Op, batch: cartwright_core::ids::BatchId, lease:
             f.store.resume_batch(batch).await.map(drop)
         }
         Op::Sweep => f.store.sweep_orders().await.map(drop),
+        Op::RetryFailed => f.store.retry_failed(batch).await.map(drop),
     };
 }
 
@@ -152,7 +160,7 @@ async fn the_store_makes_exactly_the_moves_core_allows() {
             if to != from {
                 // A person's decision makes only a person's moves; everything else, only the
                 // others.
-                let by_person = matches!(op, Op::Resolve(_));
+                let by_person = matches!(op, Op::Resolve(_) | Op::RetryFailed);
                 assert!(
                     OrderMove::ALL.iter().any(|m| m.by_operator() == by_person
                         && m.from().contains(&from)

@@ -211,11 +211,10 @@ async fn a_lost_confirmation_is_settled_from_the_history_without_a_second_click(
     }
 }
 
-/// The most runs an order gets is the batch's, written when it is submitted: a batch asking
-/// for one run gives up after one, though the engine's own setting would give three.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_keeps_its_own_limit_of_runs() {
-    let f = Fixture::new(1, |c| {
+/// A batch of one run per order over `accounts` accounts of a shop where every request fails
+/// and no page is loaded again.
+async fn failing_batch(accounts: usize) -> (Fixture, cartwright_core::batch::Batch) {
+    let f = Fixture::new(accounts, |c| {
         c.faults = Faults {
             error_rate: 1.0,
             ..Faults::default()
@@ -228,9 +227,17 @@ async fn a_batch_keeps_its_own_limit_of_runs() {
             "page_timeout = \"15s\"\npage_retries = 0",
         )
     });
-    let mut spec = f.batch(1, &[(0, 1)], 100_000);
+    let mut spec = f.batch(accounts, &[(0, 1)], 100_000);
     spec.max_runs = Some(1);
     let batch = f.engine.submit_batch(&spec, None).await.unwrap();
+    (f, batch)
+}
+
+/// The most runs an order gets is the batch's, written when it is submitted: a batch asking
+/// for one run gives up after one, though the engine's own setting would give three.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_keeps_its_own_limit_of_runs() {
+    let (f, batch) = failing_batch(1).await;
     assert_eq!(batch.spec.max_runs, Some(1));
     let defaulted = f
         .engine
@@ -257,4 +264,29 @@ async fn a_batch_keeps_its_own_limit_of_runs() {
         "{:?}",
         order.error_message
     );
+}
+
+/// A finished batch's failed orders run again when an operator asks, with their runs counted
+/// afresh; the placed ones are left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_orders_of_a_finished_batch_run_again_when_asked() {
+    let (f, batch) = failing_batch(2).await;
+    let workers = f.workers("w1", 2);
+    let done = f.settled(batch.id, Duration::from_secs(60)).await;
+    assert_eq!(
+        (done.state, done.counts.failed),
+        (BatchState::Finished, 2),
+        "{:?}",
+        done.counts
+    );
+    // The shop is back.
+    f.shop.shop.set_faults(Faults::default());
+    let again = f.engine.retry_failed(batch.id).await.unwrap();
+    assert_eq!(again.state, BatchState::Running);
+    let done = f.settled(batch.id, Duration::from_secs(120)).await;
+    workers.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(done.counts.placed, 2, "{:?}", done.counts);
+    assert_eq!(f.shop.shop.orders().len(), 2);
+    let refused = f.engine.retry_failed(batch.id).await.unwrap_err();
+    assert!(refused.to_string().contains("no failed order"), "{refused}");
 }

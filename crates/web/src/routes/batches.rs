@@ -33,6 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(stats))
         .routes(routes!(stop))
         .routes(routes!(resume))
+        .routes(routes!(retry_failed))
         .routes(routes!(batch_orders))
         .routes(routes!(batch_events))
         .routes(routes!(batch_report))
@@ -128,6 +129,20 @@ async fn resume(
     Path(id): Path<BatchId>,
 ) -> ApiResult<axum::Json<Batch>> {
     Ok(axum::Json(state.engine.resume_batch(id).await?))
+}
+
+/// Runs a batch's failed orders again (a fixed profile, fresh cookies, a shop back up), each
+/// with its runs counted afresh; never one whose final click went out. A finished batch runs
+/// again; a stopped or paused one must be resumed first (409).
+#[utoipa::path(post, path = "/batches/{id}/retry-failed", tag = "batches", params(("id" = i64, Path)),
+    responses((status = 200, body = Batch), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn retry_failed(
+    State(state): State<AppState>,
+    _: Auth<Operate>,
+    Path(id): Path<BatchId>,
+) -> ApiResult<axum::Json<Batch>> {
+    Ok(axum::Json(state.engine.retry_failed(id).await?))
 }
 
 /// Order filters.

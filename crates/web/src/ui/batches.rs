@@ -316,6 +316,7 @@ struct BatchPage {
     more_orders: i64,
     can_stop: bool,
     can_resume: bool,
+    can_retry: bool,
     pause_reason: String,
     summary: String,
 }
@@ -380,6 +381,9 @@ pub async fn page(
         more_orders,
         can_stop: can && matches!(batch.state, BatchState::Running | BatchState::Paused),
         can_resume: can && matches!(batch.state, BatchState::Stopped | BatchState::Paused),
+        can_retry: can
+            && matches!(batch.state, BatchState::Finished | BatchState::Running)
+            && batch.counts.failed > 0,
         pause_reason: batch.pause_reason.clone().unwrap_or_default(),
         summary: summary(&state, &batch).await?,
     };
@@ -446,6 +450,15 @@ pub async fn resume(
     posted: Posted,
 ) -> Result<Response, UiError> {
     act(&api, &posted.session, id, "resume").await
+}
+
+/// `POST /batches/{id}/retry-failed`.
+pub async fn retry_failed(
+    Extension(api): Extension<Arc<Api>>,
+    Path(id): Path<i64>,
+    posted: Posted,
+) -> Result<Response, UiError> {
+    act(&api, &posted.session, id, "retry-failed").await
 }
 
 /// One line of an order's step timeline.
@@ -663,6 +676,7 @@ pub fn router() -> axum::Router<AppState> {
         .route("/batches/{id}/rows", get(rows))
         .route("/batches/{id}/stop", post(stop))
         .route("/batches/{id}/resume", post(resume))
+        .route("/batches/{id}/retry-failed", post(retry_failed))
         .route("/orders/{id}", get(order))
         .route("/orders/{id}/resolve", post(resolve))
 }
