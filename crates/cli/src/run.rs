@@ -366,7 +366,7 @@ pub async fn run(settings: &Settings, args: RunArgs) -> Result<RunOutcome, RunEr
     )
     .await?;
     eprintln!(
-        "batch {} : {} orders ({} accounts × {}), concurrency {}",
+        "batch {} : {} orders ({} accounts × {}); this process runs {} at once (workers of other processes on the same database take its orders too)",
         batch.id,
         batch.counts.total,
         batch.counts.total / i64::from(spec.repetitions.max(1)),
@@ -467,6 +467,18 @@ pub async fn run(settings: &Settings, args: RunArgs) -> Result<RunOutcome, RunEr
             .duration_p50_ms
             .map_or("-".into(), |ms| format!("{:.1} s", ms as f64 / 1000.0))
     );
+    let settled: Vec<String> = orders
+        .iter()
+        .filter(|o| o.state == OrderState::Placed && o.settling.is_some())
+        .map(|o| o.id.to_string())
+        .collect();
+    if !settled.is_empty() {
+        println!(
+            "{} placed order(s) had no confirmation and were found in the storefront's order history: {}",
+            settled.len(),
+            settled.join(", ")
+        );
+    }
     if c.unresolved > 0 {
         println!(
             "{} order(s) need a person: their final click went out and the storefront's order history cannot say whether they were placed. Check those accounts' orders on the storefront and settle each on its page (dashboard) or with POST /api/v1/orders/ID/resolve. None is clicked again by itself.",
@@ -522,11 +534,22 @@ pub fn print_summary(orders: &[Order]) {
                 o.order_number.clone().unwrap_or_else(|| "-".into()),
                 minor(o.total_minor),
                 match o.state {
-                    OrderState::Placed => o
-                        .coupon
-                        .clone()
-                        .map(|c| format!("coupon {c}"))
-                        .unwrap_or_default(),
+                    OrderState::Placed => {
+                        let coupon = o.coupon.as_ref().map(|c| format!("coupon {c}"));
+                        let settled = o
+                            .settling
+                            .as_ref()
+                            .map(|s| format!("settled from the order history ({})", s.why));
+                        let mut m = [coupon, settled]
+                            .into_iter()
+                            .flatten()
+                            .collect::<Vec<_>>()
+                            .join("; ");
+                        if m.chars().count() > 70 {
+                            m = m.chars().take(69).collect::<String>() + "…";
+                        }
+                        m
+                    }
                     _ => {
                         let class = o
                             .error_class

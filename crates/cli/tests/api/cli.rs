@@ -224,6 +224,39 @@ async fn rewards_and_run_commands_do_their_work_and_say_so() {
     );
     assert!(stdout.contains("2 placed, 0 failed"), "{stdout}");
     assert_eq!(s.shop.shop.orders().len(), 2);
+
+    // Confirmations that fail: the orders are found in the history, and the summary says which.
+    s.shop.shop.set_faults(cartwright_demo_shop::Faults {
+        confirmation: cartwright_demo_shop::Confirmation::Error,
+        ..Default::default()
+    });
+    let out = output(command(&[
+        "run",
+        "--accounts",
+        "3",
+        "--product",
+        &sku,
+        "--max-total",
+        "5000",
+    ]))
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "1 placed order(s) had no confirmation and were found in the storefront's order history"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("settled from the order history"),
+        "{stdout}"
+    );
+    assert_eq!(s.shop.shop.orders().len(), 3);
 }
 
 /// `profile rehearse` runs an order's phases in Chromium up to the final click and writes
