@@ -1,6 +1,7 @@
 //! The `cartwright` program as a library: configuration and the start-up that the binary, the
 //! tests and the benchmarks share, so that all three run the same server.
 
+pub mod catalog;
 pub mod config;
 pub mod demo;
 pub mod rehearse;

@@ -95,6 +95,21 @@ enum Command {
     /// Order the same cart from many accounts and follow it to the end. Exits 0 when every
     /// order was placed, 2 when some were not.
     Run(cartwright::run::RunArgs),
+    /// Storefronts.
+    Storefront {
+        #[command(subcommand)]
+        command: StorefrontCommand,
+    },
+    /// Products a batch can order.
+    Product {
+        #[command(subcommand)]
+        command: ProductCommand,
+    },
+    /// Delivery addresses.
+    Address {
+        #[command(subcommand)]
+        command: AddressCommand,
+    },
     /// Storefront profiles.
     Profile {
         #[command(subcommand)]
@@ -114,6 +129,34 @@ enum Command {
     },
     /// Print the configuration in effect (secrets hidden) and exit.
     Config,
+}
+
+#[derive(Subcommand)]
+enum StorefrontCommand {
+    /// Add a storefront (its profile must load).
+    Add(cartwright::catalog::StorefrontArgs),
+}
+
+#[derive(Subcommand)]
+enum ProductCommand {
+    /// Add a product.
+    Add(cartwright::catalog::ProductArgs),
+    /// Add the products of a CSV file whose first line names its columns: name, url, and
+    /// optionally variant, sku, price. A file with a bad row adds nothing; rows already in
+    /// the catalogue are skipped and named (exit 2).
+    Import {
+        /// Storefront by slug (default: the only one).
+        #[arg(long)]
+        storefront: Option<String>,
+        /// The CSV file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AddressCommand {
+    /// Add a delivery address.
+    Add(cartwright::catalog::AddressArgs),
 }
 
 // Parsed once per process: the size of a variant does not matter.
@@ -365,6 +408,32 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(2);
             }
         }
+        Command::Storefront {
+            command: StorefrontCommand::Add(args),
+        } => exit_with(
+            cartwright::catalog::add_storefront(&settings, args)
+                .await
+                .map(|()| true),
+        )?,
+        Command::Product {
+            command: ProductCommand::Add(args),
+        } => exit_with(
+            cartwright::catalog::add_product(&settings, args)
+                .await
+                .map(|()| true),
+        )?,
+        Command::Product {
+            command: ProductCommand::Import { storefront, file },
+        } => exit_with(
+            cartwright::catalog::import_products(&settings, storefront.as_deref(), &file).await,
+        )?,
+        Command::Address {
+            command: AddressCommand::Add(args),
+        } => exit_with(
+            cartwright::catalog::add_address(&settings, args)
+                .await
+                .map(|()| true),
+        )?,
         Command::Profile {
             command: ProfileCommand::Rehearse { order, out },
         } => exit_with(cartwright::rehearse::rehearse(&settings, order, &out).await)?,

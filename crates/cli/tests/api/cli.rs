@@ -436,3 +436,139 @@ fn config_prints_the_settings_as_toml_with_its_secrets_hidden() {
     assert!(!text.contains(&key) && !text.contains("hunter2"), "{text}");
     assert!(settings.contains_key("listen") && settings.contains_key("token_ttl"));
 }
+
+/// What a batch needs, from the command line: a storefront whose profile loads, products
+/// (one by one, or from a CSV checked whole first), an address; wrong values named by flag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storefronts_products_and_addresses_are_added_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = cartwright(dir.path());
+        cmd.env("RUST_LOG", "warn").args(args);
+        output(cmd)
+    };
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let storefront = |profile: &'static str| {
+        run(&[
+            "storefront",
+            "add",
+            "--slug",
+            "threads",
+            "--name",
+            "Demo Threads",
+            "--profile",
+            profile,
+            "--base-url",
+            "http://127.0.0.1:8091/",
+        ])
+    };
+    let typo = storefront("thread").await;
+    assert_eq!(typo.status.code(), Some(64), "{}", text(&typo));
+    assert!(text(&typo).contains("--profile"), "{}", text(&typo));
+    let added = storefront("threads").await;
+    assert!(added.status.success(), "{}", text(&added));
+
+    let elsewhere = run(&[
+        "product",
+        "add",
+        "--name",
+        "Tee",
+        "--url",
+        "https://elsewhere.example/products/tee",
+    ])
+    .await;
+    assert_eq!(elsewhere.status.code(), Some(64), "{}", text(&elsewhere));
+    assert!(text(&elsewhere).contains("--url"), "{}", text(&elsewhere));
+    let one = run(&[
+        "product",
+        "add",
+        "--name",
+        "Tee",
+        "--url",
+        "http://127.0.0.1:8091/products/tee",
+        "--variant",
+        "Mini",
+        "--price",
+        "499",
+    ])
+    .await;
+    assert!(one.status.success(), "{}", text(&one));
+    assert!(text(&one).contains("Tee (Mini)"), "{}", text(&one));
+
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "name,url,variant,price\nTee,http://127.0.0.1:8091/products/tee,Large,499\nCap,http://127.0.0.1:8091/products/cap,,not a price\n",
+    )
+    .unwrap();
+    let refused = run(&["product", "import", bad.to_str().unwrap()]).await;
+    assert_eq!(refused.status.code(), Some(64), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("line 3, column price"),
+        "{}",
+        text(&refused)
+    );
+    let good = dir.path().join("good.csv");
+    std::fs::write(
+        &good,
+        "name,url,variant\nTee,http://127.0.0.1:8091/products/tee,Large\nTee,http://127.0.0.1:8091/products/tee,Mini\nCap,http://127.0.0.1:8091/products/cap,\n",
+    )
+    .unwrap();
+    let imported = run(&["product", "import", good.to_str().unwrap()]).await;
+    assert_eq!(imported.status.code(), Some(2), "{}", text(&imported));
+    assert!(
+        text(&imported).contains("2 products added, 1 already in the catalogue"),
+        "the file's bad row added nothing, and Tee (Mini) was there: {}",
+        text(&imported)
+    );
+
+    let address = run(&[
+        "address",
+        "add",
+        "--full-name",
+        "Asha Rao",
+        "--line1",
+        "Flat 4",
+        "--postcode",
+        "400050",
+        "--city",
+        "Mumbai",
+        "--state",
+        "Maharashtra",
+        "--phone",
+        "9820012345",
+        "--default",
+    ])
+    .await;
+    assert!(address.status.success(), "{}", text(&address));
+    assert!(
+        text(&address).contains("(the default)"),
+        "{}",
+        text(&address)
+    );
+    let wrong = run(&[
+        "address",
+        "add",
+        "--full-name",
+        "Asha",
+        "--line1",
+        "Flat 4",
+        "--postcode",
+        "12",
+        "--city",
+        "Mumbai",
+        "--state",
+        "MH",
+        "--phone",
+        "9820012345",
+    ])
+    .await;
+    assert_eq!(wrong.status.code(), Some(64), "{}", text(&wrong));
+    assert!(text(&wrong).contains("--postcode"), "{}", text(&wrong));
+}
