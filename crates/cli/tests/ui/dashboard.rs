@@ -151,12 +151,14 @@ async fn an_operator_runs_a_day_in_the_dashboard_and_a_viewer_only_looks() {
     c.shoot("product-form-error").await;
     let shop = s.shop.url();
     c.fill("url", &format!("{shop}/p/ui-lip-balm")).await;
+    c.fill("variant", "Mini").await;
     c.submit("Add product").await;
     assert!(c.path().await.starts_with("/products?notice=created"));
     assert!(
         c.text("document.body.textContent")
             .await
-            .contains("UI Lip Balm")
+            .contains("UI Lip Balm · Mini"),
+        "the variant is shown with the name"
     );
     c.shoot("products").await;
 
@@ -208,6 +210,18 @@ async fn an_operator_runs_a_day_in_the_dashboard_and_a_viewer_only_looks() {
     )
     .await;
     c.shoot("new-batch-error").await;
+    // A code with the "best" policy: which coupon would it be? Named beside the code.
+    c.fill("max_total", "100000").await;
+    c.set("coupon", "best").await;
+    c.fill("coupon_code", "TRY50").await;
+    c.submit("Start batch").await;
+    c.wait_for(
+        "the coupon code's inline error",
+        "!!document.getElementById('coupon_code-error')",
+    )
+    .await;
+    c.set("coupon", "none").await;
+    c.fill("coupon_code", "").await;
     c.fill("name", "UI batch").await;
     c.fill("max_total", "100000").await;
     c.submit("Start batch").await;

@@ -227,6 +227,8 @@ pub async fn create(
         "address_id": number(form.get("address_id")),
         "payment": payment,
         "coupon": form.text("coupon"),
+        "coupon_code": form.text("coupon_code"),
+        "shipping": form.text("shipping"),
         // Sent even when empty, so the API names the field (an absent amount is refused
         // without one).
         "max_total": form.get("max_total"),
@@ -256,6 +258,8 @@ pub async fn create(
         "address_id",
         "payment",
         "coupon",
+        "coupon_code",
+        "shipping",
         "max_total",
     ];
     known.extend(line_fields.iter().map(String::as_str));

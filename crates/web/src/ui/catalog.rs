@@ -28,6 +28,7 @@ const PRODUCT_FIELDS: &[&str] = &[
     "storefront_id",
     "name",
     "url",
+    "variant",
     "sku",
     "price",
     "brand",
@@ -122,7 +123,10 @@ pub async fn products(
         .iter()
         .map(|p| ProductRow {
             id: p.id,
-            name: p.name.to_string(),
+            name: match &p.variant {
+                Some(v) => format!("{} · {v}", p.name),
+                None => p.name.to_string(),
+            },
             storefront: names.get(&p.storefront_id).cloned().unwrap_or_default(),
             sku: p.sku.as_ref().map_or(String::new(), |s| s.to_string()),
             price: money_opt(p.price.map(|m| m.minor())),
@@ -195,6 +199,7 @@ fn product_values(p: &Product) -> Values {
     let opt = |t: &Option<cartwright_core::values::Text>| {
         t.as_ref().map_or(String::new(), |t| t.to_string())
     };
+    v.set("variant", opt(&p.variant));
     v.set("sku", opt(&p.sku));
     v.set("brand", opt(&p.brand));
     v.set("category", opt(&p.category));
@@ -232,6 +237,7 @@ fn product_json(form: &FormData) -> Value {
     json!({
         "name": form.text("name"),
         "url": form.text("url"),
+        "variant": form.text("variant"),
         "sku": form.text("sku"),
         "price": form.text("price"),
         "brand": form.text("brand"),
