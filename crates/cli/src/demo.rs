@@ -27,12 +27,54 @@ pub const DEMO_ACCOUNTS: usize = 50;
 /// The demo storefront's slug.
 pub const DEMO_STOREFRONT: &str = "demo";
 
+/// One storefront of the demo: its shop flavour and how Cartwright knows it.
+pub struct StorefrontSeed {
+    /// Slug in Cartwright.
+    pub slug: &'static str,
+    /// Display name.
+    pub name: &'static str,
+    /// Its profile.
+    pub profile: &'static str,
+    /// Product pages are `/{path}/{slug}`.
+    pub path: &'static str,
+    /// SKU prefix.
+    pub sku: &'static str,
+    /// How many of the shop's customers become accounts.
+    pub accounts: usize,
+    /// Sizes of the first products offered as products of their own.
+    pub variants: &'static [&'static str],
+}
+
+/// Demo Beauty (profiles/demo.toml).
+pub const BEAUTY: StorefrontSeed = StorefrontSeed {
+    slug: DEMO_STOREFRONT,
+    name: "Demo Beauty",
+    profile: "demo",
+    path: "p",
+    sku: "DB",
+    accounts: DEMO_ACCOUNTS,
+    variants: &[],
+};
+
+/// Demo Threads (profiles/threads.toml): form posts, sizes, a three-page checkout.
+pub const THREADS: StorefrontSeed = StorefrontSeed {
+    slug: "threads",
+    name: "Demo Threads",
+    profile: "threads",
+    path: "products",
+    sku: "DT",
+    accounts: 20,
+    variants: &["Mini", "Large"],
+};
+
 /// The running demo: Cartwright and the shop.
 pub struct Demo {
     /// Cartwright.
     pub server: Server,
     /// The demo shop.
     pub shop: RunningShop,
+    /// The demo shop's Threads storefront (the next port).
+    pub threads: RunningShop,
     /// The demo marketplace's connection: where its pushes go.
     pub push_url: String,
 }
@@ -131,9 +173,30 @@ pub async fn start(settings: &Settings, shop_addr: SocketAddr) -> Result<Demo, S
             what: format!("starting the demo shop on {shop_addr}"),
             source,
         })?;
+    // The Threads storefront on the next port (any free one when the shop's was).
+    let threads_addr = SocketAddr::new(
+        shop_addr.ip(),
+        match shop_addr.port() {
+            0 => 0,
+            p => p.saturating_add(1),
+        },
+    );
+    let threads = cartwright_demo_shop::start(
+        threads_addr,
+        ShopConfig {
+            flavour: cartwright_demo_shop::Flavour::Threads,
+            ..ShopConfig::default()
+        },
+    )
+    .await
+    .map_err(|source| StartError::Io {
+        what: format!("starting the demo shop's Threads storefront on {threads_addr}"),
+        source,
+    })?;
     let server = Server::start(settings).await?;
     ensure_admin(&server.store).await?;
     seed(&server.store, &shop).await?;
+    seed_storefront(&server.store, &threads, &THREADS).await?;
     seed_batches(&server).await?;
     let push_url = seed_goods(&server, &shop).await?;
     shop.shop.market().set_push_url(Some(push_url.clone()));
@@ -142,6 +205,7 @@ pub async fn start(settings: &Settings, shop_addr: SocketAddr) -> Result<Demo, S
     Ok(Demo {
         server,
         shop,
+        threads,
         push_url,
     })
 }
@@ -349,7 +413,17 @@ fn demo_error(what: &str, message: String) -> StartError {
 
 /// Seeds (or refreshes) the demo storefront, accounts, products and addresses.
 pub async fn seed(store: &Store, shop: &RunningShop) -> Result<(), StartError> {
-    let slug = Slug::parse(DEMO_STOREFRONT).map_err(|m| demo_error("slug", m))?;
+    seed_storefront(store, shop, &BEAUTY).await
+}
+
+/// Seeds (or refreshes) one storefront of the demo from its shop: the storefront, its
+/// accounts signed in, its products (once), and the addresses (once).
+pub async fn seed_storefront(
+    store: &Store,
+    shop: &RunningShop,
+    seed: &StorefrontSeed,
+) -> Result<(), StartError> {
+    let slug = Slug::parse(seed.slug).map_err(|m| demo_error("slug", m))?;
     let base_url =
         HttpUrl::parse(&format!("{}/", shop.url())).map_err(|m| demo_error("shop URL", m))?;
     let storefront = match store.storefront_by_slug(&slug).await? {
@@ -364,8 +438,8 @@ pub async fn seed(store: &Store, shop: &RunningShop) -> Result<(), StartError> {
             store
                 .create_storefront(&NewStorefront {
                     slug,
-                    name: Text::parse("Demo Beauty").map_err(|m| demo_error("name", m))?,
-                    profile: Slug::parse("demo").map_err(|m| demo_error("profile", m))?,
+                    name: Text::parse(seed.name).map_err(|m| demo_error("name", m))?,
+                    profile: Slug::parse(seed.profile).map_err(|m| demo_error("profile", m))?,
                     base_url: base_url.clone(),
                     currency: Currency::parse("INR").map_err(|m| demo_error("currency", m))?,
                 })
@@ -375,15 +449,15 @@ pub async fn seed(store: &Store, shop: &RunningShop) -> Result<(), StartError> {
     let host = storefront.host();
 
     // Accounts: the shop's first customers, signed in, their session cookies imported.
-    let mut rows = Vec::with_capacity(DEMO_ACCOUNTS);
-    for (i, c) in shop.shop.customers().iter().take(DEMO_ACCOUNTS).enumerate() {
+    let mut rows = Vec::with_capacity(seed.accounts);
+    for (i, c) in shop.shop.customers().iter().take(seed.accounts).enumerate() {
         let cookie = shop
             .shop
             .sign_in(c.id)
             .ok_or_else(|| demo_error("sign-in", c.email.clone()))?;
         let jar = CookieJar::parse(&format!("f.session={cookie}"), &host)
             .map_err(|e| demo_error("cookie", e.to_string()))?;
-        let batch = if i < DEMO_ACCOUNTS / 2 {
+        let batch = if i < seed.accounts / 2 {
             "batch-a"
         } else {
             "batch-b"
@@ -391,7 +465,8 @@ pub async fn seed(store: &Store, shop: &RunningShop) -> Result<(), StartError> {
         rows.push(AccountRow {
             line: i + 1,
             label: Some(
-                Text::parse(&format!("demo-{:02}", i + 1)).map_err(|m| demo_error("label", m))?,
+                Text::parse(&format!("{}-{:02}", seed.slug, i + 1))
+                    .map_err(|m| demo_error("label", m))?,
             ),
             name: Some(
                 Text::parse(&format!("{} {}", c.first_name, c.last_name))
@@ -435,23 +510,37 @@ pub async fn seed(store: &Store, shop: &RunningShop) -> Result<(), StartError> {
         )
         .await?;
     if existing.total == 0 {
-        for p in shop.shop.products() {
-            let product = NewProduct {
-                storefront_id: storefront.id,
-                name: Text::parse(&p.name).map_err(|m| demo_error("product", m))?,
-                url: HttpUrl::parse(&format!("{}/p/{}", shop.url(), p.slug))
-                    .map_err(|m| demo_error("product URL", m))?,
-                variant: None,
-                sku: Some(
-                    Text::parse(&format!("DB-{:04}", p.id)).map_err(|m| demo_error("sku", m))?,
-                ),
-                price: Some(Money::from_minor(p.price).map_err(|m| demo_error("price", m))?),
-                brand: Text::parse(&p.brand).ok(),
-                category: Text::parse(&p.category).ok(),
-                in_stock: p.stock > 0,
-                image_url: None,
-            };
-            store.create_product(&product).await?;
+        for (i, p) in shop.shop.products().iter().enumerate() {
+            // The first few also in each size of their own (same page, another variant).
+            let sizes = if i < 4 { seed.variants } else { &[] };
+            for size in std::iter::once(None).chain(sizes.iter().map(Some)) {
+                let product = NewProduct {
+                    storefront_id: storefront.id,
+                    name: Text::parse(&p.name).map_err(|m| demo_error("product", m))?,
+                    url: HttpUrl::parse(&format!("{}/{}/{}", shop.url(), seed.path, p.slug))
+                        .map_err(|m| demo_error("product URL", m))?,
+                    variant: size
+                        .map(|s| Text::parse(s))
+                        .transpose()
+                        .map_err(|m| demo_error("variant", m))?,
+                    sku: Some(
+                        Text::parse(&format!(
+                            "{}-{:04}{}",
+                            seed.sku,
+                            p.id,
+                            size.map(|s| format!("-{}", s.to_uppercase()))
+                                .unwrap_or_default()
+                        ))
+                        .map_err(|m| demo_error("sku", m))?,
+                    ),
+                    price: Some(Money::from_minor(p.price).map_err(|m| demo_error("price", m))?),
+                    brand: Text::parse(&p.brand).ok(),
+                    category: Text::parse(&p.category).ok(),
+                    in_stock: p.stock > 0,
+                    image_url: None,
+                };
+                store.create_product(&product).await?;
+            }
         }
     } else {
         // Same products, new port: point their URLs at the shop as it runs now.
@@ -464,15 +553,16 @@ pub async fn seed(store: &Store, shop: &RunningShop) -> Result<(), StartError> {
             };
             let list = store.products(&filter, request).await?;
             for p in &list.items {
+                let marker = format!("/{}/", seed.path);
                 let Some(path) = p
                     .url
                     .as_str()
-                    .split_once("/p/")
+                    .split_once(&marker)
                     .map(|(_, slug)| slug.to_owned())
                 else {
                     continue;
                 };
-                if let Ok(url) = HttpUrl::parse(&format!("{}/p/{path}", shop.url()))
+                if let Ok(url) = HttpUrl::parse(&format!("{}{marker}{path}", shop.url()))
                     && url != p.url
                 {
                     let patch = cartwright_core::catalog::ProductPatch {

@@ -289,6 +289,10 @@ async fn main() -> anyhow::Result<()> {
                 demo.shop.url()
             );
             eprintln!(
+                "  Second storefront (forms, sizes, a three-page checkout): {}/",
+                demo.threads.url()
+            );
+            eprintln!(
                 "  Marketplace: partner id {}, shop id {}, partner key {}; pushes go to {}",
                 demo.shop.shop.market().config().partner_id,
                 demo.shop.shop.market().config().shop_id,

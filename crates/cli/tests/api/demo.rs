@@ -82,7 +82,35 @@ async fn the_demo_seeds_cartwright_from_the_shop_and_refreshes_on_restart() {
     let storefronts = get("/api/v1/storefronts").await;
     assert_eq!(storefronts[0]["slug"], "demo");
     assert_eq!(storefronts[0]["base_url"], format!("{}/", demo.shop.url()));
-    let accounts = get("/api/v1/accounts?per_page=100").await;
+    let demo_id = storefronts[0]["id"].as_i64().unwrap();
+    // The second storefront: the shop's Threads pages, its accounts, products in sizes.
+    assert_eq!(storefronts[1]["slug"], "threads");
+    assert_eq!(storefronts[1]["profile"], "threads");
+    assert_eq!(
+        storefronts[1]["base_url"],
+        format!("{}/", demo.threads.url())
+    );
+    let threads_id = storefronts[1]["id"].as_i64().unwrap();
+    assert_eq!(
+        get(&format!("/api/v1/accounts?storefront_id={threads_id}")).await["total"],
+        20
+    );
+    let sized = get(&format!(
+        "/api/v1/products?storefront_id={threads_id}&per_page=100"
+    ))
+    .await;
+    assert_eq!(sized["total"], 24 + 4 * 2);
+    assert!(
+        sized["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["variant"] == "Mini")
+    );
+    let accounts = get(&format!(
+        "/api/v1/accounts?per_page=100&storefront_id={demo_id}"
+    ))
+    .await;
     assert_eq!(accounts["total"], DEMO_ACCOUNTS);
     assert!(
         accounts["items"]
@@ -92,10 +120,16 @@ async fn the_demo_seeds_cartwright_from_the_shop_and_refreshes_on_restart() {
             .all(|a| a["session"]["has_cookies"] == true)
     );
     assert_eq!(
-        get("/api/v1/accounts?tag=batch-b").await["total"],
+        get(&format!(
+            "/api/v1/accounts?tag=batch-b&storefront_id={demo_id}"
+        ))
+        .await["total"],
         DEMO_ACCOUNTS / 2
     );
-    let products = get("/api/v1/products?per_page=100").await;
+    let products = get(&format!(
+        "/api/v1/products?per_page=100&storefront_id={demo_id}"
+    ))
+    .await;
     assert_eq!(products["total"], 24);
     assert!(
         products["items"][0]["url"]
@@ -142,13 +176,16 @@ async fn the_demo_seeds_cartwright_from_the_shop_and_refreshes_on_restart() {
     );
     demo.server.stop().await.unwrap();
     demo.shop.stop().await.unwrap();
+    demo.threads.stop().await.unwrap();
 
     // A second start: a new shop (new port, new sessions); Cartwright is pointed at it again.
     let demo = cartwright::demo::start(&settings, shop_addr).await.unwrap();
     let base = format!("http://{}", demo.server.addr);
     let token = login(&http, &base).await;
     let accounts: Value = http
-        .get(format!("{base}/api/v1/accounts?per_page=100"))
+        .get(format!(
+            "{base}/api/v1/accounts?per_page=100&storefront_id={demo_id}"
+        ))
         .bearer_auth(&token)
         .send()
         .await
@@ -158,7 +195,9 @@ async fn the_demo_seeds_cartwright_from_the_shop_and_refreshes_on_restart() {
         .unwrap();
     assert_eq!(accounts["total"], DEMO_ACCOUNTS, "no duplicates");
     let products: Value = http
-        .get(format!("{base}/api/v1/products?per_page=100"))
+        .get(format!(
+            "{base}/api/v1/products?per_page=100&storefront_id={demo_id}"
+        ))
         .bearer_auth(&token)
         .send()
         .await
@@ -184,6 +223,7 @@ async fn the_demo_seeds_cartwright_from_the_shop_and_refreshes_on_restart() {
     assert_eq!(demo.server.store.digital_products().await.unwrap().len(), 8);
     demo.server.stop().await.unwrap();
     demo.shop.stop().await.unwrap();
+    demo.threads.stop().await.unwrap();
 
     // Existing installs keep their operators.
     let app = TestApp::spawn().await;
