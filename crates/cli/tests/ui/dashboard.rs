@@ -222,6 +222,46 @@ async fn an_operator_runs_a_day_in_the_dashboard_and_a_viewer_only_looks() {
     .await;
     c.set("coupon", "none").await;
     c.fill("coupon_code", "").await;
+    // One order rehearsed first: every step up to the final click, which is never made.
+    c.submit("Rehearse one order").await;
+    c.wait_long(
+        "the rehearsal's report",
+        "!!document.getElementById('rehearsal-outcome')",
+        Duration::from_secs(120),
+    )
+    .await;
+    let outcome = c
+        .text("document.getElementById('rehearsal-outcome').textContent")
+        .await;
+    assert!(outcome.contains("Ready for the final click"), "{outcome}");
+    assert!(
+        c.text("String(document.querySelectorAll('#rehearsal-steps img').length)")
+            .await
+            .parse::<usize>()
+            .unwrap()
+            > 10,
+        "a screenshot per step"
+    );
+    assert!(
+        c.text("document.getElementById('rehearsal-steps').textContent")
+            .await
+            .contains("choose_payment"),
+        "up to the payment"
+    );
+    assert!(
+        s.shop.shop.orders().is_empty(),
+        "the rehearsal placed nothing"
+    );
+    c.shoot("rehearsal").await;
+    c.open("/batches/new").await;
+    c.fill("from", "1").await;
+    c.fill("to", "2").await;
+    c.wait_for(
+        "the batch form's preview again",
+        "(document.querySelector('#batch-preview .preview-summary') || {}).textContent === '2 selected'",
+    )
+    .await;
+    c.set("line-product-0", &product.to_string()).await;
     c.fill("name", "UI batch").await;
     c.fill("max_total", "100000").await;
     c.submit("Start batch").await;

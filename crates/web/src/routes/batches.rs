@@ -34,6 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(stop))
         .routes(routes!(resume))
         .routes(routes!(retry_failed))
+        .routes(routes!(rehearse))
         .routes(routes!(batch_orders))
         .routes(routes!(batch_events))
         .routes(routes!(batch_report))
@@ -143,6 +144,151 @@ async fn retry_failed(
     Path(id): Path<BatchId>,
 ) -> ApiResult<axum::Json<Batch>> {
     Ok(axum::Json(state.engine.retry_failed(id).await?))
+}
+
+/// What a rehearsal did: each step up to, never including, the final click.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RehearsalReply {
+    /// The order was ready for the final click (which was not made).
+    pub ready: bool,
+    /// Why it was not ready, with the failure's class.
+    pub failure: Option<String>,
+    /// The failure's class (`transient`, `business`, `profile`, …).
+    pub failure_class: Option<String>,
+    /// The total read, in minor units.
+    pub total_minor: Option<i64>,
+    /// The subtotal read, in minor units.
+    pub subtotal_minor: Option<i64>,
+    /// The discount the page showed, in minor units.
+    pub discount_minor: Option<i64>,
+    /// The coupon applied.
+    pub coupon: Option<String>,
+    /// Every step run, in order.
+    pub steps: Vec<RehearsedStep>,
+    /// The run's log.
+    pub log: Vec<String>,
+}
+
+/// One step of a rehearsal.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RehearsedStep {
+    /// Its phase.
+    pub phase: Option<String>,
+    /// Its number in the phase.
+    pub label: String,
+    /// What it does.
+    pub what: String,
+    /// How long it took, in milliseconds.
+    pub took_ms: u64,
+    /// It did what it says.
+    pub ok: bool,
+    /// It may fail: the flow went on.
+    pub optional: bool,
+    /// What it noted, or why it failed.
+    pub note: Option<String>,
+    /// The page after it.
+    pub url: String,
+    /// The alternative of its selector that was used, and how many elements it matched.
+    pub selector_used: Option<String>,
+    /// That alternative is not its selector's first.
+    pub fell_back: bool,
+    /// Every alternative with what it matched.
+    pub matches: Vec<RehearsedMatch>,
+    /// The page after it, a PNG in base64.
+    pub screenshot: Option<String>,
+}
+
+/// What one alternative of a selector matched.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RehearsedMatch {
+    /// The alternative, as the profile wrote it.
+    pub selector: String,
+    /// How many elements it matched.
+    pub count: usize,
+    /// The first match's HTML, shortened.
+    pub excerpt: Option<String>,
+}
+
+impl From<cartwright_engine::order::RehearsalReport> for RehearsalReply {
+    fn from(r: cartwright_engine::order::RehearsalReport) -> Self {
+        use base64::Engine as _;
+        let steps = r
+            .steps
+            .into_iter()
+            .map(|s| {
+                let fell_back = s.fell_back();
+                let selector_used = s
+                    .matches
+                    .iter()
+                    .find(|m| m.count > 0)
+                    .map(|m| format!("{} × {}", m.selector, m.count));
+                let (ok, note) = match s.outcome {
+                    Ok(note) => (true, note),
+                    Err(e) => (false, Some(e)),
+                };
+                RehearsedStep {
+                    phase: s.phase.map(|p| p.as_str().to_owned()),
+                    label: s.label,
+                    what: s.what,
+                    took_ms: u64::try_from(s.took.as_millis()).unwrap_or(u64::MAX),
+                    ok,
+                    optional: s.optional,
+                    note,
+                    url: s.url,
+                    selector_used,
+                    fell_back,
+                    matches: s
+                        .matches
+                        .into_iter()
+                        .map(|m| RehearsedMatch {
+                            selector: m.selector,
+                            count: m.count,
+                            excerpt: m.excerpt,
+                        })
+                        .collect(),
+                    screenshot: s
+                        .screenshot
+                        .map(|png| base64::engine::general_purpose::STANDARD.encode(png)),
+                }
+            })
+            .collect();
+        RehearsalReply {
+            ready: r.outcome.is_ok(),
+            failure: r.outcome.as_ref().err().map(ToString::to_string),
+            failure_class: r
+                .outcome
+                .as_ref()
+                .err()
+                .map(|f| f.class.as_str().to_owned()),
+            total_minor: r.totals.as_ref().map(|t| t.total_minor),
+            subtotal_minor: r.totals.as_ref().and_then(|t| t.subtotal_minor),
+            discount_minor: r.totals.as_ref().and_then(|t| t.discount_minor),
+            coupon: r.coupon,
+            steps,
+            log: r
+                .log
+                .into_iter()
+                .map(|(level, line)| format!("{} {line}", level.as_str()))
+                .collect(),
+        }
+    }
+}
+
+/// Rehearses a batch's order for the first account its selection can run: every phase up to,
+/// never including, the final click, each step with what its selectors matched and a
+/// screenshot. Checked as a submitted batch is (422 naming the field); refused (422) for an
+/// account with an order queued, running or placing, since it builds that account's cart.
+/// Takes as long as an order does.
+#[utoipa::path(post, path = "/rehearsals", tag = "batches", request_body = NewBatch,
+    responses((status = 200, body = RehearsalReply), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn rehearse(
+    State(state): State<AppState>,
+    _: Auth<Operate>,
+    Json(body): Json<NewBatch>,
+) -> ApiResult<axum::Json<RehearsalReply>> {
+    let report = state.engine.rehearse_batch(&body).await?;
+    Ok(axum::Json(report.into()))
 }
 
 /// Order filters.

@@ -235,10 +235,24 @@ pub async fn create(
         "clear_cart": form.checked("clear_cart"),
         "clear_addresses": form.checked("clear_addresses"),
     }));
+    // "Rehearse one order" sends the same form for a rehearsal, never a batch.
+    let rehearsing = form.get("rehearse") == "1";
+    let path = if rehearsing {
+        "/api/v1/rehearsals"
+    } else {
+        "/api/v1/batches"
+    };
     let reply = api
-        .submit(&session, Method::POST, "/api/v1/batches", Body::Json(body))
+        .submit(&session, Method::POST, path, Body::Json(body))
         .await?;
     let failure = match reply {
+        Ok(report) if rehearsing => {
+            let page = RehearsalPage {
+                l: session.chrome("Rehearsal".to_owned(), "batches"),
+                r: RehearsalView::from(&report),
+            };
+            return Ok(Html(page.render()?).into_response());
+        }
         Ok(batch) => {
             let id = batch["id"].as_i64().unwrap_or_default();
             return Ok(Redirect::to(&format!("/batches/{id}")).into_response());
@@ -269,6 +283,118 @@ pub async fn create(
         .map(|f| errors.get(f).to_owned())
         .collect();
     new_batch_page(&state, &session, form.values(), errors, lines, &line_errors).await
+}
+
+/// A rehearsal's report as the page shows it.
+#[derive(Template)]
+#[template(path = "ui/rehearsal.html")]
+struct RehearsalPage {
+    l: Chrome,
+    r: RehearsalView,
+}
+
+/// A rehearsal, for the page.
+pub struct RehearsalView {
+    /// Ready for the final click.
+    pub ready: bool,
+    /// Why not.
+    pub failure: String,
+    /// The total read.
+    pub total: String,
+    /// The discount read.
+    pub discount: String,
+    /// The coupon.
+    pub coupon: String,
+    /// The steps.
+    pub steps: Vec<RehearsedStepView>,
+    /// The log.
+    pub log: Vec<String>,
+}
+
+/// One step of a rehearsal, for the page.
+pub struct RehearsedStepView {
+    /// Its number in the report.
+    pub n: usize,
+    /// Phase and step number.
+    pub place: String,
+    /// What it does.
+    pub what: String,
+    /// Milliseconds.
+    pub took_ms: u64,
+    /// `ok`, `skipped` or `failed`.
+    pub result: &'static str,
+    /// What it noted or why it failed.
+    pub note: String,
+    /// The selector used.
+    pub used: String,
+    /// A fallback was used.
+    pub fell_back: bool,
+    /// Each alternative: selector, count, excerpt.
+    pub matches: Vec<(String, u64, String)>,
+    /// A `data:` URL of the screenshot, or empty.
+    pub screenshot: String,
+    /// The page's URL after it.
+    pub url: String,
+}
+
+impl From<&Value> for RehearsalView {
+    fn from(r: &Value) -> Self {
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        let amount = |v: &Value| v.as_i64().map_or_else(|| "—".to_owned(), money);
+        let steps = r["steps"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .map(|(i, s)| RehearsedStepView {
+                n: i + 1,
+                place: format!("{} {}", text(&s["phase"]), text(&s["label"])),
+                what: text(&s["what"]),
+                took_ms: s["took_ms"].as_u64().unwrap_or_default(),
+                result: match (s["ok"].as_bool(), s["optional"].as_bool()) {
+                    (Some(true), _) => "ok",
+                    (_, Some(true)) => "skipped",
+                    _ => "failed",
+                },
+                note: text(&s["note"]),
+                used: text(&s["selector_used"]),
+                fell_back: s["fell_back"].as_bool().unwrap_or_default(),
+                matches: s["matches"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|m| {
+                        (
+                            text(&m["selector"]),
+                            m["count"].as_u64().unwrap_or_default(),
+                            text(&m["excerpt"]),
+                        )
+                    })
+                    .collect(),
+                screenshot: s["screenshot"]
+                    .as_str()
+                    .map_or_else(String::new, |b| format!("data:image/png;base64,{b}")),
+                url: text(&s["url"]),
+            })
+            .collect();
+        RehearsalView {
+            ready: r["ready"].as_bool().unwrap_or_default(),
+            failure: text(&r["failure"]),
+            total: amount(&r["total_minor"]),
+            discount: amount(&r["discount_minor"]),
+            coupon: r["coupon"].as_str().unwrap_or("none").to_owned(),
+            steps,
+            log: r["log"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .map(text)
+                .collect(),
+        }
+    }
 }
 
 /// Counts as the page shows them.
