@@ -156,7 +156,7 @@ impl Default for Settings {
             workers: 4,
             chromium_path: None,
             profiles_dir: None,
-            max_runs: 3,
+            max_runs: cartwright_engine::policy::RetryPolicy::default().max_runs,
             retry_wait: HumanDuration(Duration::from_secs(2)),
             retry_wait_max: HumanDuration(Duration::from_secs(120)),
             node_id: None,

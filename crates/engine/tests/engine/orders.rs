@@ -234,7 +234,7 @@ async fn failing_batch(accounts: usize) -> (Fixture, cartwright_core::batch::Bat
 }
 
 /// The most runs an order gets is the batch's, written when it is submitted: a batch asking
-/// for one run gives up after one, though the engine's own setting would give three.
+/// for one run gives up after one, though the engine's own setting would give five.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_keeps_its_own_limit_of_runs() {
     let (f, batch) = failing_batch(1).await;
@@ -246,7 +246,7 @@ async fn a_batch_keeps_its_own_limit_of_runs() {
         .unwrap();
     assert_eq!(
         defaulted.spec.max_runs,
-        Some(3),
+        Some(5),
         "a batch that does not say gets the submitting engine's limit"
     );
     f.engine.stop_batch(defaulted.id).await.unwrap();
