@@ -106,7 +106,8 @@ async fn signing_in_needs_the_forms_own_token_and_the_right_password() {
             ("_csrf", csrf(&login).as_str()),
             ("username", "admin"),
             ("password", PASSWORD),
-            ("next", "//evil.example.com/"),
+            // Sent as `/%09/evil.example`: a browser drops the tab and reads `//evil.example`.
+            ("next", "/\t/evil.example.com/"),
         ])
         .send()
         .await

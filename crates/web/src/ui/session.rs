@@ -222,10 +222,20 @@ fn set_cookie(name: &str, value: &str, max_age: u64, secure: bool) -> HeaderValu
 }
 
 /// Where to go after signing in: a path on this site, never another origin.
+/// Where to go after signing in: a path on this site only. The value is resolved the way a
+/// browser resolves a `Location` (tabs and newlines dropped, backslashes read as slashes), and
+/// kept only when it stays on this origin; what is sent back is that normalised path, so the
+/// browser cannot read it any other way (`/%09/evil.example` is `//evil.example` to it).
 fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
-        _ => "/".to_owned(),
+    const HERE: &str = "http://cartwright.invalid/";
+    let resolved = next.filter(|n| n.starts_with('/')).and_then(|n| {
+        let base = url::Url::parse(HERE).ok()?;
+        let url = base.join(n).ok()?;
+        (url.origin() == base.origin()).then_some(url)
+    });
+    match resolved {
+        Some(url) => url[url::Position::BeforePath..].to_owned(),
+        None => "/".to_owned(),
     }
 }
 
@@ -423,11 +433,18 @@ mod tests {
             "//evil.example.com/",
             "https://evil.example.com/",
             "/\\evil",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\\/evil.example",
+            "/\t\\evil.example",
             "",
             "accounts",
         ] {
             assert_eq!(safe_next(Some(bad)), "/", "{bad}");
         }
         assert_eq!(safe_next(None), "/");
+        // What goes back is the normalised path the browser would go to.
+        assert_eq!(safe_next(Some("/a/../batches/1")), "/batches/1");
+        assert_eq!(safe_next(Some("/search?q=a b")), "/search?q=a%20b");
     }
 }
