@@ -3,7 +3,7 @@
 
 use crate::Settings;
 use crate::run::{RunArgs, RunError, batch_from, usage};
-use cartwright_core::money::Money;
+use cartwright_core::money::show_minor as money;
 use cartwright_engine::Engine;
 use cartwright_engine::order::RehearsalReport;
 use std::fmt::Write as _;
@@ -28,10 +28,6 @@ pub async fn rehearse(settings: &Settings, args: RunArgs, out: &Path) -> Result<
     print!("{}", summary(&report));
     println!("report: {}", out.join("report.md").display());
     Ok(report.outcome.is_ok())
-}
-
-fn money(minor: i64) -> String {
-    Money::from_minor(minor).map_or_else(|_| minor.to_string(), |m| m.grouped())
 }
 
 /// The lines printed when a rehearsal ends.

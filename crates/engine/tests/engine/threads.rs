@@ -132,23 +132,25 @@ async fn sizes_a_discount_code_and_express_shipping_are_ordered_as_the_batch_say
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_code_the_shop_refuses_places_nothing() {
-    let f = Fixture::flavoured(Flavour::Threads, 1, |_| {}).await;
+/// Runs one order of product 0 with `extra` in its batch, checks it failed and that the shop
+/// took no order; the order.
+async fn fails_placing_nothing(
+    f: &Fixture,
+    extra: serde_json::Value,
+) -> cartwright_core::order::Order {
     let workers = f.workers("w1", 1);
-    let batch = f
-        .submit(&spec(
-            &f,
-            1,
-            &[(f.products[0], 1)],
-            serde_json::json!({"coupon_code": "NOSUCHCODE"}),
-        ))
-        .await;
+    let batch = f.submit(&spec(f, 1, &[(f.products[0], 1)], extra)).await;
     let done = f.settled(batch.id, Duration::from_secs(120)).await;
     workers.shutdown(Duration::from_secs(5)).await;
     assert_eq!(done.counts.failed, 1, "{:?}", done.counts);
     assert!(f.shop.shop.orders().is_empty());
-    let order = f.orders(batch.id).await.remove(0);
+    f.orders(batch.id).await.remove(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_the_shop_refuses_places_nothing() {
+    let f = Fixture::flavoured(Flavour::Threads, 1, |_| {}).await;
+    let order = fails_placing_nothing(&f, serde_json::json!({"coupon_code": "NOSUCHCODE"})).await;
     assert_eq!(
         order.error_class,
         Some(cartwright_core::order::ErrorClass::Business)
@@ -355,20 +357,7 @@ async fn a_shipping_choice_whose_total_is_not_read_again_places_nothing() {
             "  { click = { aria = \"Cash on Delivery\" } },\n",
         )
     });
-    let workers = f.workers("w1", 1);
-    let batch = f
-        .submit(&spec(
-            &f,
-            1,
-            &[(f.products[0], 1)],
-            serde_json::json!({"shipping": "Express"}),
-        ))
-        .await;
-    let done = f.settled(batch.id, Duration::from_secs(120)).await;
-    workers.shutdown(Duration::from_secs(5)).await;
-    assert_eq!(done.counts.failed, 1, "{:?}", done.counts);
-    assert!(f.shop.shop.orders().is_empty());
-    let order = f.orders(batch.id).await.remove(0);
+    let order = fails_placing_nothing(&f, serde_json::json!({"shipping": "Express"})).await;
     assert_eq!(
         order.error_class,
         Some(cartwright_core::order::ErrorClass::Profile)
