@@ -134,6 +134,12 @@ pub async fn add_storefront(settings: &Settings, a: StorefrontArgs) -> Result<()
     profiles
         .get(new.profile.as_str())
         .map_err(|e| usage(format!("--profile: {e}")))?;
+    if let Ok(url) = url::Url::parse(new.base_url.as_str())
+        && let Err(cartwright_engine::net::Unreachable::Internal(e)) =
+            cartwright_engine::net::ensure_public(&url, settings.allow_internal_addresses).await
+    {
+        return Err(usage(format!("--base-url: {e}")));
+    }
     let store = open(settings).await?;
     let created = store.create_storefront(&new).await.map_err(refused);
     store.close().await;

@@ -22,6 +22,8 @@ pub const KEYS: &[&str] = &[
     "token_ttl",
     "db_max_connections",
     "login_max_failures",
+    "login_max_failures_per_ip",
+    "allow_internal_addresses",
     "max_body_bytes",
     "max_upload_bytes",
     "workers",
@@ -108,6 +110,13 @@ pub struct Settings {
     pub db_max_connections: u32,
     /// Failed sign-ins per username before it is locked for 15 minutes.
     pub login_max_failures: u32,
+    /// Failed sign-ins per client address (any username) within 15 minutes before that
+    /// address must wait.
+    pub login_max_failures_per_ip: u32,
+    /// Whether storefronts may point to this machine or a private network (loopback,
+    /// 10/8, 192.168/16, link-local such as 169.254.169.254, …). Off by default: what those
+    /// answer would be shown in failure screenshots; `cartwright demo` turns it on.
+    pub allow_internal_addresses: bool,
     /// Largest JSON request body.
     pub max_body_bytes: usize,
     /// Largest upload (CSV import, backup restore).
@@ -151,6 +160,8 @@ impl Default for Settings {
             token_ttl: HumanDuration(Duration::from_secs(12 * 3600)),
             db_max_connections: 16,
             login_max_failures: 5,
+            login_max_failures_per_ip: 30,
+            allow_internal_addresses: false,
             max_body_bytes: 1024 * 1024,
             max_upload_bytes: 32 * 1024 * 1024,
             workers: 4,
@@ -254,6 +265,9 @@ impl Settings {
         if self.login_max_failures == 0 {
             return bad("login_max_failures", "must be at least 1".into());
         }
+        if self.login_max_failures_per_ip == 0 {
+            return bad("login_max_failures_per_ip", "must be at least 1".into());
+        }
         if self.max_body_bytes < 1024 || self.max_upload_bytes < self.max_body_bytes {
             return bad(
                 "max_body_bytes",
@@ -318,6 +332,7 @@ impl Settings {
         config.retry.base = self.retry_wait.0;
         config.retry.max = self.retry_wait_max.0;
         config.browser.executable = self.chromium_path.clone();
+        config.allow_internal = self.allow_internal_addresses;
         config
     }
 

@@ -165,6 +165,11 @@ pub async fn ensure_admin(store: &Store) -> Result<bool, StartError> {
 /// the shop (or, on a later start, points it at the shop again and refreshes the cookies:
 /// the shop keeps its sessions in memory).
 pub async fn start(settings: &Settings, shop_addr: SocketAddr) -> Result<Demo, StartError> {
+    // The demo's shops listen on this machine.
+    let settings = &Settings {
+        allow_internal_addresses: true,
+        ..settings.clone()
+    };
     let mut config = ShopConfig::default();
     config.marketplace.auto_advance = Some(std::time::Duration::from_secs(90));
     let shop = cartwright_demo_shop::start(shop_addr, config)

@@ -87,6 +87,7 @@ pub struct Server {
     /// Its digital-goods side.
     pub commerce: Arc<cartwright_commerce::Commerce>,
     workers: Option<RunningWorkers>,
+    web: AppState,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -169,6 +170,7 @@ impl Server {
         let options = WebOptions {
             token_ttl: settings.token_ttl.0,
             login_max_failures_per_user: settings.login_max_failures,
+            login_max_failures_per_ip: settings.login_max_failures_per_ip,
             max_body_bytes: settings.max_body_bytes,
             max_upload_bytes: settings.max_upload_bytes,
             ..WebOptions::default()
@@ -190,13 +192,14 @@ impl Server {
         } else {
             None
         };
-        let app = cartwright_web::app(AppState::new(
+        let web = AppState::new(
             store.clone(),
             &key,
             options,
             engine.clone(),
             commerce.clone(),
-        ));
+        );
+        let app = cartwright_web::app(web.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(cartwright_web::serve(listener, app, async move {
             let _ = stopped.await;
@@ -209,6 +212,7 @@ impl Server {
             engine,
             commerce,
             workers,
+            web,
             stop,
             task,
         })
@@ -220,6 +224,9 @@ impl Server {
             workers.shutdown(SHUTDOWN_GRACE).await;
         }
         self.engine.shutdown().await;
+        // Live streams never end by themselves; the graceful shutdown waits for every
+        // response, so they are ended first.
+        self.web.streams.close_all();
         let _ = self.stop.send(());
         let result = self
             .task

@@ -149,6 +149,7 @@ pub fn parse(data: &[u8], cookie_domain: &str) -> Result<ParsedImport, Invalid> 
             if cell.is_empty() {
                 continue;
             }
+            let cell = from_spreadsheet_safe(cell);
             match col {
                 Column::Label => match Text::parse(cell) {
                     Ok(v) => row.label = Some(v),
@@ -359,7 +360,16 @@ pub fn spreadsheet_safe(v: &str) -> String {
     }
 }
 
-/// Writes accounts as CSV (without cookies), readable back by [`parse`].
+/// A cell as [`spreadsheet_safe`] wrote it, read back: the quote it added is dropped.
+fn from_spreadsheet_safe(v: &str) -> &str {
+    match v.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
+        _ => v,
+    }
+}
+
+/// Writes accounts as CSV (without cookies), readable back by [`parse`]. Every text cell is
+/// [`spreadsheet_safe`], the storefront's tier too.
 pub fn export(accounts: &[Account]) -> Result<Vec<u8>, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::with_capacity(accounts.len() * 128 + 128));
     w.write_record(EXPORT_HEADER)?;
@@ -379,13 +389,19 @@ pub fn export(accounts: &[Account]) -> Result<Vec<u8>, csv::Error> {
                 .as_ref()
                 .map(|v| cell(v.as_str()))
                 .unwrap_or_default(),
-            a.email.as_ref().map(|v| v.to_string()).unwrap_or_default(),
-            a.phone.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+            a.email
+                .as_ref()
+                .map(|v| cell(v.as_ref()))
+                .unwrap_or_default(),
+            a.phone
+                .as_ref()
+                .map(|v| cell(v.as_ref()))
+                .unwrap_or_default(),
             a.tags.to_stored().replace(',', ";"),
             a.active.to_string(),
             a.session.status.as_str().to_owned(),
             a.points.map(|p| p.to_string()).unwrap_or_default(),
-            a.tier.clone().unwrap_or_default(),
+            a.tier.as_deref().map(cell).unwrap_or_default(),
             a.last_checked_at.map(rfc3339).unwrap_or_default(),
             rfc3339(a.created_at),
         ])?;

@@ -262,3 +262,26 @@ pub struct ApiToken {
     #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
 }
+
+/// One of an operator's sign-ins that still works: where it came from and when it was last
+/// used, so they can recognise it and end it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct SignIn {
+    /// Identifier.
+    pub id: i64,
+    /// When it began.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When it ends by itself.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Its last request (recorded at most once a minute).
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen_at: OffsetDateTime,
+    /// The client address it signed in from.
+    pub address: String,
+    /// The browser or program that signed in (its user agent).
+    pub client: String,
+    /// Whether it is the sign-in making this request.
+    pub current: bool,
+}

@@ -29,6 +29,8 @@ pub struct EngineConfig {
     /// How often every open order is checked for a job (one left without, after a crash or a
     /// panic, gets one back, so every batch ends).
     pub sweep_every: Duration,
+    /// Whether storefronts may be on this machine or a private network (see [`crate::net`]).
+    pub allow_internal: bool,
 }
 
 impl EngineConfig {
@@ -41,6 +43,7 @@ impl EngineConfig {
             browser: PoolConfig::default(),
             settle: SettleTiming::default(),
             sweep_every: Duration::from_secs(30),
+            allow_internal: false,
         }
     }
 }
@@ -60,6 +63,7 @@ pub struct Engine {
 impl Engine {
     /// An engine over `store`; Chromium starts on the first run.
     pub fn new(store: Store, config: EngineConfig) -> Arc<Self> {
+        let allow_internal = config.allow_internal;
         let limiter = Arc::new(RateLimiter::new());
         let events = EventBus::start(store.clone());
         Arc::new(Self {
@@ -69,9 +73,14 @@ impl Engine {
             config,
             limiter,
             events,
-            http: http_client(),
+            http: http_client(allow_internal),
             stopping: tokio::sync::watch::Sender::new(false),
         })
+    }
+
+    /// Whether storefronts may be on this machine or a private network.
+    pub fn allows_internal(&self) -> bool {
+        self.config.allow_internal
     }
 
     /// The event bus.
@@ -174,9 +183,14 @@ impl Engine {
 }
 
 /// The engine's HTTP client (rewards checks): no redirects followed, Cartwright named as the
-/// user agent.
-pub(crate) fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
+/// user agent, and unless `allow_internal` names resolved to internal addresses dropped.
+pub(crate) fn http_client(allow_internal: bool) -> reqwest::Client {
+    let builder = if allow_internal {
+        reqwest::Client::builder()
+    } else {
+        reqwest::Client::builder().dns_resolver(Arc::new(crate::net::PublicOnly))
+    };
+    builder
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(10))
         .pool_max_idle_per_host(512)

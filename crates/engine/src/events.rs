@@ -7,7 +7,6 @@
 use cartwright_core::order::{Event, Level, NewEvent};
 use cartwright_store::{EventQuery, Store};
 use futures::Stream;
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -105,39 +104,45 @@ impl EventBus {
         filter: EventFilter,
         after: Option<cartwright_core::ids::EventId>,
     ) -> impl Stream<Item = Arc<Event>> + Send + 'static + use<> {
+        self.stream_until(filter, after, std::future::pending())
+    }
+
+    /// Like [`EventBus::stream`], and once `until` resolves (the batch or run is final), the
+    /// events still queued are written, those not yet sent are sent, and the stream ends.
+    ///
+    /// A subscriber holds only the id of the last event it sent: this node writes events in
+    /// id order, so a live event at or below it was already sent from the store.
+    pub fn stream_until<U: Future<Output = ()> + Send + 'static>(
+        self: &Arc<Self>,
+        filter: EventFilter,
+        after: Option<cartwright_core::ids::EventId>,
+        until: U,
+    ) -> impl Stream<Item = Arc<Event>> + Send + 'static + use<U> {
         let bus = self.clone();
         // Subscribe before reading the backlog: an event written in between is in both and
         // is dropped from the live side by its id.
         let mut live = self.live.subscribe();
         async_stream(move |tx: mpsc::Sender<Arc<Event>>| async move {
-            let mut seen: HashSet<i64> = HashSet::new();
             let mut last = after;
+            if !bus.send_stored(&filter, &mut last, &tx).await {
+                return;
+            }
+            let mut until = std::pin::pin!(until);
             loop {
-                let page = match bus.store.events(&filter.query(last, 1_000)).await {
-                    Ok(page) => page,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "reading the event backlog failed");
+                let received = tokio::select! {
+                    r = live.recv() => r,
+                    () = &mut until => {
+                        bus.flush().await;
+                        bus.send_stored(&filter, &mut last, &tx).await;
                         return;
                     }
                 };
-                let full = page.len() == 1_000;
-                for e in page {
-                    last = Some(e.id);
-                    seen.insert(e.id.get());
-                    if tx.send(Arc::new(e)).await.is_err() {
-                        return;
-                    }
-                }
-                if !full {
-                    break;
-                }
-            }
-            loop {
-                match live.recv().await {
+                match received {
                     Ok(e) => {
-                        if !filter.matches(&e) || seen.remove(&e.id.get()) {
+                        if !filter.matches(&e) || last.is_some_and(|l| e.id <= l) {
                             continue;
                         }
+                        last = Some(e.id);
                         if tx.send(e).await.is_err() {
                             return;
                         }
@@ -148,23 +153,44 @@ impl EventBus {
                             missed = n,
                             "an event subscriber lagged; reading the store"
                         );
-                        let last_sent = last;
-                        let Ok(page) = bus.store.events(&filter.query(last_sent, 5_000)).await
-                        else {
+                        if !bus.send_stored(&filter, &mut last, &tx).await {
                             return;
-                        };
-                        for e in page {
-                            last = Some(e.id);
-                            seen.insert(e.id.get());
-                            if tx.send(Arc::new(e)).await.is_err() {
-                                return;
-                            }
                         }
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 }
             }
         })
+    }
+
+    /// Sends the stored events matching `filter` after `last`, page by page, moving `last`
+    /// along. False when the stream should end (the receiver is gone or the store failed).
+    async fn send_stored(
+        &self,
+        filter: &EventFilter,
+        last: &mut Option<cartwright_core::ids::EventId>,
+        tx: &mpsc::Sender<Arc<Event>>,
+    ) -> bool {
+        const PAGE: u32 = 1_000;
+        loop {
+            let page = match self.store.events(&filter.query(*last, PAGE)).await {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading stored events failed");
+                    return false;
+                }
+            };
+            let full = page.len() == PAGE as usize;
+            for e in page {
+                *last = Some(e.id);
+                if tx.send(Arc::new(e)).await.is_err() {
+                    return false;
+                }
+            }
+            if !full {
+                return true;
+            }
+        }
     }
 }
 

@@ -6,6 +6,7 @@ pub mod browser;
 mod engine;
 pub mod events;
 pub mod flow;
+pub mod net;
 pub mod order;
 pub mod policy;
 pub mod profile;

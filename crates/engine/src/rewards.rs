@@ -142,6 +142,9 @@ async fn work(engine: &Arc<Engine>, id: RewardsRunId) -> Result<(), RunError> {
     let endpoint = home
         .join(&rewards.path)
         .map_err(|e| RunError::Unusable(format!("[rewards] path: {e}")))?;
+    crate::net::ensure_public(&endpoint, engine.config.allow_internal)
+        .await
+        .map_err(|e| RunError::Unusable(e.to_string()))?;
     let host = endpoint.host_str().unwrap_or_default().to_owned();
     engine.limiter.limit(&host, profile.site.rate_limit);
     let pace = Pace {
@@ -858,7 +861,7 @@ mod tests {
     #[tokio::test]
     async fn the_client_speaks_https() {
         // Nothing listens there: the error is about connecting, not about an unknown scheme.
-        let err = crate::engine::http_client()
+        let err = crate::engine::http_client(false)
             .get("https://127.0.0.1:9/")
             .send()
             .await

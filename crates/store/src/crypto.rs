@@ -90,19 +90,40 @@ impl SecretKey {
                 Ok((Self::from_text(&text)?, false))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Written whole to a temporary file first, then linked into place: a crash
+                // leaves either no key file or a complete one, never an empty one, and of two
+                // processes starting at once only one key wins.
                 let key = Self::generate();
-                let mut options = std::fs::OpenOptions::new();
-                options.write(true).create_new(true);
+                let dir = path
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                let mut temp = tempfile::Builder::new()
+                    .prefix(".secret-key-")
+                    .tempfile_in(dir)
+                    .map_err(io)?;
                 #[cfg(unix)]
                 {
-                    use std::os::unix::fs::OpenOptionsExt;
-                    options.mode(0o600);
+                    use std::os::unix::fs::PermissionsExt;
+                    temp.as_file()
+                        .set_permissions(std::fs::Permissions::from_mode(0o600))
+                        .map_err(io)?;
                 }
-                let mut file = options.open(path).map_err(io)?;
-                file.write_all(format!("{}\n", key.to_text()).as_bytes())
+                temp.write_all(format!("{}\n", key.to_text()).as_bytes())
                     .map_err(io)?;
-                file.sync_all().map_err(io)?;
-                Ok((key, true))
+                temp.as_file().sync_all().map_err(io)?;
+                match std::fs::hard_link(temp.path(), path) {
+                    Ok(()) => {
+                        if let Ok(d) = std::fs::File::open(dir) {
+                            let _ = d.sync_all();
+                        }
+                        Ok((key, true))
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        Self::load_or_create(path)
+                    }
+                    Err(e) => Err(io(e)),
+                }
             }
             Err(e) => Err(io(e)),
         }

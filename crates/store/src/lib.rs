@@ -23,6 +23,7 @@ mod outbox;
 mod page;
 mod products;
 mod rewards;
+mod sign_ins;
 mod storefronts;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -53,6 +54,7 @@ pub use outbox::{Prepared, SEND_JOB, Send, SendWork};
 pub use page::{Cursor, Page, PageRequest, PageStart};
 pub use products::ProductFilter;
 pub use rewards::{REWARDS_JOB, RunWork, ScheduleTurn, SnapshotFilter};
+pub use sign_ins::SignInAuth;
 
 use cartwright_core::Invalid;
 use cartwright_core::ids::OperatorId;
@@ -164,6 +166,7 @@ pub struct Store {
 struct Memos {
     operator_auth: Memo<OperatorId, Option<OperatorAuth>>,
     token_auth: Memo<Vec<u8>, Option<TokenAuth>>,
+    sign_in_auth: Memo<i64, Option<SignInAuth>>,
     account_totals: Memo<String, i64>,
 }
 
@@ -177,6 +180,7 @@ impl Store {
         let memos = Arc::new(Memos {
             operator_auth: Memo::new(Topic::Operators, generations.clone()),
             token_auth: Memo::new(Topic::Tokens, generations.clone()),
+            sign_in_auth: Memo::new(Topic::Operators, generations.clone()),
             account_totals: Memo::new(Topic::Accounts, generations.clone()),
         });
         let db = Db::connect(settings).await?;

@@ -195,7 +195,8 @@ impl Store {
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
-    /// Changes an operator. A new password, role or disabled flag voids their sign-in tokens.
+    /// Changes an operator. A new password, role or disabled flag voids their sign-in tokens;
+    /// an admin who stops being one (or is disabled) has the API tokens they created revoked.
     /// Refuses to leave no enabled admin.
     pub async fn update_operator(
         &self,
@@ -234,11 +235,32 @@ impl Store {
             .await
         })
         .map_err(StoreError::on_write("operator", "id"))?;
+        if current.role == Role::Admin && (role != Role::Admin || disabled) {
+            Self::revoke_tokens_of(&mut tx, id).await?;
+        }
         tx.commit().await?;
         row.try_into()
     }
 
-    /// Deletes an operator. Refuses to delete the last enabled admin.
+    /// Revokes the API tokens `admin` created: a token carries its creator's authority, which
+    /// ends when they stop being an enabled admin.
+    async fn revoke_tokens_of(tx: &mut Tx, admin: OperatorId) -> Result<(), StoreError> {
+        tx.touch(Topic::Tokens);
+        write!(tx, |c| {
+            sqlx::query(
+                "UPDATE api_tokens SET revoked_at = $2 WHERE created_by = $1 AND revoked_at IS NULL",
+            )
+            .bind(admin.get())
+            .bind(Ts::now())
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Deletes an operator, revoking the API tokens they created. Refuses to delete the last
+    /// enabled admin.
     pub async fn delete_operator(&self, id: OperatorId) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         tx.touch(Topic::Operators);
@@ -247,6 +269,7 @@ impl Store {
         if current.role == Role::Admin && !current.disabled {
             self.ensure_other_admin(&mut tx, id, "id").await?;
         }
+        Self::revoke_tokens_of(&mut tx, id).await?;
         tx.delete_by_id("operators", id.get(), "operator").await?;
         tx.commit().await
     }
@@ -310,21 +333,6 @@ impl Store {
             })
         })
         .transpose()
-    }
-
-    /// Notes a successful sign-in.
-    pub async fn record_login(&self, id: OperatorId) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
-        tx.touch(Topic::Operators);
-        write!(&mut tx, |c| {
-            sqlx::query("UPDATE operators SET last_login_at = $2 WHERE id = $1")
-                .bind(id.get())
-                .bind(Ts::now())
-                .execute(c)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
-        tx.commit().await
     }
 
     /// The current role and state of the operator a sign-in token names. Read on every
@@ -467,8 +475,8 @@ impl Store {
     pub async fn touch_token(&self, id: TokenId) -> Result<(), StoreError> {
         let now = Ts::now();
         let minute_ago = Ts(now.0 - time::Duration::MINUTE);
+        // Not an authorisation change: the memos keep what they know.
         let mut tx = self.begin().await?;
-        tx.touch(Topic::Tokens);
         write!(&mut tx, |c| {
             sqlx::query(
                 "UPDATE api_tokens SET last_used_at = $2 \

@@ -159,6 +159,8 @@
     }, 300);
     var runEvents = new EventSource("/api/v1/rewards/runs/" + runId + "/events");
     runEvents.addEventListener("event", refreshRun);
+    // The run is over: the server closes the stream; do not reconnect.
+    runEvents.addEventListener("end", function () { runEvents.close(); refreshRun(); });
     refreshRun();
     return;
   }
@@ -263,6 +265,12 @@
   source.onerror = function () { status.textContent = "reconnecting…"; status.classList.remove("on"); };
   source.addEventListener("event", function (e) {
     try { appendLog(JSON.parse(e.data)); } catch (err) { return; }
+    refresh();
+  });
+  // The batch is over: the server closes the stream; do not reconnect.
+  source.addEventListener("end", function () {
+    source.close();
+    status.textContent = "finished"; status.classList.remove("on");
     refresh();
   });
   refresh();

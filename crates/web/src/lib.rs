@@ -9,6 +9,7 @@ pub mod extract;
 pub mod metrics;
 pub mod routes;
 pub mod state;
+pub mod streams;
 pub mod ui;
 
 pub use error::{ApiError, ApiResult};

@@ -21,6 +21,8 @@ pub struct WebOptions {
     pub max_body_bytes: usize,
     /// Largest upload accepted (CSV imports, backups).
     pub max_upload_bytes: usize,
+    /// Limits of live event streams.
+    pub streams: crate::streams::StreamLimits,
 }
 
 impl Default for WebOptions {
@@ -32,6 +34,7 @@ impl Default for WebOptions {
             login_window: Duration::from_secs(15 * 60),
             max_body_bytes: 1024 * 1024,
             max_upload_bytes: 32 * 1024 * 1024,
+            streams: Default::default(),
         }
     }
 }
@@ -54,10 +57,10 @@ pub struct Inner {
     pub engine: Arc<cartwright_engine::Engine>,
     /// The digital-goods side: deliveries and their links.
     pub commerce: Arc<cartwright_commerce::Commerce>,
-    /// When each API token's use was last written, so a busy token is written once a minute.
-    pub token_uses: std::sync::Mutex<
-        std::collections::HashMap<cartwright_core::ids::TokenId, std::time::Instant>,
-    >,
+    /// When each credential's use was last written, so a busy one is written once a minute.
+    pub uses: std::sync::Mutex<std::collections::HashMap<Use, std::time::Instant>>,
+    /// The open live streams.
+    pub streams: crate::streams::Streams,
 }
 
 impl AppState {
@@ -79,22 +82,35 @@ impl AppState {
                 options.login_max_failures_per_ip,
                 options.login_window,
             ),
+            streams: crate::streams::Streams::new(options.streams),
             options,
-            token_uses: Default::default(),
+            uses: Default::default(),
         }))
     }
 }
 
+/// A credential whose last use is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Use {
+    /// An API token.
+    Token(cartwright_core::ids::TokenId),
+    /// A sign-in.
+    SignIn(i64),
+}
+
 impl AppState {
-    /// Whether this token's use should be written now: at most once a minute per token and
-    /// node, however many requests arrive before the write lands.
-    pub fn note_token_use(&self, id: cartwright_core::ids::TokenId) -> bool {
+    /// Whether this credential's use should be written now: at most once a minute per
+    /// credential and node, however many requests arrive before the write lands.
+    pub fn note_use(&self, key: Use) -> bool {
         let now = std::time::Instant::now();
-        let mut uses = self.token_uses.lock().unwrap_or_else(|p| p.into_inner());
-        match uses.get(&id) {
+        let mut uses = self.uses.lock().unwrap_or_else(|p| p.into_inner());
+        if uses.len() >= 10_000 {
+            uses.retain(|_, at| now.duration_since(*at) < Duration::from_secs(60));
+        }
+        match uses.get(&key) {
             Some(at) if now.duration_since(*at) < Duration::from_secs(60) => false,
             _ => {
-                uses.insert(id, now);
+                uses.insert(key, now);
                 true
             }
         }

@@ -111,7 +111,15 @@ async fn requests_without_valid_tokens_are_refused() {
         &EncodingKey::from_secret(&key),
     )
     .unwrap();
-    app.get("/api/v1/accounts", &valid).await.ok(200);
+    // Signed, current, but naming no sign-in: it cannot be ended, so it is refused.
+    let r = app.get("/api/v1/accounts", &valid).await;
+    r.error(401, "unauthorized");
+    assert!(
+        r.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("sign in again")
+    );
     // An API-token-shaped secret that was never issued.
     app.get("/api/v1/accounts", "cwt_notarealtoken")
         .await
@@ -413,4 +421,269 @@ async fn spellings_of_one_username_share_one_throttle() {
     app.call(Method::POST, "/api/v1/auth/login", None, Body::Json(body))
         .await
         .error(429, "too_many_requests");
+}
+
+/// A token's sign-in, as the list shows it.
+async fn sign_ins(app: &TestApp, token: &str) -> Vec<serde_json::Value> {
+    app.get("/api/v1/auth/sessions", token)
+        .await
+        .ok(200)
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_token_and_sign_ins_are_listed_and_ended_one_by_one() {
+    let app = TestApp::spawn().await;
+    let login_as = async |agent: &str| {
+        let r = app
+            .http
+            .post(format!("{}/api/v1/auth/login", app.base))
+            .header("user-agent", agent)
+            .json(&json!({"username": "operator", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        let body: serde_json::Value = r.json().await.unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    };
+    let laptop = login_as("Laptop browser").await;
+    let phone = login_as("Phone\t browser").await;
+
+    // Each sees both sign-ins (the fixture's own one too), its own marked current.
+    let list = sign_ins(&app, &laptop).await;
+    assert_eq!(list.len(), 3, "{list:?}");
+    let mine: Vec<_> = list.iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0]["client"], "Laptop browser");
+    assert_eq!(mine[0]["address"], "127.0.0.1");
+    let phone_entry = list
+        .iter()
+        .find(|s| s["client"] == "Phone browser")
+        .unwrap();
+    let phone_id = phone_entry["id"].as_i64().unwrap();
+
+    // Another operator cannot end it, nor can an API token list anything.
+    app.delete(&format!("/api/v1/auth/sessions/{phone_id}"), &app.admin)
+        .await
+        .error(404, "not_found");
+    app.get("/api/v1/auth/me", &phone).await.ok(200);
+    // The laptop ends the phone's sign-in: its token stops working at once.
+    app.delete(&format!("/api/v1/auth/sessions/{phone_id}"), &laptop)
+        .await
+        .ok(204);
+    let r = app.get("/api/v1/auth/me", &phone).await;
+    r.error(401, "unauthorized");
+    app.delete(&format!("/api/v1/auth/sessions/{phone_id}"), &laptop)
+        .await
+        .error(404, "not_found");
+    assert_eq!(sign_ins(&app, &laptop).await.len(), 2);
+
+    // Signing out ends the token itself, long before it expires.
+    app.call(
+        Method::POST,
+        "/api/v1/auth/logout",
+        Some(&laptop),
+        Body::None,
+    )
+    .await
+    .ok(204);
+    app.get("/api/v1/auth/me", &laptop)
+        .await
+        .error(401, "unauthorized");
+    app.get("/api/v1/auth/me", &app.operator).await.ok(200);
+
+    let token = app
+        .post(
+            "/api/v1/tokens",
+            &app.admin,
+            json!({"name": "script", "scopes": ["read"]}),
+        )
+        .await;
+    let token = token.ok(201)["secret"].as_str().unwrap().to_owned();
+    app.get("/api/v1/auth/sessions", &token)
+        .await
+        .error(403, "forbidden");
+}
+
+#[tokio::test]
+async fn signing_out_everywhere_else_keeps_this_sign_in_only() {
+    let app = TestApp::spawn().await;
+    let others = [
+        app.login("viewer", PASSWORD).await,
+        app.login("viewer", PASSWORD).await,
+    ];
+    let here = app.login("viewer", PASSWORD).await;
+    let r = app.delete("/api/v1/auth/sessions", &here).await;
+    assert_eq!(r.ok(200)["ended"], 3, "the two and the fixture's");
+    for t in &others {
+        app.get("/api/v1/auth/me", t)
+            .await
+            .error(401, "unauthorized");
+    }
+    let list = sign_ins(&app, &here).await;
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["current"], true);
+}
+
+#[tokio::test]
+async fn a_disabled_operator_is_answered_like_a_wrong_password() {
+    let app = TestApp::spawn().await;
+    let id = app.get("/api/v1/auth/me", &app.viewer).await.ok(200)["operator"]["id"]
+        .as_i64()
+        .unwrap();
+    app.patch(
+        &format!("/api/v1/operators/{id}"),
+        &app.admin,
+        json!({"disabled": true}),
+    )
+    .await
+    .ok(200);
+    let attempt = async |password: &str| {
+        app.call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Body::Json(json!({"username": "viewer", "password": password})),
+        )
+        .await
+    };
+    let right = attempt(PASSWORD).await;
+    let wrong = attempt("not the password").await;
+    right.error(401, "unauthorized");
+    wrong.error(401, "unauthorized");
+    assert_eq!(
+        right.json, wrong.json,
+        "the answer does not confirm the password"
+    );
+}
+
+#[tokio::test]
+async fn failed_sign_ins_slow_down_and_an_admin_lets_the_operator_in_again() {
+    let app = TestApp::spawn().await;
+    let attempt = async |password: &str| {
+        app.call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Body::Json(json!({"username": "operator", "password": password})),
+        )
+        .await
+    };
+    for _ in 0..5 {
+        attempt("a wrong guess").await.error(401, "unauthorized");
+    }
+    let r = attempt(PASSWORD).await;
+    r.error(429, "too_many_requests");
+    let wait: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(
+        wait <= 2,
+        "the first wait is short, not a lock-out: {wait} s"
+    );
+    let id = app.get("/api/v1/auth/me", &app.operator).await.ok(200)["operator"]["id"]
+        .as_i64()
+        .unwrap();
+    app.call(
+        Method::POST,
+        &format!("/api/v1/operators/{id}/unlock"),
+        Some(&app.operator),
+        Body::None,
+    )
+    .await
+    .error(403, "forbidden");
+    app.call(
+        Method::POST,
+        &format!("/api/v1/operators/{id}/unlock"),
+        Some(&app.admin),
+        Body::None,
+    )
+    .await
+    .ok(204);
+    attempt(PASSWORD).await.ok(200);
+}
+
+#[tokio::test]
+async fn an_admins_api_tokens_end_when_they_stop_being_an_admin() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .post(
+            "/api/v1/operators",
+            &app.admin,
+            json!({"username": "deputy", "password": PASSWORD, "role": "admin"}),
+        )
+        .await;
+    let deputy_id = r.ok(201)["id"].as_i64().unwrap();
+    let deputy = app.login("deputy", PASSWORD).await;
+    let mut secrets = Vec::new();
+    for name in ["first", "second"] {
+        let r = app
+            .post(
+                "/api/v1/tokens",
+                &deputy,
+                json!({"name": name, "scopes": ["read"]}),
+            )
+            .await;
+        secrets.push(r.ok(201)["secret"].as_str().unwrap().to_owned());
+    }
+    let other = app
+        .post(
+            "/api/v1/tokens",
+            &app.admin,
+            json!({"name": "admin's", "scopes": ["read"]}),
+        )
+        .await;
+    let other = other.ok(201)["secret"].as_str().unwrap().to_owned();
+    app.get("/api/v1/accounts", &secrets[0]).await.ok(200);
+    app.patch(
+        &format!("/api/v1/operators/{deputy_id}"),
+        &app.admin,
+        json!({"role": "operator"}),
+    )
+    .await
+    .ok(200);
+    let r = app.get("/api/v1/accounts", &secrets[0]).await;
+    r.error(401, "unauthorized");
+    assert!(r.text().contains("revoked"), "{}", r.text());
+    app.get("/api/v1/accounts", &other).await.ok(200);
+
+    // Deleting an admin ends theirs too.
+    let r = app
+        .post(
+            "/api/v1/operators",
+            &app.admin,
+            json!({"username": "temp", "password": PASSWORD, "role": "admin"}),
+        )
+        .await;
+    let temp_id = r.ok(201)["id"].as_i64().unwrap();
+    let temp = app.login("temp", PASSWORD).await;
+    let r = app
+        .post(
+            "/api/v1/tokens",
+            &temp,
+            json!({"name": "temp's", "scopes": ["read"]}),
+        )
+        .await;
+    let secret = r.ok(201)["secret"].as_str().unwrap().to_owned();
+    app.delete(&format!("/api/v1/operators/{temp_id}"), &app.admin)
+        .await
+        .ok(204);
+    app.get("/api/v1/accounts", &secret)
+        .await
+        .error(401, "unauthorized");
+}
+
+#[tokio::test]
+async fn a_token_in_the_url_is_taken_by_the_event_streams_only() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/accounts?access_token={}", app.viewer),
+            None,
+            Body::None,
+        )
+        .await;
+    r.error(401, "unauthorized");
+    assert!(r.text().contains("event streams"), "{}", r.text());
 }

@@ -5,7 +5,7 @@ use serde_json::json;
 async fn storefronts_crud_and_rules() {
     let app = TestApp::spawn().await;
     let r = app
-        .post("/api/v1/storefronts", &app.operator, json!({"slug": "tira", "name": "Tira", "profile": "tira", "base_url": "https://www.tirabeauty.com", "currency": "inr"}))
+        .post("/api/v1/storefronts", &app.admin, json!({"slug": "tira", "name": "Tira", "profile": "tira", "base_url": "https://www.tirabeauty.com", "currency": "inr"}))
         .await;
     let sf = r.ok(201).clone();
     assert_eq!(sf["base_url"], "https://www.tirabeauty.com/");
@@ -23,7 +23,7 @@ async fn storefronts_crud_and_rules() {
         1
     );
     assert_eq!(
-        app.patch(&path, &app.operator, json!({"name": "Tira Beauty"}))
+        app.patch(&path, &app.admin, json!({"name": "Tira Beauty"}))
             .await
             .ok(200)["name"],
         "Tira Beauty"
@@ -32,7 +32,7 @@ async fn storefronts_crud_and_rules() {
     // A profile the engine cannot load is refused, on create and on change, and nothing is
     // written.
     let typo = app
-        .post("/api/v1/storefronts", &app.operator, json!({"slug": "typo", "name": "Typo", "profile": "tyra", "base_url": "https://typo.example.com"}))
+        .post("/api/v1/storefronts", &app.admin, json!({"slug": "typo", "name": "Typo", "profile": "tyra", "base_url": "https://typo.example.com"}))
         .await;
     assert_eq!(typo.error(422, "invalid").as_deref(), Some("profile"));
     assert!(
@@ -44,7 +44,7 @@ async fn storefronts_crud_and_rules() {
         typo.text()
     );
     assert_eq!(
-        app.patch(&path, &app.operator, json!({"profile": "tyra"}))
+        app.patch(&path, &app.admin, json!({"profile": "tyra"}))
             .await
             .error(422, "invalid")
             .as_deref(),
@@ -59,7 +59,7 @@ async fn storefronts_crud_and_rules() {
     assert_eq!(
         app.post(
             "/api/v1/storefronts",
-            &app.operator,
+            &app.admin,
             new("tira", "https://x.example.com")
         )
         .await
@@ -70,7 +70,7 @@ async fn storefronts_crud_and_rules() {
     assert_eq!(
         app.post(
             "/api/v1/storefronts",
-            &app.operator,
+            &app.admin,
             new("Bad Slug", "https://x.example.com")
         )
         .await
@@ -81,7 +81,7 @@ async fn storefronts_crud_and_rules() {
     assert_eq!(
         app.post(
             "/api/v1/storefronts",
-            &app.operator,
+            &app.admin,
             new("ok", "ftp://x.example.com")
         )
         .await
@@ -90,7 +90,7 @@ async fn storefronts_crud_and_rules() {
         Some("base_url")
     );
     assert_eq!(
-        app.patch(&path, &app.operator, json!({"currency": "rupees"}))
+        app.patch(&path, &app.admin, json!({"currency": "rupees"}))
             .await
             .error(422, "invalid")
             .as_deref(),
@@ -106,15 +106,80 @@ async fn storefronts_crud_and_rules() {
 
     // A storefront with accounts cannot be deleted.
     let account = app.account(id, "a@example.com", json!({})).await;
-    app.delete(&path, &app.operator).await.error(409, "refused");
-    app.delete(
-        &format!("/api/v1/accounts/{}", account["id"]),
+    app.delete(&path, &app.admin).await.error(409, "refused");
+    app.delete(&format!("/api/v1/accounts/{}", account["id"]), &app.admin)
+        .await
+        .ok(204);
+    // Storefronts are an admin's: an operator may read them, not change them.
+    app.patch(&path, &app.operator, json!({"name": "x"}))
+        .await
+        .error(403, "forbidden");
+    app.delete(&path, &app.operator)
+        .await
+        .error(403, "forbidden");
+    app.post(
+        "/api/v1/storefronts",
         &app.operator,
+        new("op", "https://op.example.com"),
     )
     .await
-    .ok(204);
-    app.delete(&path, &app.operator).await.ok(204);
+    .error(403, "forbidden");
+    app.delete(&path, &app.admin).await.ok(204);
     app.get(&path, &app.viewer).await.error(404, "not_found");
+}
+
+#[tokio::test]
+async fn storefronts_on_this_machine_or_a_private_network_are_refused_unless_allowed() {
+    let app = TestApp::spawn_with(|s| s.allow_internal_addresses = false).await;
+    let new = |slug: &str, url: &str| json!({"slug": slug, "name": "x", "profile": "demo", "base_url": url});
+    for (slug, url, address) in [
+        ("meta", "http://169.254.169.254/latest/", "169.254.169.254"),
+        ("loop", "http://127.0.0.1:8080/", "127.0.0.1"),
+        ("local", "http://localhost:9000/", "localhost"),
+        ("lan", "http://192.168.1.10/", "192.168.1.10"),
+        ("six", "http://[::1]:80/", "::1"),
+    ] {
+        let r = app
+            .post("/api/v1/storefronts", &app.admin, new(slug, url))
+            .await;
+        assert_eq!(
+            r.error(422, "invalid").as_deref(),
+            Some("base_url"),
+            "{url}"
+        );
+        let message = r.json["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(address) && message.contains("allow_internal_addresses"),
+            "{message}"
+        );
+    }
+    assert!(
+        app.get("/api/v1/storefronts", &app.admin)
+            .await
+            .ok(200)
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "nothing was written"
+    );
+    // A public name (which need not resolve here) is accepted; changing it to an inside one
+    // is refused like creating it.
+    let sf = app
+        .post(
+            "/api/v1/storefronts",
+            &app.admin,
+            new("pub", "https://shop.example.com/"),
+        )
+        .await;
+    let id = sf.ok(201)["id"].as_i64().unwrap();
+    let r = app
+        .patch(
+            &format!("/api/v1/storefronts/{id}"),
+            &app.admin,
+            json!({"base_url": "http://10.0.0.8/"}),
+        )
+        .await;
+    assert_eq!(r.error(422, "invalid").as_deref(), Some("base_url"));
 }
 
 #[tokio::test]

@@ -455,19 +455,43 @@ async fn storefronts_products_and_addresses_are_added_from_the_command_line() {
         )
     };
     let storefront = |profile: &'static str| {
-        run(&[
-            "storefront",
-            "add",
-            "--slug",
-            "threads",
-            "--name",
-            "Demo Threads",
-            "--profile",
-            profile,
-            "--base-url",
-            "http://127.0.0.1:8091/",
-        ])
+        let mut cmd = cartwright(dir.path());
+        cmd.env("RUST_LOG", "warn")
+            .env("CARTWRIGHT_ALLOW_INTERNAL_ADDRESSES", "true")
+            .args([
+                "storefront",
+                "add",
+                "--slug",
+                "threads",
+                "--name",
+                "Demo Threads",
+                "--profile",
+                profile,
+                "--base-url",
+                "http://127.0.0.1:8091/",
+            ]);
+        output(cmd)
     };
+    // A shop on this machine is refused unless the install allows it.
+    let inside = run(&[
+        "storefront",
+        "add",
+        "--slug",
+        "inside",
+        "--name",
+        "Inside",
+        "--profile",
+        "threads",
+        "--base-url",
+        "http://127.0.0.1:8091/",
+    ])
+    .await;
+    assert_eq!(inside.status.code(), Some(64), "{}", text(&inside));
+    assert!(
+        text(&inside).contains("--base-url") && text(&inside).contains("allow_internal_addresses"),
+        "{}",
+        text(&inside)
+    );
     let typo = storefront("thread").await;
     assert_eq!(typo.status.code(), Some(64), "{}", text(&typo));
     assert!(text(&typo).contains("--profile"), "{}", text(&typo));

@@ -112,6 +112,8 @@ impl TestApp {
             listen: "127.0.0.1:0".parse().expect("address"),
             secret_key: Some(secret_key.clone()),
             db_max_connections: 4,
+            // The demo shops of the tests listen on 127.0.0.1.
+            allow_internal_addresses: true,
             ..Settings::default()
         };
         adjust(&mut settings);
@@ -150,6 +152,11 @@ impl TestApp {
 
     pub fn store(&self) -> &Store {
         &self.server.as_ref().expect("running").store
+    }
+
+    /// Stops the server as a signal would: gracefully.
+    pub async fn stop(&mut self) -> std::io::Result<()> {
+        self.server.take().expect("running").stop().await
     }
 
     pub async fn login(&self, username: &str, password: &str) -> String {
@@ -237,7 +244,7 @@ impl TestApp {
         let r = self
             .post(
                 "/api/v1/storefronts",
-                &self.operator,
+                &self.admin,
                 json!({"slug": slug, "name": slug, "profile": "demo", "base_url": format!("https://{slug}.example.com/")}),
             )
             .await;
@@ -368,6 +375,14 @@ pub struct ShopApp {
 
 impl ShopApp {
     pub async fn spawn(adjust: impl FnOnce(&mut cartwright_demo_shop::ShopConfig)) -> ShopApp {
+        Self::spawn_with(adjust, |s| s.workers = 2).await
+    }
+
+    /// Like [`ShopApp::spawn`], with Cartwright's settings adjusted too.
+    pub async fn spawn_with(
+        adjust: impl FnOnce(&mut cartwright_demo_shop::ShopConfig),
+        settings: impl FnOnce(&mut Settings),
+    ) -> ShopApp {
         let mut config = cartwright_demo_shop::ShopConfig {
             customers: 8,
             pincode_delay: std::time::Duration::from_millis(100),
@@ -377,7 +392,7 @@ impl ShopApp {
         let shop = cartwright_demo_shop::start("127.0.0.1:0".parse().unwrap(), config)
             .await
             .unwrap();
-        let app = TestApp::spawn_with(|s| s.workers = 2).await;
+        let app = TestApp::spawn_with(settings).await;
         cartwright::demo::seed(app.store(), &shop).await.unwrap();
         let storefronts = app.get("/api/v1/storefronts", &app.admin).await;
         let storefront = storefronts.ok(200).as_array().unwrap()[0]["id"]

@@ -408,9 +408,40 @@ async fn exports_defuse_spreadsheet_formulas() {
         json!({"label": "=HYPERLINK(\"http://evil\")", "name": "@SUM(A1)"}),
     )
     .await;
+    app.account(sf, "g@example.com", json!({"phone": "+91 98111 11111"}))
+        .await;
+    // The tier comes from the storefront's rewards answer: another site's text.
+    app.exec_sql("UPDATE accounts SET tier = '=cmd|'' /C calc''!A0' WHERE email = 'g@example.com'")
+        .await;
     let text = app.get("/api/v1/accounts/export", &app.viewer).await.text();
     assert!(text.contains("'=HYPERLINK"), "{text}");
     assert!(text.contains("'@SUM(A1)"), "{text}");
+    assert!(text.contains("'=cmd|"), "every cell, the tier too: {text}");
+    assert!(text.contains("'+919811111111"), "{text}");
+    // The quote is the export's own: read back, the values are what they were.
+    let r = app
+        .post_raw(
+            &format!("/api/v1/accounts/import?storefront_id={sf}"),
+            &app.operator,
+            "text/csv",
+            text.as_bytes(),
+        )
+        .await;
+    assert_eq!(r.ok(200)["created"], 0, "{}", r.text());
+    let list = app
+        .get(&format!("/api/v1/accounts?storefront_id={sf}"), &app.viewer)
+        .await;
+    let items = list.ok(200)["items"].as_array().unwrap().clone();
+    assert!(
+        items
+            .iter()
+            .any(|a| a["label"] == "=HYPERLINK(\"http://evil\")"),
+        "{items:?}"
+    );
+    assert!(
+        items.iter().any(|a| a["phone"] == "+919811111111"),
+        "{items:?}"
+    );
 }
 
 #[tokio::test]

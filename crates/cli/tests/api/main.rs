@@ -19,4 +19,5 @@ mod operators;
 mod rewards;
 mod scale;
 mod selection;
+mod streams;
 mod system;

@@ -135,6 +135,18 @@ async fn a_run_is_followed_to_its_results_export_events_and_history() {
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
     assert!(seen.contains("\"rewards_run_id\":"), "{seen}");
+    // The run is over: the stream says so and ends, rather than keeping the client waiting.
+    while let Some(chunk) =
+        tokio::time::timeout(std::time::Duration::from_secs(30), response.chunk())
+            .await
+            .expect("the stream ends")
+            .unwrap()
+    {
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let end = seen.rfind("event: end").expect("an end event");
+    assert!(seen.rfind("event: event").unwrap() < end, "{seen}");
+    assert!(seen[end..].contains(r#"{"state":"finished"}"#), "{seen}");
 
     let account = results[0]["account_id"].as_i64().unwrap();
     let history = app

@@ -648,3 +648,107 @@ async fn an_unresolved_order_stands_out_and_is_settled_from_its_page() {
     );
     assert!(!html.contains("id=\"resolve-form\""), "settled once");
 }
+
+/// The session token a sign-in or password change set (`cw_session=…`).
+fn session_token(r: &reqwest::Response) -> String {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("cw_session="))
+        .and_then(|c| c.split(';').next())
+        .filter(|t| !t.is_empty())
+        .expect("a session cookie")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn my_page_lists_my_sign_ins_changes_my_password_and_signing_out_ends_the_token() {
+    let app = TestApp::spawn().await;
+    let http = client();
+    let (_, login) = page(&http, format!("{}/login", app.base)).await;
+    let r = http
+        .post(format!("{}/login", app.base))
+        .header("user-agent", "Test browser 1.0")
+        .form(&[
+            ("_csrf", csrf(&login).as_str()),
+            ("username", "operator"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let first = session_token(&r);
+    let (status, me) = page(&http, format!("{}/me", app.base)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        me.contains("Test browser 1.0") && me.contains("this browser"),
+        "{me}"
+    );
+    assert!(
+        me.contains("Sign out everywhere else"),
+        "the fixture's sign-in is listed too"
+    );
+    let token = csrf(&me);
+
+    let change = async |current: &str, new: &str, repeat: &str| {
+        http.post(format!("{}/me/password", app.base))
+            .form(&[
+                ("_csrf", token.as_str()),
+                ("current_password", current),
+                ("new_password", new),
+                ("repeat_password", repeat),
+            ])
+            .send()
+            .await
+            .unwrap()
+    };
+    let r = change(PASSWORD, "a brand new secret", "a brand new secrte").await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("Does not match the new password.")
+    );
+    let r = change("not it", "a brand new secret", "a brand new secret").await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("Is not the password in use")
+    );
+    let r = change(PASSWORD, "a brand new secret", "a brand new secret").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/me?changed=1");
+    let second = session_token(&r);
+    assert_ne!(first, second);
+    // The old token is void (the fixture's too); this browser goes on with the new one.
+    app.get("/api/v1/auth/me", &first)
+        .await
+        .error(401, "unauthorized");
+    app.get("/api/v1/auth/me", &app.operator)
+        .await
+        .error(401, "unauthorized");
+    let (status, me) = page(&http, format!("{}/me?changed=1", app.base)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(me.contains("Password changed."), "{me}");
+    assert!(
+        !me.contains("Sign out everywhere else"),
+        "only this sign-in is left"
+    );
+
+    // Signing out ends the token on the server, not only the cookie in this browser.
+    let r = http
+        .post(format!("{}/logout", app.base))
+        .form(&[("_csrf", csrf(&me).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    app.get("/api/v1/auth/me", &second)
+        .await
+        .error(401, "unauthorized");
+}

@@ -223,6 +223,19 @@ impl Engine {
         .await
     }
 
+    /// Refuses a storefront address the engine may not reach (see [`crate::net`]): inside,
+    /// a profile failure that no retry fixes; not resolving, a transient one.
+    pub(crate) async fn reachable(&self, url: &url::Url) -> Result<(), Failure> {
+        crate::net::ensure_public(url, self.config.allow_internal)
+            .await
+            .map_err(|e| match e {
+                crate::net::Unreachable::Internal(e) => {
+                    Failure::new(ErrorClass::Profile, e.to_string())
+                }
+                e => Failure::new(ErrorClass::Transient, e.to_string()),
+            })
+    }
+
     /// What a run of `spec` for `account` on `storefront` needs from the store.
     async fn prepare_for(
         &self,
@@ -248,6 +261,7 @@ impl Engine {
                 format!("the storefront's base URL: {e}"),
             )
         })?;
+        self.reachable(&base_url).await?;
         let account = self.store.account(account).await.map_err(store_fail)?;
         let cookies = self
             .store

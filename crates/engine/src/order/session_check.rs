@@ -108,6 +108,10 @@ impl Engine {
                 error: "the storefront's base URL does not parse".into(),
             };
         };
+        if let Err(e) = self.reachable(&base_url).await {
+            log.say(Level::Error, format!("sign-in test: {}", e.message));
+            return Outcome::Fail { error: e.message };
+        }
         let prepared = Prepared {
             host: base_url.host_str().unwrap_or_default().to_owned(),
             profile,

@@ -278,6 +278,7 @@ impl Fixture {
             .await
             .unwrap();
         let mut config = EngineConfig::new(dir.path());
+        config.allow_internal = true;
         config.retry.base = Duration::from_millis(200);
         config.retry.max = Duration::from_secs(1);
         config.settle = SettleTiming {

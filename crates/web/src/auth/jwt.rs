@@ -1,4 +1,5 @@
-//! Sign-in tokens: HS256 JWTs naming the operator and the version of their credentials.
+//! Sign-in tokens: HS256 JWTs naming the operator, the sign-in (a row the store keeps, so it
+//! can be ended early) and the version of their credentials.
 
 use crate::error::ApiError;
 use cartwright_core::ids::OperatorId;
@@ -16,6 +17,10 @@ pub struct Claims {
     pub sub: String,
     /// Their credentials' version when the token was issued; a change voids the token.
     pub ver: i64,
+    /// The sign-in it belongs to; ending it voids the token. Tokens issued before sign-ins
+    /// were recorded have none and are refused.
+    #[serde(default)]
+    pub sid: Option<i64>,
     /// Issuer.
     pub iss: String,
     /// Issued at (Unix seconds).
@@ -54,24 +59,31 @@ impl Jwt {
         }
     }
 
-    /// A token for `operator` at credentials version `ver`, and when it expires.
+    /// When a token issued now expires (whole seconds, as the token says it).
+    pub fn expiry(&self) -> OffsetDateTime {
+        let expires = OffsetDateTime::now_utc() + self.ttl;
+        expires.replace_nanosecond(0).unwrap_or(expires)
+    }
+
+    /// A token for sign-in `sid` of `operator` at credentials version `ver`, expiring at
+    /// `expires` (from [`Jwt::expiry`]).
     pub fn issue(
         &self,
         operator: OperatorId,
         ver: i64,
-    ) -> Result<(String, OffsetDateTime), ApiError> {
-        let now = OffsetDateTime::now_utc();
-        let expires = now + self.ttl;
+        sid: i64,
+        expires: OffsetDateTime,
+    ) -> Result<String, ApiError> {
         let claims = Claims {
             sub: operator.to_string(),
             ver,
+            sid: Some(sid),
             iss: ISSUER.into(),
-            iat: now.unix_timestamp(),
+            iat: OffsetDateTime::now_utc().unix_timestamp(),
             exp: expires.unix_timestamp(),
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| ApiError::internal(&e))?;
-        Ok((token, expires.replace_nanosecond(0).unwrap_or(expires)))
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| ApiError::internal(&e))
     }
 
     /// Checks signature, issuer and expiry.
@@ -95,10 +107,11 @@ mod tests {
     #[test]
     fn round_trip_and_forgery() {
         let jwt = Jwt::new(&[7; 32], Duration::from_secs(60));
-        let (token, _) = jwt.issue(OperatorId(3), 2).unwrap();
+        let token = jwt.issue(OperatorId(3), 2, 9, jwt.expiry()).unwrap();
         let claims = jwt.verify(&token).unwrap();
         assert_eq!(claims.operator(), Some(OperatorId(3)));
         assert_eq!(claims.ver, 2);
+        assert_eq!(claims.sid, Some(9));
         let other = Jwt::new(&[8; 32], Duration::from_secs(60));
         assert!(other.verify(&token).is_err());
         assert!(jwt.verify("not.a.token").is_err());

@@ -8,7 +8,7 @@ pub mod password;
 pub mod throttle;
 
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, Use};
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -36,6 +36,8 @@ pub enum Principal {
         id: OperatorId,
         /// Their current role.
         role: Role,
+        /// The sign-in the token belongs to.
+        sign_in: i64,
     },
     /// A machine with an API token.
     Token {
@@ -124,7 +126,7 @@ impl<P: Need> FromRequestParts<AppState> for Auth<P> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let principal = authenticate(parts, state).await?;
+        let principal = authenticate(&bearer(parts, false)?, state).await?;
         if !principal.allows(P::PERMISSION) {
             return Err(ApiError::forbidden(format!("this needs {}", P::NAME)));
         }
@@ -132,9 +134,10 @@ impl<P: Need> FromRequestParts<AppState> for Auth<P> {
     }
 }
 
-/// The bearer token of a request: the `Authorization` header, or an `access_token` query
-/// parameter for the clients that cannot set headers (a browser's EventSource and WebSocket).
-fn bearer(parts: &Parts) -> Result<String, ApiError> {
+/// The bearer token of a request: the `Authorization` header, or, when `query` allows it, an
+/// `access_token` query parameter (only the live streams do: a browser's EventSource and
+/// WebSocket cannot set headers, and a token in a URL ends up in logs and histories).
+pub(crate) fn bearer(parts: &Parts, query: bool) -> Result<String, ApiError> {
     if let Some(header) = parts.headers.get(AUTHORIZATION) {
         return header
             .to_str()
@@ -150,22 +153,26 @@ fn bearer(parts: &Parts) -> Result<String, ApiError> {
                 ApiError::unauthorized("the Authorization header must be Bearer TOKEN")
             });
     }
-    parts
-        .uri
-        .query()
-        .and_then(|q| {
-            form_urlencoded::parse(q.as_bytes())
-                .find(|(k, _)| k == "access_token")
-                .map(|(_, v)| v.into_owned())
-        })
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::unauthorized("sign in: send Authorization: Bearer TOKEN"))
+    let from_query = parts.uri.query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "access_token")
+            .map(|(_, v)| v.into_owned())
+    });
+    match from_query {
+        Some(token) if query && !token.is_empty() => Ok(token),
+        Some(_) if !query => Err(ApiError::unauthorized(
+            "access_token in the URL is accepted only by the event streams; send Authorization: Bearer TOKEN",
+        )),
+        _ => Err(ApiError::unauthorized(
+            "sign in: send Authorization: Bearer TOKEN",
+        )),
+    }
 }
 
-async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
-    let token = bearer(parts)?;
-    let token = token.as_str();
-
+/// Who `token` belongs to, checked against the store now: an API token that is unknown,
+/// revoked or expired, or a sign-in that was ended, expired or whose operator was disabled or
+/// changed since, is refused.
+pub(crate) async fn authenticate(token: &str, state: &AppState) -> Result<Principal, ApiError> {
     if token.starts_with(TOKEN_PREFIX) {
         let auth = state
             .store
@@ -182,6 +189,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiE
         if auth
             .last_used_at
             .is_none_or(|t| now - t > time::Duration::MINUTE)
+            && state.note_use(Use::Token(auth.id))
         {
             let store = state.store.clone();
             tokio::spawn(async move {
@@ -197,17 +205,30 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiE
     }
 
     let claims = state.jwt.verify(token)?;
+    let ended = || ApiError::unauthorized("this sign-in has ended; sign in again");
     let id = claims
         .operator()
         .ok_or_else(|| ApiError::unauthorized("invalid token"))?;
+    let sign_in = claims.sid.ok_or_else(ended)?;
     let auth = state
         .store
-        .operator_auth(id)
+        .sign_in_auth(sign_in)
         .await?
-        .filter(|a| !a.disabled && a.auth_version == claims.ver)
-        .ok_or_else(|| ApiError::unauthorized("this sign-in has ended; sign in again"))?;
+        .filter(|a| a.operator == id && !a.revoked && !a.disabled && a.auth_version == claims.ver)
+        .ok_or_else(ended)?;
+    if OffsetDateTime::now_utc() - auth.last_seen_at > time::Duration::MINUTE
+        && state.note_use(Use::SignIn(sign_in))
+    {
+        let store = state.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.touch_sign_in(sign_in).await {
+                tracing::warn!(error = %e, "could not record a sign-in's use");
+            }
+        });
+    }
     Ok(Principal::Operator {
         id,
         role: auth.role,
+        sign_in,
     })
 }

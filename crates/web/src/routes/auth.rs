@@ -1,12 +1,15 @@
-//! Signing in, who am I, changing one's own password.
+//! Signing in and out, who am I, one's own sign-ins, changing one's own password.
 
 use crate::auth::password::{hash_password, verify_password};
 use crate::auth::{Auth, Principal, Read};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::Json;
 use crate::state::AppState;
-use axum::extract::{ConnectInfo, State};
-use cartwright_core::operator::{Operator, OperatorPatch, Scope};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::header::USER_AGENT;
+use axum::http::{HeaderMap, StatusCode};
+use cartwright_core::ids::OperatorId;
+use cartwright_core::operator::{Operator, OperatorPatch, Scope, SignIn};
 use cartwright_core::values::{Password, Username};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -21,6 +24,32 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(login))
         .routes(routes!(me))
         .routes(routes!(change_password))
+        .routes(routes!(logout))
+        .routes(routes!(sign_ins, end_other_sign_ins))
+        .routes(routes!(end_sign_in))
+}
+
+/// Records a sign-in of `operator` from the request's client and issues its token.
+async fn sign_in(
+    state: &AppState,
+    operator: OperatorId,
+    auth_version: i64,
+    peer: &SocketAddr,
+    headers: &HeaderMap,
+) -> ApiResult<(String, OffsetDateTime)> {
+    let expires = state.jwt.expiry();
+    let client = headers
+        .get(USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let sid = state
+        .store
+        .start_sign_in(operator, expires, &peer.ip().to_string(), client)
+        .await?;
+    Ok((
+        state.jwt.issue(operator, auth_version, sid, expires)?,
+        expires,
+    ))
 }
 
 /// Credentials.
@@ -60,6 +89,7 @@ pub struct LoginResponse {
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Json(body): Json<LoginRequest>,
 ) -> ApiResult<axum::Json<LoginResponse>> {
     let ip = peer.ip().to_string();
@@ -77,18 +107,25 @@ async fn login(
         None => None,
     };
     let hash = record.as_ref().map(|r| r.password_hash.clone());
+    // One answer for every refusal: a disabled operator's answer must not confirm that the
+    // password was right.
+    let refused =
+        || ApiError::unauthorized("wrong username or password, or the operator is disabled");
     if !verify_password(body.password, hash).await? {
-        return Err(ApiError::unauthorized("wrong username or password"));
+        return Err(refused());
     }
-    let Some(record) = record else {
-        return Err(ApiError::unauthorized("wrong username or password"));
+    let Some(record) = record.filter(|r| !r.operator.disabled) else {
+        return Err(refused());
     };
-    if record.operator.disabled {
-        return Err(ApiError::unauthorized("this operator is disabled"));
-    }
     state.throttle.succeeded(user_key, &ip);
-    state.store.record_login(record.operator.id).await?;
-    let (token, expires_at) = state.jwt.issue(record.operator.id, record.auth_version)?;
+    let (token, expires_at) = sign_in(
+        &state,
+        record.operator.id,
+        record.auth_version,
+        &peer,
+        &headers,
+    )
+    .await?;
     let operator = state.store.operator(record.operator.id).await?;
     Ok(axum::Json(LoginResponse {
         token,
@@ -144,8 +181,8 @@ pub struct PasswordChange {
     new_password: Password,
 }
 
-/// Changes the caller's own password. Every other sign-in of theirs ends; the answer carries
-/// a fresh token.
+/// Changes the caller's own password. Every sign-in of theirs ends, this one too; the answer
+/// carries the token of a new one.
 #[utoipa::path(
     put, path = "/auth/password", tag = "auth",
     request_body = PasswordChange,
@@ -159,6 +196,7 @@ pub struct PasswordChange {
 async fn change_password(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Auth(who, ..): Auth<Read>,
     Json(body): Json<PasswordChange>,
 ) -> ApiResult<axum::Json<LoginResponse>> {
@@ -197,10 +235,118 @@ async fn change_password(
         .await?
         .map(|a| a.auth_version)
         .ok_or_else(|| ApiError::not_found("operator not found"))?;
-    let (token, expires_at) = state.jwt.issue(id, version)?;
+    // The new version voids every token already; the list should say so too.
+    state.store.end_sign_ins(id, None, None).await?;
+    let (token, expires_at) = sign_in(&state, id, version, &peer, &headers).await?;
     Ok(axum::Json(LoginResponse {
         token,
         expires_at,
         operator,
     }))
+}
+
+/// The caller's sign-in, or a refusal for an API token.
+fn own_sign_in(who: &Principal) -> ApiResult<(OperatorId, i64)> {
+    match who {
+        Principal::Operator { id, sign_in, .. } => Ok((*id, *sign_in)),
+        Principal::Token { .. } => Err(ApiError::forbidden(
+            "API tokens are not sign-ins; an admin revokes them under /tokens",
+        )),
+    }
+}
+
+/// Ends the sign-in making this request: its token stops working at once.
+#[utoipa::path(
+    post, path = "/auth/logout", tag = "auth",
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "An API token is not a sign-in", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn logout(State(state): State<AppState>, Auth(who, ..): Auth<Read>) -> ApiResult<StatusCode> {
+    let (operator, current) = own_sign_in(&who)?;
+    state
+        .store
+        .end_sign_ins(operator, Some(current), None)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's sign-ins that still work, newest first; `current` marks this one.
+#[utoipa::path(
+    get, path = "/auth/sessions", tag = "auth",
+    responses(
+        (status = 200, body = Vec<SignIn>),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "An API token is not a sign-in", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn sign_ins(
+    State(state): State<AppState>,
+    Auth(who, ..): Auth<Read>,
+) -> ApiResult<axum::Json<Vec<SignIn>>> {
+    let (operator, current) = own_sign_in(&who)?;
+    let mut list = state.store.sign_ins(operator).await?;
+    for s in &mut list {
+        s.current = s.id == current;
+    }
+    Ok(axum::Json(list))
+}
+
+/// How many sign-ins were ended.
+#[derive(Serialize, ToSchema)]
+pub struct Ended {
+    /// Sign-ins ended.
+    pub ended: u64,
+}
+
+/// Ends every sign-in of the caller except this one ("sign out everywhere else").
+#[utoipa::path(
+    delete, path = "/auth/sessions", tag = "auth",
+    responses(
+        (status = 200, body = Ended),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "An API token is not a sign-in", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn end_other_sign_ins(
+    State(state): State<AppState>,
+    Auth(who, ..): Auth<Read>,
+) -> ApiResult<axum::Json<Ended>> {
+    let (operator, current) = own_sign_in(&who)?;
+    let ended = state
+        .store
+        .end_sign_ins(operator, None, Some(current))
+        .await?;
+    Ok(axum::Json(Ended { ended }))
+}
+
+/// Ends one of the caller's sign-ins (this one too, if named).
+#[utoipa::path(
+    delete, path = "/auth/sessions/{id}", tag = "auth",
+    params(("id" = i64, Path, description = "The sign-in")),
+    responses(
+        (status = 204, description = "Ended"),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "An API token is not a sign-in", body = ErrorBody),
+        (status = 404, description = "No sign-in of yours that still works has this id", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn end_sign_in(
+    State(state): State<AppState>,
+    Auth(who, ..): Auth<Read>,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
+    let (operator, _) = own_sign_in(&who)?;
+    match state.store.end_sign_ins(operator, Some(id), None).await? {
+        0 => Err(ApiError::not_found(format!(
+            "no sign-in of yours that still works has id {id}"
+        ))),
+        _ => Ok(StatusCode::NO_CONTENT),
+    }
 }

@@ -6,12 +6,13 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query};
 use crate::routes::{created, page_request};
 use crate::state::AppState;
+use crate::streams::Live;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use cartwright_core::batch::{Batch, BatchStats, NewBatch};
+use cartwright_core::batch::{Batch, BatchState, BatchStats, NewBatch};
 use cartwright_core::ids::{AccountId, BatchId, EventId, OrderId};
 use cartwright_core::order::{Event, Level, Order, OrderState};
 use cartwright_core::selection::SelectionRequest;
@@ -631,13 +632,18 @@ pub struct EventStreamQuery {
 }
 
 /// Live events of a batch as server-sent events: the stored ones first (after
-/// `Last-Event-ID` when reconnecting), then each new one as it happens.
+/// `Last-Event-ID` when reconnecting), then each new one as it happens. Once the batch is
+/// finished or stopped, the rest is sent, then a final `end` event (its data
+/// `{"state": …}`), and the stream closes.
 #[utoipa::path(get, path = "/batches/{id}/events", tag = "batches", params(("id" = i64, Path), EventStreamQuery),
-    responses((status = 200, content_type = "text/event-stream", body = Event), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 200, content_type = "text/event-stream", description = "`event: event` with an Event as data, one per event; `event: end` with `{\"state\"}` last", body = Event),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, description = "Too many live streams open", body = ErrorBody)),
     security(("bearer" = [])))]
 async fn batch_events(
     State(state): State<AppState>,
-    _: Auth<Read>,
+    live: Live,
     Path(id): Path<BatchId>,
     headers: HeaderMap,
     Query(q): Query<EventStreamQuery>,
@@ -649,58 +655,138 @@ async fn batch_events(
         rewards_run: q.rewards_run_id,
         min_level: q.level,
     };
-    Ok(event_stream(&state, filter, &headers, q.after))
+    let store = state.store.clone();
+    let ended = move || {
+        let store = store.clone();
+        async move {
+            store
+                .batch_state(id)
+                .await
+                .ok()
+                .filter(|s| matches!(s, BatchState::Finished | BatchState::Stopped))
+                .map(|s| s.as_str())
+        }
+    };
+    Ok(event_stream(live, &state, filter, &headers, q.after, ended))
 }
 
 /// Events matching `filter` as server-sent events: the stored ones after `Last-Event-ID` (or
-/// `after`), then the live ones.
-pub(crate) fn event_stream(
+/// `after`), then the live ones, until `ended` names a final state (checked every second):
+/// then the rest, an `end` event, and the end of the stream.
+pub(crate) fn event_stream<F, Fut>(
+    live: Live,
     state: &AppState,
     filter: EventFilter,
     headers: &HeaderMap,
     after: Option<EventId>,
-) -> Response {
+    ended: F,
+) -> Response
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Option<&'static str>> + Send + 'static,
+{
     let resume = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok())
         .map(EventId);
-    let stream = state
+    let ended = std::sync::Arc::new(ended);
+    let watch = ended.clone();
+    let until = async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            if watch().await.is_some() {
+                return;
+            }
+        }
+    };
+    let events = state
         .engine
         .events()
-        .stream(filter, resume.or(after))
+        .stream_until(filter, resume.or(after), until)
         .map(|e| {
             let data = serde_json::to_string(&*e).unwrap_or_default();
-            Ok::<_, Infallible>(
-                SseEvent::default()
-                    .id(e.id.to_string())
-                    .event("event")
-                    .data(data),
-            )
+            SseEvent::default()
+                .id(e.id.to_string())
+                .event("event")
+                .data(data)
         });
+    // After the last event: `end`, when the stream stopped because the batch or run is final
+    // (not because the store failed; the client then reconnects).
+    let end = futures::stream::once(async move { ended().await }).filter_map(|s| async move {
+        s.map(|state| {
+            SseEvent::default()
+                .event("end")
+                .data(serde_json::json!({ "state": state }).to_string())
+        })
+    });
+    let stream = live.guard(events.chain(end)).map(Ok::<_, Infallible>);
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
 }
 
 /// Live events over a WebSocket, filtered by batch, order and level: the stored ones first,
-/// then each new one as it happens, as JSON text messages.
+/// then each new one as it happens, as JSON text messages. A browser may open it only from
+/// this server's own pages (its `Origin` must be this host).
 #[utoipa::path(get, path = "/ws/events", tag = "batches", params(EventStreamQuery),
-    responses((status = 101, description = "switching to the WebSocket protocol")), security(("bearer" = [])))]
+    responses(
+        (status = 101, description = "switching to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket upgrade", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Opened from another site's page", body = ErrorBody),
+        (status = 429, description = "Too many live streams open", body = ErrorBody)),
+    security(("bearer" = [])))]
 async fn events_socket(
     State(state): State<AppState>,
-    _: Auth<Read>,
+    live: Live,
+    headers: HeaderMap,
     Query(q): Query<EventStreamQuery>,
-    upgrade: WebSocketUpgrade,
-) -> Response {
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    same_origin(&headers)?;
+    let upgrade = upgrade.map_err(|e| {
+        ApiError::bad_request(format!("this is a WebSocket endpoint: {}", e.body_text()))
+    })?;
     let filter = EventFilter {
         batch: q.batch_id,
         order: q.order_id,
         rewards_run: q.rewards_run_id,
         min_level: q.level,
     };
-    let bus = state.engine.events().clone();
-    upgrade.on_upgrade(move |socket| relay(socket, bus.stream(filter, q.after)))
+    let events = live.guard(state.engine.events().stream(filter, q.after));
+    Ok(upgrade.on_upgrade(move |socket| relay(socket, events)))
+}
+
+/// Refuses a request whose `Origin` (which browsers send with every WebSocket) is not this
+/// server as the request addressed it: another site, or another port on this host, could
+/// otherwise open the stream with the operator's cookie.
+fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin_host = origin
+        .to_str()
+        .ok()
+        .and_then(|o| url::Url::parse(o).ok())
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .and_then(|u| {
+            let host = u.host_str()?.to_owned();
+            Some(match u.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host,
+            })
+        });
+    match (origin_host, host) {
+        (Some(o), Some(h)) if o.eq_ignore_ascii_case(h) => Ok(()),
+        _ => Err(ApiError::forbidden(format!(
+            "a browser may open this stream only from this server's own pages (Origin {} is not {})",
+            origin.to_str().unwrap_or("?"),
+            host.unwrap_or("this host")
+        ))),
+    }
 }
 
 async fn relay(

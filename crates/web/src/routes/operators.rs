@@ -19,6 +19,23 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(get_one, update, delete))
+        .routes(routes!(unlock))
+}
+
+/// Lets an operator whose sign-ins are being slowed down after failed attempts try again at
+/// once (on this server node).
+#[utoipa::path(post, path = "/operators/{id}/unlock", tag = "operators", params(("id" = i64, Path)),
+    responses((status = 204, description = "Their failed attempts are forgotten"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn unlock(
+    State(state): State<AppState>,
+    _: Auth<Administer>,
+    Path(id): Path<OperatorId>,
+) -> ApiResult<StatusCode> {
+    let operator = state.store.operator(id).await?;
+    state.throttle.unlock(operator.username.as_str());
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// All operators.

@@ -7,13 +7,14 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query};
 use crate::routes::created;
 use crate::state::AppState;
+use crate::streams::Live;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use cartwright_core::ids::{AccountId, EventId, RewardsRunId, ScheduleId, StorefrontId};
 use cartwright_core::order::{Event, Level};
 use cartwright_core::rewards::{
-    CheckStatus, NewRewardsRun, NewSchedule, RewardsRun, Schedule, Snapshot,
+    CheckStatus, NewRewardsRun, NewSchedule, RewardsRun, RunState, Schedule, Snapshot,
 };
 use cartwright_engine::EventFilter;
 use cartwright_store::SnapshotFilter;
@@ -184,11 +185,14 @@ pub struct RunEventsQuery {
 /// A run's progress as server-sent events: the stored ones first (after `Last-Event-ID` when
 /// reconnecting), then each new one.
 #[utoipa::path(get, path = "/rewards/runs/{id}/events", tag = "rewards", params(("id" = i64, Path), RunEventsQuery),
-    responses((status = 200, content_type = "text/event-stream", body = Event), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 200, content_type = "text/event-stream", description = "`event: event` with an Event as data, one per event; `event: end` with `{\"state\"}` last, once the run is final", body = Event),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, description = "Too many live streams open", body = ErrorBody)),
     security(("bearer" = [])))]
 async fn run_events(
     State(state): State<AppState>,
-    _: Auth<Read>,
+    live: Live,
     Path(id): Path<RewardsRunId>,
     headers: HeaderMap,
     Query(q): Query<RunEventsQuery>,
@@ -199,8 +203,20 @@ async fn run_events(
         min_level: q.level,
         ..Default::default()
     };
+    let store = state.store.clone();
+    let ended = move || {
+        let store = store.clone();
+        async move {
+            store
+                .rewards_run(id)
+                .await
+                .ok()
+                .filter(|r| r.state != RunState::Running)
+                .map(|r| r.state.as_str())
+        }
+    };
     Ok(super::batches::event_stream(
-        &state, filter, &headers, q.after,
+        live, &state, filter, &headers, q.after, ended,
     ))
 }
 

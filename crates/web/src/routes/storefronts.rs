@@ -1,6 +1,6 @@
 //! Storefronts.
 
-use crate::auth::{Auth, Operate, Read};
+use crate::auth::{Administer, Auth, Read};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path};
 use crate::routes::created;
@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use cartwright_core::ids::StorefrontId;
 use cartwright_core::storefront::{NewStorefront, Storefront, StorefrontPatch};
-use cartwright_core::values::Slug;
+use cartwright_core::values::{HttpUrl, Slug};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -33,14 +33,16 @@ async fn list(
 
 /// Adds a storefront.
 #[utoipa::path(post, path = "/storefronts", tag = "storefronts", request_body = NewStorefront,
-    responses((status = 201, body = Storefront), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 201, body = Storefront), (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn create(
     State(state): State<AppState>,
-    _: Auth<Operate>,
+    _: Auth<Administer>,
     Json(body): Json<NewStorefront>,
 ) -> ApiResult<Response> {
     usable_profile(&state, &body.profile)?;
+    reachable(&state, &body.base_url).await?;
     let storefront = state.store.create_storefront(&body).await?;
     Ok(created(
         format!("/api/v1/storefronts/{}", storefront.id),
@@ -59,6 +61,21 @@ fn usable_profile(state: &AppState, profile: &Slug) -> Result<(), ApiError> {
         .map_err(|e| ApiError::invalid("profile", e.to_string()))
 }
 
+/// Refuses a base URL on this machine or a private network unless the install allows those
+/// (see `cartwright_engine::net`). A name that does not resolve now is accepted: each run
+/// checks again before it starts.
+async fn reachable(state: &AppState, url: &HttpUrl) -> Result<(), ApiError> {
+    let Ok(parsed) = url::Url::parse(url.as_str()) else {
+        return Err(ApiError::invalid("base_url", "is not a URL"));
+    };
+    match cartwright_engine::net::ensure_public(&parsed, state.engine.allows_internal()).await {
+        Err(cartwright_engine::net::Unreachable::Internal(e)) => {
+            Err(ApiError::invalid("base_url", e.to_string()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// One storefront.
 #[utoipa::path(get, path = "/storefronts/{id}", tag = "storefronts", params(("id" = i64, Path)),
     responses((status = 200, body = Storefront), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
@@ -73,28 +90,32 @@ async fn get_one(
 /// Changes a storefront.
 #[utoipa::path(patch, path = "/storefronts/{id}", tag = "storefronts", params(("id" = i64, Path)),
     request_body = StorefrontPatch,
-    responses((status = 200, body = Storefront), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 200, body = Storefront), (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn update(
     State(state): State<AppState>,
-    _: Auth<Operate>,
+    _: Auth<Administer>,
     Path(id): Path<StorefrontId>,
     Json(body): Json<StorefrontPatch>,
 ) -> ApiResult<axum::Json<Storefront>> {
     if let Some(profile) = &body.profile {
         usable_profile(&state, profile)?;
     }
+    if let Some(url) = &body.base_url {
+        reachable(&state, url).await?;
+    }
     Ok(axum::Json(state.store.update_storefront(id, &body).await?))
 }
 
 /// Deletes a storefront without accounts or products.
 #[utoipa::path(delete, path = "/storefronts/{id}", tag = "storefronts", params(("id" = i64, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody),
+    responses((status = 204), (status = 403, description = "Not an admin", body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "Still has accounts or products", body = ErrorBody)),
     security(("bearer" = [])))]
 async fn delete(
     State(state): State<AppState>,
-    _: Auth<Operate>,
+    _: Auth<Administer>,
     Path(id): Path<StorefrontId>,
 ) -> ApiResult<StatusCode> {
     state.store.delete_storefront(id).await?;

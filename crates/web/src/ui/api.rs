@@ -6,8 +6,8 @@ use super::error::UiError;
 use axum::Router;
 use axum::body::Body as HttpBody;
 use axum::extract::ConnectInfo;
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
-use axum::http::{Method, Request, StatusCode};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use bytes::Bytes;
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -17,6 +17,25 @@ use tower::ServiceExt;
 pub trait Bearer {
     /// The token sent as `Authorization: Bearer …`.
     fn token(&self) -> &str;
+}
+
+/// The browser a dashboard request came from, passed on to the API calls that record it
+/// (signing in) or throttle by it (password checks).
+pub struct Client {
+    /// Its address.
+    pub peer: SocketAddr,
+    /// Its user agent.
+    pub user_agent: Option<HeaderValue>,
+}
+
+impl Client {
+    /// The client of a request from `peer` with `headers`.
+    pub fn new(peer: SocketAddr, headers: &HeaderMap) -> Self {
+        Self {
+            peer,
+            user_agent: headers.get(USER_AGENT).cloned(),
+        }
+    }
 }
 
 /// The API router, ready to take requests.
@@ -99,14 +118,14 @@ impl Api {
         Self { router }
     }
 
-    /// Sends one request to the API.
+    /// Sends one request to the API, for `client` when given.
     pub async fn send(
         &self,
         method: Method,
         path: &str,
         token: Option<&str>,
         body: Body,
-        peer: Option<SocketAddr>,
+        client: Option<&Client>,
     ) -> Result<Reply, UiError> {
         let mut builder = Request::builder().method(method).uri(path);
         if let Some(token) = token {
@@ -122,8 +141,11 @@ impl Api {
                 .body(HttpBody::from(bytes)),
         };
         let mut request = request.map_err(|e| UiError::Internal(format!("API request: {e}")))?;
-        if let Some(peer) = peer {
-            request.extensions_mut().insert(ConnectInfo(peer));
+        if let Some(client) = client {
+            request.extensions_mut().insert(ConnectInfo(client.peer));
+            if let Some(agent) = &client.user_agent {
+                request.headers_mut().insert(USER_AGENT, agent.clone());
+            }
         }
         let response = self
             .router

@@ -149,6 +149,13 @@ impl Errors {
         errors
     }
 
+    /// An error beside one field.
+    pub fn field(name: &str, message: impl Into<String>) -> Self {
+        let mut errors = Errors::summary("Please correct the field marked below.");
+        errors.fields.insert(name.to_owned(), message.into());
+        errors
+    }
+
     /// An error for the whole form.
     pub fn summary(message: impl Into<String>) -> Self {
         Errors {

@@ -13,6 +13,7 @@ mod charts;
 mod error;
 mod form;
 mod goods;
+mod me;
 mod overview;
 mod parts;
 mod rewards;
@@ -34,6 +35,7 @@ pub fn router(state: &AppState, api: Router<AppState>) -> Router<AppState> {
     Router::new()
         .merge(overview::router())
         .merge(session::router())
+        .merge(me::router())
         .merge(assets::router())
         .merge(accounts::router(uploads))
         .merge(catalog::router())

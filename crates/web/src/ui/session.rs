@@ -3,7 +3,7 @@
 //! their role ends their dashboard session at once), and a CSRF token derived from it that
 //! every form must carry back.
 
-use super::api::{Api, Body};
+use super::api::{Api, Body, Client};
 use super::error::UiError;
 use super::form::FormData;
 use super::view::Chrome;
@@ -71,6 +71,8 @@ pub struct Session {
     pub token: String,
     /// Who.
     pub id: OperatorId,
+    /// Which of their sign-ins this is.
+    pub sign_in: i64,
     /// Their current role.
     pub role: Role,
     /// Their sign-in name.
@@ -141,7 +143,7 @@ impl FromRequestParts<AppState> for Session {
             Err(e) if e.status() == StatusCode::UNAUTHORIZED => return Err(sign_in()),
             Err(e) => return Err(e.into()),
         };
-        let Principal::Operator { id, role } = principal else {
+        let Principal::Operator { id, role, sign_in } = principal else {
             return Err(sign_in());
         };
         let operator = state.store.operator(id).await?;
@@ -149,6 +151,7 @@ impl FromRequestParts<AppState> for Session {
             csrf: csrf_of(&token),
             token,
             id,
+            sign_in,
             role,
             username: operator.username.to_string(),
         })
@@ -206,14 +209,14 @@ pub async fn bearer_from_cookie(mut req: Request, next: Next) -> Response {
 
 /// Whether the browser reached us over HTTPS (through a proxy that says so): then cookies are
 /// marked `Secure`. Plain HTTP (the default, and `cartwright demo`) cannot carry those.
-fn over_https(headers: &HeaderMap) -> bool {
+pub(super) fn over_https(headers: &HeaderMap) -> bool {
     headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
 }
 
-fn set_cookie(name: &str, value: &str, max_age: u64, secure: bool) -> HeaderValue {
+pub(super) fn set_cookie(name: &str, value: &str, max_age: u64, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
         "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
@@ -342,7 +345,7 @@ pub async fn login(
             "/api/v1/auth/login",
             None,
             Body::Json(body),
-            Some(peer),
+            Some(&Client::new(peer, &headers)),
         )
         .await
     {
@@ -361,7 +364,17 @@ pub async fn login(
     let Some(token) = json["token"].as_str() else {
         return UiError::Internal("the sign-in answer has no token".into()).into_response();
     };
-    let ttl = json["expires_at"]
+    let ttl = seconds_left(&json);
+    let mut response = Redirect::to(&next).into_response();
+    let headers = response.headers_mut();
+    headers.append(SET_COOKIE, set_cookie(SESSION_COOKIE, token, ttl, secure));
+    headers.append(SET_COOKIE, set_cookie(LOGIN_COOKIE, "", 0, secure));
+    response
+}
+
+/// Seconds until the token of a sign-in answer (`expires_at`) expires: the cookie's lifetime.
+pub(super) fn seconds_left(answer: &serde_json::Value) -> u64 {
+    answer["expires_at"]
         .as_str()
         .and_then(|t| {
             time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
@@ -370,22 +383,25 @@ pub async fn login(
             (at - time::OffsetDateTime::now_utc())
                 .whole_seconds()
                 .max(0) as u64
-        });
-    let mut response = Redirect::to(&next).into_response();
-    let headers = response.headers_mut();
-    headers.append(SET_COOKIE, set_cookie(SESSION_COOKIE, token, ttl, secure));
-    headers.append(SET_COOKIE, set_cookie(LOGIN_COOKIE, "", 0, secure));
-    response
+        })
 }
 
-/// `POST /logout`: forgets the session cookie.
-pub async fn logout(headers: HeaderMap, _: Posted) -> Response {
+/// `POST /logout`: ends the sign-in (its token stops working everywhere) and forgets the
+/// session cookie.
+pub async fn logout(
+    Extension(api): Extension<Arc<Api>>,
+    headers: HeaderMap,
+    Posted { session, .. }: Posted,
+) -> Result<Response, UiError> {
+    api.call(&session, Method::POST, "/api/v1/auth/logout", Body::Empty)
+        .await?
+        .fatal()?;
     let mut response = Redirect::to("/login").into_response();
     response.headers_mut().append(
         SET_COOKIE,
         set_cookie(SESSION_COOKIE, "", 0, over_https(&headers)),
     );
-    response
+    Ok(response)
 }
 
 /// This module's pages.
