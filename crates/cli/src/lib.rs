@@ -171,6 +171,11 @@ impl Server {
             token_ttl: settings.token_ttl.0,
             login_max_failures_per_user: settings.login_max_failures,
             login_max_failures_per_ip: settings.login_max_failures_per_ip,
+            public_origin: settings
+                .public_url
+                .as_deref()
+                .and_then(|u| url::Url::parse(u).ok())
+                .map(|u| u.origin().ascii_serialization()),
             max_body_bytes: settings.max_body_bytes,
             max_upload_bytes: settings.max_upload_bytes,
             ..WebOptions::default()
@@ -228,10 +233,17 @@ impl Server {
         // response, so they are ended first.
         self.web.streams.close_all();
         let _ = self.stop.send(());
-        let result = self
-            .task
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        // A client that stopped reading holds its response open: past the grace period the
+        // server is stopped without it.
+        let mut task = self.task;
+        let result = match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
+            Ok(joined) => joined.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            Err(_) => {
+                tracing::warn!("requests still open after the grace period were cut");
+                task.abort();
+                Ok(())
+            }
+        };
         self.store.close().await;
         result
     }

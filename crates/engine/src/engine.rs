@@ -67,7 +67,13 @@ impl Engine {
         let limiter = Arc::new(RateLimiter::new());
         let events = EventBus::start(store.clone());
         Arc::new(Self {
-            pool: BrowserPool::new(config.browser.clone(), limiter.clone()),
+            pool: BrowserPool::new(
+                PoolConfig {
+                    block_internal: !config.allow_internal,
+                    ..config.browser.clone()
+                },
+                limiter.clone(),
+            ),
             profiles: Profiles::new(config.profiles_dir.clone()),
             store,
             config,

@@ -6,7 +6,8 @@
 
 use cartwright_core::order::{Event, Level, NewEvent};
 use cartwright_store::{EventQuery, Store};
-use futures::Stream;
+use futures::{Stream, StreamExt};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -105,26 +106,35 @@ impl EventBus {
         after: Option<cartwright_core::ids::EventId>,
     ) -> impl Stream<Item = Arc<Event>> + Send + 'static + use<> {
         self.stream_until(filter, after, std::future::pending())
+            .filter_map(|s| async move {
+                match s {
+                    Streamed::Event(e) => Some(e),
+                    Streamed::End => None,
+                }
+            })
     }
 
     /// Like [`EventBus::stream`], and once `until` resolves (the batch or run is final), the
-    /// events still queued are written, those not yet sent are sent, and the stream ends.
+    /// events still queued are written, those not yet sent are sent, [`Streamed::End`] says
+    /// that nothing is missing, and the stream ends. A stream whose store failed ends without
+    /// it.
     ///
-    /// A subscriber holds only the id of the last event it sent: this node writes events in
-    /// id order, so a live event at or below it was already sent from the store.
+    /// A subscriber's memory is bounded: the id it sent last (where the next store read
+    /// starts) and the ids of its last few thousand events, against which live ones are
+    /// checked (on PostgreSQL events of several nodes arrive in commit order, not id order).
     pub fn stream_until<U: Future<Output = ()> + Send + 'static>(
         self: &Arc<Self>,
         filter: EventFilter,
         after: Option<cartwright_core::ids::EventId>,
         until: U,
-    ) -> impl Stream<Item = Arc<Event>> + Send + 'static + use<U> {
+    ) -> impl Stream<Item = Streamed> + Send + 'static + use<U> {
         let bus = self.clone();
         // Subscribe before reading the backlog: an event written in between is in both and
         // is dropped from the live side by its id.
         let mut live = self.live.subscribe();
-        async_stream(move |tx: mpsc::Sender<Arc<Event>>| async move {
-            let mut last = after;
-            if !bus.send_stored(&filter, &mut last, &tx).await {
+        async_stream(move |tx: mpsc::Sender<Streamed>| async move {
+            let mut sent = Sent::after(after);
+            if !bus.send_stored(&filter, &mut sent, &tx).await {
                 return;
             }
             let mut until = std::pin::pin!(until);
@@ -133,17 +143,21 @@ impl EventBus {
                     r = live.recv() => r,
                     () = &mut until => {
                         bus.flush().await;
-                        bus.send_stored(&filter, &mut last, &tx).await;
+                        if bus.send_stored(&filter, &mut sent, &tx).await {
+                            let _ = tx.send(Streamed::End).await;
+                        }
                         return;
                     }
+                    // The client went away: nothing will fail a send on a quiet stream.
+                    () = tx.closed() => return,
                 };
                 match received {
                     Ok(e) => {
-                        if !filter.matches(&e) || last.is_some_and(|l| e.id <= l) {
+                        if !filter.matches(&e) || sent.has(e.id) {
                             continue;
                         }
-                        last = Some(e.id);
-                        if tx.send(e).await.is_err() {
+                        sent.note(e.id);
+                        if tx.send(Streamed::Event(e)).await.is_err() {
                             return;
                         }
                     }
@@ -153,7 +167,7 @@ impl EventBus {
                             missed = n,
                             "an event subscriber lagged; reading the store"
                         );
-                        if !bus.send_stored(&filter, &mut last, &tx).await {
+                        if !bus.send_stored(&filter, &mut sent, &tx).await {
                             return;
                         }
                     }
@@ -163,17 +177,17 @@ impl EventBus {
         })
     }
 
-    /// Sends the stored events matching `filter` after `last`, page by page, moving `last`
-    /// along. False when the stream should end (the receiver is gone or the store failed).
+    /// Sends the stored events matching `filter` after the last one sent, page by page.
+    /// False when the stream should end (the receiver is gone or the store failed).
     async fn send_stored(
         &self,
         filter: &EventFilter,
-        last: &mut Option<cartwright_core::ids::EventId>,
-        tx: &mpsc::Sender<Arc<Event>>,
+        sent: &mut Sent,
+        tx: &mpsc::Sender<Streamed>,
     ) -> bool {
         const PAGE: u32 = 1_000;
         loop {
-            let page = match self.store.events(&filter.query(*last, PAGE)).await {
+            let page = match self.store.events(&filter.query(sent.last, PAGE)).await {
                 Ok(page) => page,
                 Err(e) => {
                     tracing::warn!(error = %e, "reading stored events failed");
@@ -182,8 +196,8 @@ impl EventBus {
             };
             let full = page.len() == PAGE as usize;
             for e in page {
-                *last = Some(e.id);
-                if tx.send(Arc::new(e)).await.is_err() {
+                sent.note(e.id);
+                if tx.send(Streamed::Event(Arc::new(e))).await.is_err() {
                     return false;
                 }
             }
@@ -194,10 +208,56 @@ impl EventBus {
     }
 }
 
+/// What an [`EventBus::stream_until`] yields.
+#[derive(Debug, Clone)]
+pub enum Streamed {
+    /// An event.
+    Event(Arc<Event>),
+    /// The end: every event up to the final state was sent.
+    End,
+}
+
+/// What a subscriber remembers of what it sent.
+struct Sent {
+    /// The highest id sent: store reads start after it.
+    last: Option<cartwright_core::ids::EventId>,
+    recent: HashSet<i64>,
+    order: std::collections::VecDeque<i64>,
+}
+
+impl Sent {
+    /// Ids a subscriber remembers, to drop a live event it already sent from the store.
+    const RECENT: usize = 4_096;
+
+    fn after(after: Option<cartwright_core::ids::EventId>) -> Self {
+        Self {
+            last: after,
+            recent: HashSet::new(),
+            order: std::collections::VecDeque::new(),
+        }
+    }
+
+    fn has(&self, id: cartwright_core::ids::EventId) -> bool {
+        self.recent.contains(&id.get())
+    }
+
+    fn note(&mut self, id: cartwright_core::ids::EventId) {
+        self.last = self.last.max(Some(id));
+        if self.recent.insert(id.get()) {
+            self.order.push_back(id.get());
+            if self.order.len() > Self::RECENT
+                && let Some(old) = self.order.pop_front()
+            {
+                self.recent.remove(&old);
+            }
+        }
+    }
+}
+
 /// A stream fed by a task: the task ends when the stream is dropped.
-fn async_stream<F, Fut>(f: F) -> impl Stream<Item = Arc<Event>> + Send + 'static
+fn async_stream<T: Send + 'static, F, Fut>(f: F) -> impl Stream<Item = T> + Send + 'static
 where
-    F: FnOnce(mpsc::Sender<Arc<Event>>) -> Fut,
+    F: FnOnce(mpsc::Sender<T>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let (tx, rx) = mpsc::channel(256);
@@ -205,9 +265,9 @@ where
     tokio_stream_from(rx)
 }
 
-fn tokio_stream_from(
-    mut rx: mpsc::Receiver<Arc<Event>>,
-) -> impl Stream<Item = Arc<Event>> + Send + 'static {
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: mpsc::Receiver<T>,
+) -> impl Stream<Item = T> + Send + 'static {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 

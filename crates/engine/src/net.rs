@@ -111,6 +111,46 @@ fn check(url: &url::Url, addresses: impl IntoIterator<Item = IpAddr>) -> Result<
     }
 }
 
+/// Answers, for the browser's every request, whether its host is inside; names are resolved
+/// once a minute at most (per host), and a name that does not resolve is left to the browser.
+#[derive(Debug, Default)]
+pub(crate) struct HostCheck {
+    seen: std::sync::Mutex<std::collections::HashMap<String, (bool, std::time::Instant)>>,
+}
+
+impl HostCheck {
+    const TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+    /// Whether `url` leads inside (this machine, a private network).
+    pub(crate) async fn inside(&self, url: &str) -> bool {
+        let Ok(url) = url::Url::parse(url) else {
+            return false;
+        };
+        if !matches!(url.scheme(), "http" | "https" | "ws" | "wss") {
+            return false;
+        }
+        let Some(host) = url.host_str().map(str::to_owned) else {
+            return false;
+        };
+        let lock = || self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((inside, at)) = lock().get(&host)
+            && at.elapsed() < Self::TTL
+        {
+            return *inside;
+        }
+        let inside = matches!(
+            ensure_public(&url, false).await,
+            Err(Unreachable::Internal(_))
+        );
+        let mut seen = lock();
+        if seen.len() >= 1024 {
+            seen.clear();
+        }
+        seen.insert(host, (inside, std::time::Instant::now()));
+        inside
+    }
+}
+
 /// A resolver for the engine's HTTP client that drops internal addresses, so a name that
 /// changes what it resolves to after the check (DNS rebinding) still cannot lead inside.
 #[derive(Debug, Clone, Copy)]

@@ -73,6 +73,10 @@ impl SecretKey {
     /// Reads the key file at `path`, creating it (mode 0600) with a new key when absent.
     /// Refuses a file that other users can read. Returns whether the file was created.
     pub fn load_or_create(path: &Path) -> Result<(Self, bool), CryptoError> {
+        Self::load_or_create_once(path, true)
+    }
+
+    fn load_or_create_once(path: &Path, create: bool) -> Result<(Self, bool), CryptoError> {
         let io = |source| CryptoError::KeyFile {
             path: path.display().to_string(),
             source,
@@ -89,7 +93,7 @@ impl SecretKey {
                 }
                 Ok((Self::from_text(&text)?, false))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
                 // Written whole to a temporary file first, then linked into place: a crash
                 // leaves either no key file or a complete one, never an empty one, and of two
                 // processes starting at once only one key wins.
@@ -119,8 +123,10 @@ impl SecretKey {
                         }
                         Ok((key, true))
                     }
+                    // Another process made it first (or the path is a dangling link: then
+                    // reading it again fails rather than trying again forever).
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                        Self::load_or_create(path)
+                        Self::load_or_create_once(path, false)
                     }
                     Err(e) => Err(io(e)),
                 }
@@ -251,5 +257,29 @@ mod tests {
             SecretKey::load_or_create(&path),
             Err(CryptoError::KeyFileOpen(_))
         ));
+    }
+
+    #[test]
+    fn the_key_file_appears_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        // Many starts at once: one key wins, every start reads that one.
+        let path = dir.path().join("secret.key");
+        let keys: Vec<[u8; 32]> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| SecretKey::load_or_create(&path).unwrap().0.0))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(keys.iter().all(|k| *k == keys[0]));
+        // No temporary file is left beside it.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["secret.key"]);
+        // A dangling link is an error, not an endless retry.
+        let link = dir.path().join("dangling.key");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &link).unwrap();
+        assert!(SecretKey::load_or_create(&link).is_err());
     }
 }

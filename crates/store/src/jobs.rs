@@ -509,6 +509,19 @@ impl Store {
         Ok(n)
     }
 
+    /// Whether a job with this unique key is queued or running.
+    pub async fn job_pending(&self, unique_key: &str) -> Result<bool, StoreError> {
+        let n: i64 = read!(&self.db, |c| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM jobs WHERE unique_key = $1 AND state IN ('queued', 'running')",
+            )
+            .bind(unique_key)
+            .fetch_one(c)
+            .await
+        })?;
+        Ok(n > 0)
+    }
+
     /// Job counts per kind and state, for metrics and the dashboard.
     pub async fn job_counts(&self) -> Result<Vec<JobCount>, StoreError> {
         let rows: Vec<(String, String, i64)> = read!(&self.db, |c| {

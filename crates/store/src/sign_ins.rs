@@ -173,7 +173,7 @@ impl Store {
         let ended = write!(&mut tx, |c| {
             sqlx::query(
                 "UPDATE sign_ins SET revoked_at = $2 \
-                 WHERE operator_id = $1 AND revoked_at IS NULL \
+                 WHERE operator_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
                  AND ($3 IS NULL OR id = $3) AND ($4 IS NULL OR id <> $4)",
             )
             .bind(operator.get())

@@ -23,6 +23,9 @@ pub struct WebOptions {
     pub max_upload_bytes: usize,
     /// Limits of live event streams.
     pub streams: crate::streams::StreamLimits,
+    /// The origin browsers see this server at when a proxy in front changes the `Host`
+    /// (`https://cartwright.example.com`): pages there may open the WebSocket too.
+    pub public_origin: Option<String>,
 }
 
 impl Default for WebOptions {
@@ -35,6 +38,7 @@ impl Default for WebOptions {
             max_body_bytes: 1024 * 1024,
             max_upload_bytes: 32 * 1024 * 1024,
             streams: Default::default(),
+            public_origin: None,
         }
     }
 }

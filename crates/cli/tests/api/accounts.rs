@@ -382,7 +382,7 @@ async fn null_cannot_clear_a_required_field() {
     let r = app
         .patch(
             &format!("/api/v1/storefronts/{sf}"),
-            &app.operator,
+            &app.admin,
             json!({"name": null}),
         )
         .await;

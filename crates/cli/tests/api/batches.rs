@@ -338,6 +338,10 @@ async fn late_subscribers_get_the_backlog_then_live_events_without_gaps_or_repea
         loop {
             if let Some(end) = buffer.find("\n\n") {
                 let frame: String = buffer.drain(..end + 2).collect();
+                // Events only; the `end` that closes the stream of a finished batch is not one.
+                if !frame.lines().any(|l| l.trim() == "event: event") {
+                    continue;
+                }
                 if let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data:")) {
                     return serde_json::from_str(data.trim()).ok();
                 }

@@ -16,7 +16,9 @@ fn cartwright(dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cartwright"));
     cmd.current_dir(dir)
         .env_remove("CARTWRIGHT_DATABASE_URL")
-        .env("CARTWRIGHT_DATA_DIR", dir.join("data"));
+        .env("CARTWRIGHT_DATA_DIR", dir.join("data"))
+        // The demo shops of these tests listen on 127.0.0.1.
+        .env("CARTWRIGHT_ALLOW_INTERNAL_ADDRESSES", "true");
     cmd
 }
 
@@ -456,36 +458,37 @@ async fn storefronts_products_and_addresses_are_added_from_the_command_line() {
     };
     let storefront = |profile: &'static str| {
         let mut cmd = cartwright(dir.path());
-        cmd.env("RUST_LOG", "warn")
-            .env("CARTWRIGHT_ALLOW_INTERNAL_ADDRESSES", "true")
-            .args([
-                "storefront",
-                "add",
-                "--slug",
-                "threads",
-                "--name",
-                "Demo Threads",
-                "--profile",
-                profile,
-                "--base-url",
-                "http://127.0.0.1:8091/",
-            ]);
+        cmd.env("RUST_LOG", "warn").args([
+            "storefront",
+            "add",
+            "--slug",
+            "threads",
+            "--name",
+            "Demo Threads",
+            "--profile",
+            profile,
+            "--base-url",
+            "http://127.0.0.1:8091/",
+        ]);
         output(cmd)
     };
     // A shop on this machine is refused unless the install allows it.
-    let inside = run(&[
-        "storefront",
-        "add",
-        "--slug",
-        "inside",
-        "--name",
-        "Inside",
-        "--profile",
-        "threads",
-        "--base-url",
-        "http://127.0.0.1:8091/",
-    ])
-    .await;
+    let mut cmd = cartwright(dir.path());
+    cmd.env("RUST_LOG", "warn")
+        .env("CARTWRIGHT_ALLOW_INTERNAL_ADDRESSES", "false")
+        .args([
+            "storefront",
+            "add",
+            "--slug",
+            "inside",
+            "--name",
+            "Inside",
+            "--profile",
+            "threads",
+            "--base-url",
+            "http://127.0.0.1:8091/",
+        ]);
+    let inside = output(cmd).await;
     assert_eq!(inside.status.code(), Some(64), "{}", text(&inside));
     assert!(
         text(&inside).contains("--base-url") && text(&inside).contains("allow_internal_addresses"),

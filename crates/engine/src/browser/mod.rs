@@ -43,6 +43,9 @@ pub struct PoolConfig {
     /// Most contexts open at once, runs' and those opened ahead together: contexts are not
     /// opened ahead beyond it. What memory allows (about 100 MB each) when absent.
     pub max_contexts: Option<usize>,
+    /// Whether the pages' requests to this machine or a private network are refused (see
+    /// [`crate::net`]). The engine sets it unless internal addresses are allowed.
+    pub block_internal: bool,
 }
 
 impl Default for PoolConfig {
@@ -53,6 +56,7 @@ impl Default for PoolConfig {
             launch_timeout: Duration::from_secs(60),
             window: (1280, 900),
             max_contexts: None,
+            block_internal: false,
         }
     }
 }
@@ -65,6 +69,8 @@ pub(crate) struct Live {
     served: AtomicUsize,
     handler: tokio::task::JoinHandle<()>,
     browsers: Arc<Browsers>,
+    /// When requests inside are refused: what the hosts resolved to.
+    pub(crate) inside: Option<Arc<crate::net::HostCheck>>,
 }
 
 impl Live {
@@ -316,6 +322,10 @@ impl BrowserPool {
             served: AtomicUsize::new(0),
             handler,
             browsers: self.browsers.clone(),
+            inside: self
+                .config
+                .block_internal
+                .then(|| Arc::new(crate::net::HostCheck::default())),
         }))
     }
 

@@ -335,10 +335,28 @@ impl Session {
 
         let page = self.page.clone();
         let gate = limiter.clone();
+        let inside = self.live.inside.clone();
         self.tasks.push(tokio::spawn(async move {
             while let Some(event) = paused.next().await {
-                let (page, gate) = (page.clone(), gate.clone());
+                let (page, gate, inside) = (page.clone(), gate.clone(), inside.clone());
                 tokio::spawn(async move {
+                    // A page (or a redirect) that leads to this machine or a private network
+                    // gets nothing: what it would show ends up in screenshots others read.
+                    if let Some(inside) = inside
+                        && inside.inside(&event.request.url).await
+                    {
+                        tracing::warn!(
+                            url = %event.request.url,
+                            "refused a request to an internal address (allow_internal_addresses is off)"
+                        );
+                        let _ = page
+                            .execute(fetch::FailRequestParams::new(
+                                event.request_id.clone(),
+                                network::ErrorReason::AddressUnreachable,
+                            ))
+                            .await;
+                        return;
+                    }
                     if let Some(host) = host_of(&event.request.url) {
                         gate.acquire(&host).await;
                     }

@@ -255,3 +255,27 @@ async fn contexts_are_opened_ahead_only_within_the_pools_limit() {
     second.close().await;
     tight.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_get_nothing_from_internal_addresses_unless_allowed() {
+    let shop = shop(|_| {}).await;
+    let blocking = pool_with(|c| c.block_internal = true);
+    let session = blocking.session(options(Vec::new())).await.unwrap();
+    let refused = session
+        .goto(&format!("{}/", shop.url()), Duration::from_secs(15))
+        .await;
+    let refused = refused
+        .expect_err("the demo shop is on 127.0.0.1")
+        .to_string();
+    assert!(refused.contains("ADDRESS_UNREACHABLE"), "{refused}");
+    session.close().await;
+    let open = pool_with(|c| c.block_internal = false);
+    let session = open.session(options(Vec::new())).await.unwrap();
+    session
+        .goto(&format!("{}/", shop.url()), Duration::from_secs(15))
+        .await
+        .unwrap();
+    session.close().await;
+    blocking.shutdown().await;
+    open.shutdown().await;
+}

@@ -92,15 +92,18 @@ async fn login(
     headers: HeaderMap,
     Json(body): Json<LoginRequest>,
 ) -> ApiResult<axum::Json<LoginResponse>> {
-    let ip = peer.ip().to_string();
     let username = Username::parse(&body.username).ok();
     // Names that cannot exist share one throttle key, so they cannot multiply attempts.
     let user_key = username.as_ref().map_or("<invalid>", Username::as_str);
-    if let Err(wait) = state.throttle.attempt(user_key, &ip) {
-        return Err(ApiError::too_many(
-            "too many failed sign-ins; wait before trying again",
-            wait.as_secs() + 1,
-        ));
+    match state.throttle.attempt(user_key, peer.ip()) {
+        Err(wait) => {
+            return Err(ApiError::too_many(
+                "too many failed sign-ins; wait before trying again",
+                wait.as_secs() + 1,
+            ));
+        }
+        Ok(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
+        Ok(_) => {}
     }
     let record = match &username {
         Some(username) => state.store.login_record(username).await?,
@@ -117,7 +120,7 @@ async fn login(
     let Some(record) = record.filter(|r| !r.operator.disabled) else {
         return Err(refused());
     };
-    state.throttle.succeeded(user_key, &ip);
+    state.throttle.succeeded(user_key, peer.ip());
     let (token, expires_at) = sign_in(
         &state,
         record.operator.id,
@@ -210,12 +213,18 @@ async fn change_password(
         .await?
         .ok_or_else(|| ApiError::unauthorized("this sign-in has ended; sign in again"))?;
     // Guessing the current password with a stolen sign-in token is throttled like signing in.
-    let ip = peer.ip().to_string();
-    if let Err(wait) = state.throttle.attempt(operator.username.as_str(), &ip) {
-        return Err(ApiError::too_many(
-            "too many wrong passwords; wait before trying again",
-            wait.as_secs() + 1,
-        ));
+    match state
+        .throttle
+        .attempt(operator.username.as_str(), peer.ip())
+    {
+        Err(wait) => {
+            return Err(ApiError::too_many(
+                "too many wrong passwords; wait before trying again",
+                wait.as_secs() + 1,
+            ));
+        }
+        Ok(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
+        Ok(_) => {}
     }
     if !verify_password(body.current_password, Some(record.password_hash)).await? {
         return Err(ApiError::invalid(
@@ -223,7 +232,9 @@ async fn change_password(
             "is not the password in use",
         ));
     }
-    state.throttle.succeeded(operator.username.as_str(), &ip);
+    state
+        .throttle
+        .succeeded(operator.username.as_str(), peer.ip());
     let hash = hash_password(&body.new_password).await?;
     let operator = state
         .store
@@ -235,8 +246,6 @@ async fn change_password(
         .await?
         .map(|a| a.auth_version)
         .ok_or_else(|| ApiError::not_found("operator not found"))?;
-    // The new version voids every token already; the list should say so too.
-    state.store.end_sign_ins(id, None, None).await?;
     let (token, expires_at) = sign_in(&state, id, version, &peer, &headers).await?;
     Ok(axum::Json(LoginResponse {
         token,

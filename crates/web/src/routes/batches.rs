@@ -17,6 +17,7 @@ use cartwright_core::ids::{AccountId, BatchId, EventId, OrderId};
 use cartwright_core::order::{Event, Level, Order, OrderState};
 use cartwright_core::selection::SelectionRequest;
 use cartwright_engine::EventFilter;
+use cartwright_engine::events::Streamed;
 use cartwright_store::{EventQuery, OrderFilter, Page};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -633,8 +634,8 @@ pub struct EventStreamQuery {
 
 /// Live events of a batch as server-sent events: the stored ones first (after
 /// `Last-Event-ID` when reconnecting), then each new one as it happens. Once the batch is
-/// finished or stopped, the rest is sent, then a final `end` event (its data
-/// `{"state": …}`), and the stream closes.
+/// finished or stopped and none of its orders is running or placing, the rest is sent, then a
+/// final `end` event (its data `{"state": …}`), and the stream closes.
 #[utoipa::path(get, path = "/batches/{id}/events", tag = "batches", params(("id" = i64, Path), EventStreamQuery),
     responses(
         (status = 200, content_type = "text/event-stream", description = "`event: event` with an Event as data, one per event; `event: end` with `{\"state\"}` last", body = Event),
@@ -660,11 +661,15 @@ async fn batch_events(
         let store = store.clone();
         async move {
             store
-                .batch_state(id)
+                .batch(id)
                 .await
                 .ok()
-                .filter(|s| matches!(s, BatchState::Finished | BatchState::Stopped))
-                .map(|s| s.as_str())
+                .filter(|b| {
+                    matches!(b.state, BatchState::Finished | BatchState::Stopped)
+                        && b.counts.running == 0
+                        && b.counts.placing == 0
+                })
+                .map(|b| b.state.as_str())
         }
     };
     Ok(event_stream(live, &state, filter, &headers, q.after, ended))
@@ -701,27 +706,28 @@ where
             }
         }
     };
+    // `end` comes only after every event up to the final state was sent; a stream cut short
+    // (the store failed) just ends, and the client reconnects.
     let events = state
         .engine
         .events()
         .stream_until(filter, resume.or(after), until)
-        .map(|e| {
-            let data = serde_json::to_string(&*e).unwrap_or_default();
-            SseEvent::default()
-                .id(e.id.to_string())
-                .event("event")
-                .data(data)
+        .then(move |s| {
+            let ended = ended.clone();
+            async move {
+                match s {
+                    Streamed::Event(e) => SseEvent::default()
+                        .id(e.id.to_string())
+                        .event("event")
+                        .data(serde_json::to_string(&*e).unwrap_or_default()),
+                    Streamed::End => SseEvent::default().event("end").data(
+                        serde_json::json!({ "state": ended().await.unwrap_or("finished") })
+                            .to_string(),
+                    ),
+                }
+            }
         });
-    // After the last event: `end`, when the stream stopped because the batch or run is final
-    // (not because the store failed; the client then reconnects).
-    let end = futures::stream::once(async move { ended().await }).filter_map(|s| async move {
-        s.map(|state| {
-            SseEvent::default()
-                .event("end")
-                .data(serde_json::json!({ "state": state }).to_string())
-        })
-    });
-    let stream = live.guard(events.chain(end)).map(Ok::<_, Infallible>);
+    let stream = live.guard(events).map(Ok::<_, Infallible>);
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
@@ -745,7 +751,7 @@ async fn events_socket(
     Query(q): Query<EventStreamQuery>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
-    same_origin(&headers)?;
+    same_origin(&headers, state.options.public_origin.as_deref())?;
     let upgrade = upgrade.map_err(|e| {
         ApiError::bad_request(format!("this is a WebSocket endpoint: {}", e.body_text()))
     })?;
@@ -759,13 +765,16 @@ async fn events_socket(
     Ok(upgrade.on_upgrade(move |socket| relay(socket, events)))
 }
 
-/// Refuses a request whose `Origin` (which browsers send with every WebSocket) is not this
-/// server as the request addressed it: another site, or another port on this host, could
-/// otherwise open the stream with the operator's cookie.
-fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
+/// Refuses a request whose `Origin` (which browsers send with every WebSocket) is neither
+/// this server as the request addressed it nor its configured public origin: another site, or
+/// another port on this host, could otherwise open the stream with the operator's cookie.
+fn same_origin(headers: &HeaderMap, public: Option<&str>) -> Result<(), ApiError> {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
     };
+    if public.is_some_and(|p| origin.to_str().is_ok_and(|o| o.eq_ignore_ascii_case(p))) {
+        return Ok(());
+    }
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     let origin_host = origin
         .to_str()
@@ -799,7 +808,14 @@ async fn relay(
             next = events.next() => {
                 let Some(e) = next else { break };
                 let text = serde_json::to_string(&*e).unwrap_or_default();
-                if socket.send(Message::Text(text.into())).await.is_err() {
+                // A client that stopped reading does not hold the stream (and its place)
+                // forever.
+                let sent = tokio::time::timeout(
+                    Duration::from_secs(30),
+                    socket.send(Message::Text(text.into())),
+                )
+                .await;
+                if !matches!(sent, Ok(Ok(()))) {
                     break;
                 }
             }

@@ -207,12 +207,18 @@ async fn run_events(
     let ended = move || {
         let store = store.clone();
         async move {
-            store
-                .rewards_run(id)
-                .await
-                .ok()
-                .filter(|r| r.state != RunState::Running)
-                .map(|r| r.state.as_str())
+            // Over once it is final and its job is done: checks already under way when it was
+            // cancelled, and its summary, are written by then.
+            let run = store.rewards_run(id).await.ok()?;
+            if run.state == RunState::Running
+                || store
+                    .job_pending(&format!("{}:{id}", cartwright_store::REWARDS_JOB))
+                    .await
+                    .unwrap_or(true)
+            {
+                return None;
+            }
+            Some(run.state.as_str())
         }
     };
     Ok(super::batches::event_stream(
