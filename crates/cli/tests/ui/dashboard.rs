@@ -279,11 +279,13 @@ async fn an_operator_runs_a_day_in_the_dashboard_and_a_viewer_only_looks() {
         "document.querySelectorAll('#log li').length > 3",
     )
     .await;
-    assert_eq!(
-        c.text("document.getElementById('live-status').textContent")
-            .await,
-        "live"
-    );
+    // The batch is over: the stream said so with its end event and the page stopped
+    // listening (it would otherwise reconnect for ever).
+    c.wait_for(
+        "the live log to say it is finished",
+        "document.getElementById('live-status').textContent === 'finished'",
+    )
+    .await;
     // The log filters by level and text.
     c.set("log-level", "error").await;
     c.wait_for(

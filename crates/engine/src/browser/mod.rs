@@ -1,12 +1,16 @@
 //! The browser pool: one Chromium per process, one isolated browser context per run (its own
 //! cookie jar, cache and storage), recycled after a number of contexts or when it crashes.
+//! Chromium is driven over a DevTools pipe (see [`pipe`]), never a port another local user
+//! could attach to, and runs with its sandbox wherever the machine allows it.
 
+mod pipe;
 mod session;
 
 pub use session::{Found, NetworkError, PageLoad, Session, SessionOptions};
 
 use crate::ratelimit::RateLimiter;
-use chromiumoxide::browser::{Browser, BrowserConfig};
+use chromiumoxide::browser::Browser;
+use chromiumoxide::handler::HandlerConfig;
 use futures::StreamExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -63,8 +67,8 @@ impl Default for PoolConfig {
 
 /// One running Chromium.
 pub(crate) struct Live {
-    /// The browser and its profile directory; taken only to close them.
-    owned: Option<(Browser, tempfile::TempDir)>,
+    /// The browser, its process and its profile directory; taken only to close them.
+    owned: Option<Owned>,
     alive: Arc<AtomicBool>,
     served: AtomicUsize,
     handler: tokio::task::JoinHandle<()>,
@@ -76,7 +80,7 @@ pub(crate) struct Live {
 impl Live {
     pub(crate) fn browser(&self) -> &Browser {
         match &self.owned {
-            Some((browser, _)) => browser,
+            Some(owned) => &owned.browser,
             None => unreachable!("a browser is taken only by its close"),
         }
     }
@@ -85,28 +89,112 @@ impl Live {
         self.alive.load(Ordering::Acquire) && !self.handler.is_finished()
     }
 
-    /// Asks Chromium to quit and waits for it. DevTools reaches the browser itself, even
-    /// when a wrapper that does not `exec` started it; chromiumoxide's fallback, killing
-    /// what it started, would leave such a browser running.
+    /// Asks Chromium to quit and waits for it; kills it when it does not.
     fn close(&mut self) -> impl Future<Output = ()> + Send + 'static {
         let owned = self.owned.take();
         let connection = self.handler.abort_handle();
         async move {
-            if let Some((mut browser, profile)) = owned {
+            if let Some(Owned {
+                mut browser,
+                mut child,
+                profile,
+            }) = owned
+            {
                 let closed = tokio::time::timeout(CLOSE_WAIT, async {
                     browser.close().await.map_err(|e| e.to_string())?;
-                    browser.wait().await.map_err(|e| e.to_string())
+                    child.wait().await;
+                    Ok::<_, String>(())
                 })
                 .await;
                 if !matches!(closed, Ok(Ok(_))) {
                     tracing::debug!(?closed, "Chromium did not quit when asked; killing it");
-                    let _ = browser.kill().await;
+                    child.kill().await;
                 }
                 drop(profile);
             }
             connection.abort();
         }
     }
+}
+
+/// What a [`Live`] browser owns.
+struct Owned {
+    browser: Browser,
+    child: pipe::Process,
+    profile: tempfile::TempDir,
+}
+
+/// Chromium's switches besides headless mode, profile and window: quiet (no background
+/// traffic, no first-run UI), and predictable for automation. `--enable-automation` stays:
+/// Cartwright does not pretend to be a person.
+const CHROMIUM_ARGS: &[&str] = &[
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--disable-component-extensions-with-background-pages",
+    "--disable-client-side-phishing-detection",
+    "--disable-breakpad",
+    "--disable-hang-monitor",
+    "--disable-popup-blocking",
+    "--disable-prompt-on-repost",
+    "--disable-ipc-flooding-protection",
+    "--disable-background-timer-throttling",
+    "--disable-backgrounding-occluded-windows",
+    "--disable-renderer-backgrounding",
+    "--enable-features=NetworkService,NetworkServiceInProcess",
+    // Chromium starts a spare renderer ahead of every navigation, for the context used
+    // last; with a context per run it is rarely the one that gets used, and each costs a
+    // process start (a third of a run's renderer CPU here). Every context's window also
+    // preloads two omnibox popups as WebUI pages in a renderer of their own (Chromium
+    // 156.0.8078.114): a headless window never shows them, and they cost as much CPU as the
+    // run's page.
+    "--disable-features=TranslateUI,SpareRendererForSitePerProcess,WebUIOmniboxPopup,WebUIOmniboxAimPopup",
+    "--force-color-profile=srgb",
+    "--metrics-recording-only",
+    "--password-store=basic",
+    "--use-mock-keychain",
+    "--enable-automation",
+    "--mute-audio",
+    "--hide-scrollbars",
+    "--lang=en-US",
+];
+
+/// Why Chromium cannot use its sandbox on this machine, if it cannot: it refuses to run as
+/// root with it, and it needs unprivileged user namespaces.
+pub fn sandbox_unavailable() -> Option<String> {
+    if rustix::process::geteuid().is_root() {
+        return Some(
+            "Cartwright runs as root, where Chromium refuses its sandbox; run it as an \
+             ordinary user"
+                .into(),
+        );
+    }
+    let setting = |path: &str| {
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|s| s.trim().to_owned())
+    };
+    if setting("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
+        return Some(
+            "the kernel refuses unprivileged user namespaces (kernel.unprivileged_userns_clone = 0)"
+                .into(),
+        );
+    }
+    if setting("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
+        return Some("the kernel allows no user namespaces (user.max_user_namespaces = 0)".into());
+    }
+    if setting("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
+        return Some(
+            "AppArmor restricts unprivileged user namespaces \
+             (kernel.apparmor_restrict_unprivileged_userns = 1)"
+                .into(),
+        );
+    }
+    None
 }
 
 /// How long a browser gets to quit when asked before it is killed.
@@ -264,44 +352,59 @@ impl BrowserPool {
         let (w, h) = self.config.window;
         // The headless shell has a single headless mode (plain `--headless`); the full
         // browser is asked for its new headless mode by name.
-        let mut config = BrowserConfig::builder();
-        if !is_headless_shell(&executable) {
-            config = config.new_headless_mode();
-        }
+        let headless = if is_headless_shell(&executable) {
+            "--headless"
+        } else {
+            "--headless=new"
+        };
+        let mut args: Vec<String> = vec![
+            headless.into(),
+            format!("--user-data-dir={}", profile.path().display()),
+            format!("--window-size={w},{h}"),
+        ];
+        args.extend(CHROMIUM_ARGS.iter().map(|a| (*a).to_owned()));
         if small_dev_shm() {
-            config = config.arg("disable-dev-shm-usage");
+            args.push("--disable-dev-shm-usage".into());
         }
-        let config = config
-            .chrome_executable(executable)
-            .no_sandbox()
-            // chromiumoxide adds the leading dashes itself.
-            .args([
-                "disable-gpu",
-                "no-first-run",
-                "disable-background-networking",
-                "disable-component-update",
-                "disable-sync",
-            ])
-            // Chromium starts a spare renderer ahead of every navigation, for the context
-            // used last; with a context per run it is rarely the one that gets used, and
-            // each costs a process start (a third of a run's renderer CPU here). Every
-            // context's window also preloads two omnibox popups as WebUI pages in a renderer
-            // of their own (Chromium 156.0.8078.114): a headless window never shows them,
-            // and they cost as much CPU as the run's page.
-            .arg((
-                "disable-features",
-                "SpareRendererForSitePerProcess,WebUIOmniboxPopup,WebUIOmniboxAimPopup",
-            ))
-            .user_data_dir(profile.path())
-            .window_size(w, h)
-            .viewport(None)
-            .launch_timeout(self.config.launch_timeout)
-            .request_timeout(Duration::from_secs(30))
-            .build()
-            .map_err(BrowserError::Launch)?;
-        let (browser, mut handler) = Browser::launch(config)
-            .await
-            .map_err(|e| BrowserError::Launch(e.to_string()))?;
+        let sandbox = sandbox_unavailable();
+        if let Some(why) = &sandbox {
+            args.push("--no-sandbox".into());
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                tracing::warn!(
+                    "Chromium runs without its sandbox: {why}. A storefront script that \
+                     exploited the browser would run as Cartwright's user"
+                );
+            });
+        }
+        let piped = pipe::spawn(&executable, &args, self.config.launch_timeout).await?;
+        let mut child = piped.process;
+        let handler_config = HandlerConfig {
+            viewport: None,
+            request_timeout: Duration::from_secs(30),
+            ..HandlerConfig::default()
+        };
+        let started = async {
+            let (browser, handler) = Browser::connect_with_config(piped.ws_url, handler_config)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((browser, handler))
+        };
+        let (browser, mut handler) =
+            match tokio::time::timeout(self.config.launch_timeout, started).await {
+                Ok(Ok(pair)) => pair,
+                failed => {
+                    child.kill().await;
+                    let why = match failed {
+                        Ok(Err(e)) => e,
+                        _ => format!("no answer within {:?}", self.config.launch_timeout),
+                    };
+                    return Err(BrowserError::Launch(format!(
+                        "{} did not start: {why}",
+                        executable.display()
+                    )));
+                }
+            };
         let alive = Arc::new(AtomicBool::new(true));
         let flag = alive.clone();
         let handler = tokio::spawn(async move {
@@ -313,11 +416,33 @@ impl BrowserPool {
             }
             flag.store(false, Ordering::Release);
         });
+        // A browser that died is dead at once, even while its helper processes hold the pipe
+        // open: the DevTools connection ends, and calls under way fail rather than time out.
+        let mut exited = child.exited();
+        let (flag, connection) = (alive.clone(), handler.abort_handle());
+        tokio::spawn(async move {
+            let _ = exited.wait_for(|e| *e).await;
+            flag.store(false, Ordering::Release);
+            connection.abort();
+        });
+        // The bridge answers even when the browser behind it died at once: ask the browser.
+        if let Err(e) = tokio::time::timeout(self.config.launch_timeout, browser.version()).await {
+            child.kill().await;
+            handler.abort();
+            return Err(BrowserError::Launch(format!(
+                "{} did not answer: {e}",
+                executable.display()
+            )));
+        }
         self.launches.fetch_add(1, Ordering::Relaxed);
-        tracing::info!("started Chromium");
+        tracing::info!(sandbox = sandbox.is_none(), "started Chromium");
         self.browsers.held.fetch_add(1, Ordering::AcqRel);
         Ok(Arc::new(Live {
-            owned: Some((browser, profile)),
+            owned: Some(Owned {
+                browser,
+                child,
+                profile,
+            }),
             alive,
             served: AtomicUsize::new(0),
             handler,

@@ -8,21 +8,68 @@
 
 use super::BrowserError;
 use command_fds::{CommandFdExt, FdMapping};
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
+use tokio::sync::{oneshot, watch};
 
 /// A process speaking the DevTools protocol on fds 3 (in) and 4 (out), and the WebSocket
 /// address that reaches it.
 pub(crate) struct Piped {
-    /// The process; killed if dropped while running.
-    pub(crate) child: Child,
+    /// The process.
+    pub(crate) process: Process,
     /// Where to connect, once.
     pub(crate) ws_url: String,
+}
+
+/// A started process, watched: its exit ends the bridge at once (its helper processes may
+/// hold the pipe open after it died), and dropping this handle kills it.
+pub(crate) struct Process {
+    kill: Option<oneshot::Sender<()>>,
+    exited: watch::Receiver<bool>,
+}
+
+impl Process {
+    fn watch(mut child: Child) -> Self {
+        let (kill, killed) = oneshot::channel::<()>();
+        let (exited_tx, exited) = watch::channel(false);
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = child.wait() => {}
+                // Asked to, or the handle was dropped.
+                _ = killed => {
+                    let _ = child.kill().await;
+                }
+            }
+            exited_tx.send_replace(true);
+        });
+        Self {
+            kill: Some(kill),
+            exited,
+        }
+    }
+
+    /// Becomes true when the process has exited.
+    pub(crate) fn exited(&self) -> watch::Receiver<bool> {
+        self.exited.clone()
+    }
+
+    /// Waits for the process to exit.
+    pub(crate) async fn wait(&mut self) {
+        let _ = self.exited.wait_for(|e| *e).await;
+    }
+
+    /// Kills the process and waits for it.
+    pub(crate) async fn kill(&mut self) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+        self.wait().await;
+    }
 }
 
 /// Starts `executable` with `args` and `--remote-debugging-pipe`, and bridges its pipe to a
@@ -76,9 +123,16 @@ pub(crate) async fn spawn(
         .map_err(|e| failed("the DevTools pipe", e))?;
     let from_browser = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(we_read))
         .map_err(|e| failed("the DevTools pipe", e))?;
-    tokio::spawn(bridge(listener, path.clone(), wait, to_browser, from_browser));
+    let process = Process::watch(child);
+    tokio::spawn(bridge(
+        listener,
+        path.clone(),
+        wait,
+        (to_browser, from_browser),
+        process.exited.clone(),
+    ));
     Ok(Piped {
-        child,
+        process,
         ws_url: format!("ws://127.0.0.1:{port}{path}"),
     })
 }
@@ -86,12 +140,17 @@ pub(crate) async fn spawn(
 /// Accepts the one WebSocket on `path` (others are refused), stops listening, then relays
 /// messages until either side ends: WebSocket text to the pipe with a NUL after each message,
 /// the pipe's NUL-separated messages to WebSocket text.
+// The handshake callback's error type is tungstenite's, an HTTP response.
+#[allow(clippy::result_large_err)]
 async fn bridge(
     listener: TcpListener,
     path: String,
     wait: Duration,
-    mut to_browser: tokio::net::unix::pipe::Sender,
-    mut from_browser: tokio::net::unix::pipe::Receiver,
+    (mut to_browser, mut from_browser): (
+        tokio::net::unix::pipe::Sender,
+        tokio::net::unix::pipe::Receiver,
+    ),
+    mut exited: watch::Receiver<bool>,
 ) {
     use async_tungstenite::tungstenite::Message;
     use async_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
@@ -105,7 +164,8 @@ async fn bridge(
                     Ok(response)
                 } else {
                     let mut refusal = ErrorResponse::new(Some("not this path".into()));
-                    *refusal.status_mut() = async_tungstenite::tungstenite::http::StatusCode::NOT_FOUND;
+                    *refusal.status_mut() =
+                        async_tungstenite::tungstenite::http::StatusCode::NOT_FOUND;
                     Err(refusal)
                 }
             };
@@ -115,7 +175,11 @@ async fn bridge(
             tracing::warn!("refused a connection to the DevTools bridge on a wrong path");
         }
     };
-    let Ok(mut ws) = tokio::time::timeout(wait, accept).await else {
+    let ws = tokio::select! {
+        ws = tokio::time::timeout(wait, accept) => ws,
+        () = async { drop(exited.wait_for(|e| *e).await) } => return,
+    };
+    let Ok(mut ws) = ws else {
         tracing::warn!("nobody connected to the DevTools bridge");
         return;
     };
@@ -124,6 +188,8 @@ async fn bridge(
     let mut pending: Vec<u8> = Vec::new();
     loop {
         tokio::select! {
+            // The browser is gone: chromiumoxide hears it from the closed WebSocket.
+            () = async { drop(exited.wait_for(|e| *e).await) } => break,
             incoming = ws.next() => {
                 let bytes = match incoming {
                     Some(Ok(Message::Text(text))) => text.as_bytes().to_vec(),
@@ -180,11 +246,19 @@ mod tests {
         let url = url::Url::parse(&piped.ws_url).unwrap();
         // A guess at the path is refused and the bridge keeps listening.
         let guess = format!("ws://127.0.0.1:{}/devtools/browser/0", url.port().unwrap());
-        assert!(async_tungstenite::tokio::connect_async(guess).await.is_err());
+        assert!(
+            async_tungstenite::tokio::connect_async(guess)
+                .await
+                .is_err()
+        );
         let (mut ws, _) = async_tungstenite::tokio::connect_async(piped.ws_url.clone())
             .await
             .unwrap();
-        for text in [r#"{"id":1,"method":"Browser.getVersion"}"#, "two", "ünïcödé"] {
+        for text in [
+            r#"{"id":1,"method":"Browser.getVersion"}"#,
+            "two",
+            "ünïcödé",
+        ] {
             ws.send(Message::Text(text.into())).await.unwrap();
             let back = ws.next().await.unwrap().unwrap();
             assert_eq!(back, Message::Text(text.into()));

@@ -279,3 +279,97 @@ async fn pages_get_nothing_from_internal_addresses_unless_allowed() {
     blocking.shutdown().await;
     open.shutdown().await;
 }
+
+/// The inodes of the TCP sockets listening on this machine.
+fn listening_sockets() -> std::collections::BTreeSet<String> {
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .flat_map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    (fields.get(3) == Some(&"0A"))
+                        .then(|| fields.get(9).map(|i| (*i).to_owned()))?
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The inodes of the sockets process `pid` holds.
+fn sockets_of(pid: u32) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.filter_map(|fd| {
+                let link = std::fs::read_link(fd.ok()?.path()).ok()?;
+                let link = link.to_str()?;
+                Some(link.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+            })
+            .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Chromium speaks DevTools over a pipe: no process of the browser listens on a port that
+/// another local user could attach to and read every context's cookies through. It runs
+/// with its sandbox where the machine allows one (not as root, as here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devtools_goes_over_a_pipe_and_the_browser_listens_on_no_port() {
+    let shop = shop(|_| {}).await;
+    let pool = pool();
+    one_run(&pool, &shop, 1).await;
+    let session = pool.session(options(Vec::new())).await.unwrap();
+    let browsers = our_chromium();
+    assert_eq!(browsers.len(), 1, "one browser");
+    let browser = browsers[0];
+    let cmdline = std::fs::read(format!("/proc/{browser}/cmdline")).unwrap();
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    assert!(
+        args.iter().any(|a| a == "--remote-debugging-pipe"),
+        "{args:?}"
+    );
+    assert!(
+        !args
+            .iter()
+            .any(|a| a.starts_with("--remote-debugging-port")),
+        "{args:?}"
+    );
+    assert_eq!(
+        args.iter().any(|a| a == "--no-sandbox"),
+        cartwright_engine::browser::sandbox_unavailable().is_some(),
+        "{args:?}"
+    );
+    // The browser and every process it started.
+    let mut tree = vec![browser];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let parent = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if parent == Some(browser) {
+            tree.push(pid);
+        }
+    }
+    assert!(tree.len() > 1, "the browser has its helper processes");
+    let listening = listening_sockets();
+    for pid in tree {
+        let open: Vec<_> = sockets_of(pid).intersection(&listening).cloned().collect();
+        assert!(open.is_empty(), "process {pid} listens on {open:?}");
+    }
+    session.close().await;
+    pool.shutdown().await;
+}
