@@ -8,7 +8,7 @@
 
 use super::BrowserError;
 use command_fds::{CommandFdExt, FdMapping};
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::Duration;
@@ -159,6 +159,9 @@ async fn bridge(
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
+            // Answers go out at once, as Chromium's own DevTools server sends them: with
+            // Nagle's algorithm a small answer waits for the last one's acknowledgement.
+            let _ = stream.set_nodelay(true);
             let check = |request: &Request, response: Response| {
                 if request.uri().path() == path {
                     Ok(response)
@@ -191,15 +194,14 @@ async fn bridge(
             // The browser is gone: chromiumoxide hears it from the closed WebSocket.
             () = async { drop(exited.wait_for(|e| *e).await) } => break,
             incoming = ws.next() => {
-                let bytes = match incoming {
+                let mut bytes = match incoming {
                     Some(Ok(Message::Text(text))) => text.as_bytes().to_vec(),
                     Some(Ok(Message::Binary(bytes))) => bytes.to_vec(),
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                     Some(Ok(_)) => continue,
                 };
-                if to_browser.write_all(&bytes).await.is_err()
-                    || to_browser.write_all(&[0]).await.is_err()
-                {
+                bytes.push(0);
+                if to_browser.write_all(&bytes).await.is_err() {
                     break;
                 }
             }
@@ -209,14 +211,20 @@ async fn bridge(
                     Ok(n) => n,
                 };
                 pending.extend_from_slice(&buffer[..n]);
+                // Every whole message read is queued, then they leave together.
+                let mut queued = false;
                 while let Some(end) = pending.iter().position(|b| *b == 0) {
                     let message: Vec<u8> = pending.drain(..=end).take(end).collect();
                     let Ok(text) = String::from_utf8(message) else {
                         continue;
                     };
-                    if ws.send(Message::Text(text.into())).await.is_err() {
+                    if ws.feed(Message::Text(text.into())).await.is_err() {
                         return;
                     }
+                    queued = true;
+                }
+                if queued && ws.flush().await.is_err() {
+                    return;
                 }
             }
         }
