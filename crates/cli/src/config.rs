@@ -24,6 +24,7 @@ pub const KEYS: &[&str] = &[
     "login_max_failures",
     "login_max_failures_per_ip",
     "allow_internal_addresses",
+    "max_batch_orders",
     "max_body_bytes",
     "max_upload_bytes",
     "workers",
@@ -117,6 +118,9 @@ pub struct Settings {
     /// 10/8, 192.168/16, link-local such as 169.254.169.254, …). Off by default: what those
     /// answer would be shown in failure screenshots; `cartwright demo` turns it on.
     pub allow_internal_addresses: bool,
+    /// Most orders one batch may hold (accounts × repetitions); a bigger one is refused, to
+    /// be split.
+    pub max_batch_orders: u64,
     /// Largest JSON request body.
     pub max_body_bytes: usize,
     /// Largest upload (CSV import, backup restore).
@@ -162,6 +166,7 @@ impl Default for Settings {
             login_max_failures: 5,
             login_max_failures_per_ip: 30,
             allow_internal_addresses: false,
+            max_batch_orders: 10_000,
             max_body_bytes: 1024 * 1024,
             max_upload_bytes: 32 * 1024 * 1024,
             workers: 4,
@@ -265,6 +270,9 @@ impl Settings {
         if self.login_max_failures == 0 {
             return bad("login_max_failures", "must be at least 1".into());
         }
+        if self.max_batch_orders == 0 {
+            return bad("max_batch_orders", "must be at least 1".into());
+        }
         if self.login_max_failures_per_ip == 0 {
             return bad("login_max_failures_per_ip", "must be at least 1".into());
         }
@@ -333,6 +341,7 @@ impl Settings {
         config.retry.max = self.retry_wait_max.0;
         config.browser.executable = self.chromium_path.clone();
         config.allow_internal = self.allow_internal_addresses;
+        config.max_batch_orders = self.max_batch_orders;
         config
     }
 

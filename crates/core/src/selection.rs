@@ -134,6 +134,9 @@ impl SelectBy {
         if ids.is_empty() {
             return Err(Invalid::new("ids", "must list at least one account"));
         }
+        if let Some(i) = ids.iter().position(|id| id.get() < 1) {
+            return Err(Invalid::new(format!("ids[{i}]"), "account ids start at 1"));
+        }
         if ids.len() > MAX_IDS {
             return Err(Invalid::new(
                 "ids",

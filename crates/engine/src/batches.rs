@@ -178,6 +178,19 @@ impl Engine {
             Err(Invalid::new("accounts", "the selection matches no account"))?;
         }
         let accounts: Vec<_> = chosen.selected.iter().map(|s| s.id).collect();
+        let orders = accounts.len() as u64 * u64::from(spec.repetitions);
+        let cap = self.config.max_batch_orders;
+        if orders > cap {
+            Err(Invalid::new(
+                "accounts",
+                format!(
+                    "the batch would place {orders} orders ({} accounts × {} repetitions); \
+                     one batch places at most {cap} (the max_batch_orders setting): split it",
+                    accounts.len(),
+                    spec.repetitions
+                ),
+            ))?;
+        }
         let skipped: Vec<_> = chosen
             .skipped
             .iter()

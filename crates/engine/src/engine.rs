@@ -31,6 +31,8 @@ pub struct EngineConfig {
     pub sweep_every: Duration,
     /// Whether storefronts may be on this machine or a private network (see [`crate::net`]).
     pub allow_internal: bool,
+    /// Most orders one batch may hold (accounts × repetitions).
+    pub max_batch_orders: u64,
 }
 
 impl EngineConfig {
@@ -44,6 +46,7 @@ impl EngineConfig {
             settle: SettleTiming::default(),
             sweep_every: Duration::from_secs(30),
             allow_internal: false,
+            max_batch_orders: 10_000,
         }
     }
 }

@@ -49,6 +49,12 @@ impl PageRequest {
         if page == 0 {
             return Err(Invalid::new("page", "pages count from 1"));
         }
+        if page > i32::MAX as u32 {
+            return Err(Invalid::new(
+                "page",
+                format!("must be at most {}", i32::MAX),
+            ));
+        }
         Ok(Self {
             start: PageStart::Number(page),
             per_page: Self::check_size(per_page)?,

@@ -6,7 +6,6 @@
 
 use crate::db::{Arg, Sql, Ts, Tx, bind_args, read, write};
 use crate::{NewJob, Store, StoreError};
-use cartwright_core::Invalid;
 use cartwright_core::cookies::CookieJar;
 use cartwright_core::ids::{AccountId, OperatorId, RewardsRunId, ScheduleId, StorefrontId};
 use cartwright_core::rewards::{
@@ -439,10 +438,10 @@ impl Store {
             .row_by_id(RUN_COLUMNS, "rewards_runs", id.get(), "rewards run")
             .await?;
         if row.state != RunState::Running.as_str() {
-            return Err(StoreError::Invalid(Invalid::new(
-                "state",
-                format!("the run is {}, not running", row.state),
-            )));
+            return Err(StoreError::Refused {
+                field: "state".into(),
+                message: format!("the run is {}, not running", row.state),
+            });
         }
         let now = Ts::now();
         write!(&mut tx, |c| {

@@ -56,6 +56,11 @@ impl ApiError {
         self
     }
 
+    /// 409: the request is understood but the current state refuses it.
+    pub fn refused(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "refused", message).with_field(field)
+    }
+
     /// 400: the request cannot be read at all (malformed JSON, bad path).
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)

@@ -42,6 +42,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
             ));
         }
         let bytes = body_bytes(req).await?;
+        // serde reads a struct from an array too (`[null, null]`): every body here is an object.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            return Err(ApiError::invalid(
+                "",
+                "the body must be a JSON object, not an array",
+            ));
+        }
         parse_json(&bytes).map(Json)
     }
 }
@@ -94,17 +101,33 @@ fn data_error(path: &str, message: &str) -> ApiError {
             let message = if prefix.starts_with("missing") {
                 "is required".to_owned()
             } else {
-                format!(
-                    "is not a known field{}",
-                    rest.split_once('`')
-                        .map_or("", |(_, tail)| tail)
-                        .replace("expected", "; expected")
-                )
+                let expected = rest
+                    .split_once('`')
+                    .map_or("", |(_, tail)| tail)
+                    .trim_start_matches(',')
+                    .trim();
+                if expected.is_empty() {
+                    "is not a known field".to_owned()
+                } else {
+                    format!("is not a known field; {expected}")
+                }
             };
             return ApiError::invalid(field, message);
         }
     }
-    ApiError::invalid(path, message)
+    ApiError::invalid(path, in_words(message))
+}
+
+/// The standard library's number-parsing messages, said for people.
+fn in_words(message: &str) -> String {
+    match message {
+        "invalid digit found in string" => "must be a whole number of 0 or more".into(),
+        "number too large to fit in target type" => "is too large".into(),
+        "number too small to fit in target type" => "is too small".into(),
+        "cannot parse integer from empty string" => "must not be empty".into(),
+        "invalid float literal" => "must be a number".into(),
+        other => other.to_owned(),
+    }
 }
 
 /// Query parameters, deserialised with the name of any bad parameter.
@@ -135,7 +158,11 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(v)| Path(v))
-            .map_err(|e| ApiError::bad_request(e.body_text()))
+            .map_err(|e| {
+                let text = e.body_text();
+                let text = text.strip_prefix("Invalid URL: ").unwrap_or(&text);
+                ApiError::bad_request(format!("the URL path does not fit this route: {text}"))
+            })
     }
 }
 

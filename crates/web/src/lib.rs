@@ -4,6 +4,7 @@
 
 pub mod auth;
 mod buyer;
+mod contract;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -79,10 +80,12 @@ pub fn api(options: &WebOptions) -> (Router<AppState>, utoipa::openapi::OpenApi)
         .merge(routes::batches::router())
         .merge(routes::rewards::router())
         .merge(routes::goods::router(options.max_upload_bytes));
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
         .merge(routes::system::router())
-        .split_for_parts()
+        .split_for_parts();
+    contract::document_common_answers(&mut doc);
+    (router, doc)
 }
 
 /// The whole HTTP application: API, docs, metrics, error fallbacks and the middleware stack

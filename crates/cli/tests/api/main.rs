@@ -9,6 +9,7 @@ mod batches;
 mod catalog;
 mod channels;
 mod cli;
+mod contract;
 mod cookies;
 mod crash;
 mod demo;

@@ -196,7 +196,7 @@ async fn a_run_can_be_cancelled_and_keeps_what_it_checked() {
         json!(null),
     )
     .await
-    .error(422, "invalid");
+    .error(409, "refused");
     app.get("/api/v1/rewards/runs/424242", &app.viewer)
         .await
         .error(404, "not_found");

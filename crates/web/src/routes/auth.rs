@@ -3,9 +3,9 @@
 use crate::auth::password::{hash_password, verify_password};
 use crate::auth::{Auth, Principal, Read};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::Json;
+use crate::extract::{Json, Path};
 use crate::state::AppState;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::header::USER_AGENT;
 use axum::http::{HeaderMap, StatusCode};
 use cartwright_core::ids::OperatorId;

@@ -110,9 +110,15 @@ async fn update(
     security(("bearer" = [])))]
 async fn delete(
     State(state): State<AppState>,
-    _: Auth<Administer>,
+    Auth(who, ..): Auth<Administer>,
     Path(id): Path<OperatorId>,
 ) -> ApiResult<StatusCode> {
+    if who.operator() == Some(id) {
+        return Err(crate::error::ApiError::refused(
+            "id",
+            "you cannot delete your own operator while signed in as it; another admin can",
+        ));
+    }
     state.store.delete_operator(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
