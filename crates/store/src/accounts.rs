@@ -26,9 +26,6 @@ use utoipa::ToSchema;
 /// An account as the import planner needs it: id, email, phone.
 type Existing = (i64, Option<String>, Option<String>);
 
-/// An import row with its cookie jar sealed: (sealed jar, cookie info JSON).
-pub(crate) type SealedRow = (ImportRow, Option<(Vec<u8>, String)>);
-
 const EXISTING_SQL: &str = "SELECT id, email, phone FROM accounts WHERE storefront_id = $1";
 
 impl ImportReport {
@@ -373,11 +370,19 @@ fn filter_sql(f: &AccountFilter, sql: &mut Sql) {
     sql.text_search(f.text.as_deref(), &["label", "name", "email", "phone"]);
 }
 
-pub(crate) fn sealed_jar(store: &Store, jar: &CookieJar) -> Result<(Vec<u8>, String), StoreError> {
+/// `jar` sealed for account `id`, and its public info.
+pub(crate) fn sealed_jar(
+    store: &Store,
+    jar: &CookieJar,
+    id: AccountId,
+) -> Result<(Vec<u8>, String), StoreError> {
     let plain = serde_json::to_vec(jar).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let info =
         serde_json::to_string(&jar.info()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    Ok((store.cookies.seal(&plain, crate::COOKIES_CONTEXT), info))
+    Ok((
+        store.cookies.seal(&plain, &crate::cookies_context(id)),
+        info,
+    ))
 }
 
 impl Store {
@@ -538,7 +543,7 @@ impl Store {
 
     /// Replaces an account's cookies (sealed) and resets its session state to unknown.
     pub async fn set_cookies(&self, id: AccountId, jar: &CookieJar) -> Result<Account, StoreError> {
-        let (sealed, info) = sealed_jar(self, jar)?;
+        let (sealed, info) = sealed_jar(self, jar, id)?;
         self.write_cookies(id, Some(sealed), Some(info), SessionStatus::Unknown)
             .await
     }
@@ -561,7 +566,7 @@ impl Store {
         let row: Option<AccountRow> = write!(&mut tx, |c| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "UPDATE accounts SET cookies = $2, cookie_info = $3, session_status = $4, \
-                 updated_at = $5 WHERE id = $1 RETURNING {ACCOUNT_COLUMNS}"
+                 updated_at = $5, cookies_bound = TRUE WHERE id = $1 RETURNING {ACCOUNT_COLUMNS}"
             )))
             .bind(id.get())
             .bind(sealed)
@@ -585,16 +590,78 @@ impl Store {
                 .await
         })?;
         let (sealed,) = row.ok_or_else(|| StoreError::not_found("account", id.get()))?;
-        sealed.map(|s| self.open_jar(&s)).transpose()
+        sealed.map(|s| self.open_jar(id, &s)).transpose()
     }
 
-    pub(crate) fn open_jar(&self, sealed: &[u8]) -> Result<CookieJar, StoreError> {
+    /// Account `id`'s sealed jar, opened: only under its own id.
+    pub(crate) fn open_jar(&self, id: AccountId, sealed: &[u8]) -> Result<CookieJar, StoreError> {
+        self.open_jar_in(sealed, &crate::cookies_context(id))
+            .map_err(|e| StoreError::Corrupt(format!("accounts.cookies of account {id}: {e}")))
+    }
+
+    fn open_jar_in(&self, sealed: &[u8], context: &[u8]) -> Result<CookieJar, String> {
         let plain = self
             .cookies
-            .open(sealed, crate::COOKIES_CONTEXT)
-            .map_err(|e| StoreError::Corrupt(format!("accounts.cookies: {e}")))?;
-        serde_json::from_slice(&plain)
-            .map_err(|e| StoreError::Corrupt(format!("accounts.cookies: {e}")))
+            .open(sealed, context)
+            .map_err(|e| e.to_string())?;
+        serde_json::from_slice(&plain).map_err(|e| e.to_string())
+    }
+
+    /// Seals again, bound to their account, the jars sealed before jars were bound; runs at
+    /// every start and finds nothing to do after the first.
+    pub(crate) async fn bind_legacy_cookies(&self) -> Result<(), StoreError> {
+        let mut after = 0i64;
+        let mut bound = 0usize;
+        loop {
+            let rows: Vec<(i64, Vec<u8>)> = read!(&self.db, |c| {
+                sqlx::query_as(
+                    "SELECT id, cookies FROM accounts WHERE cookies IS NOT NULL \
+                     AND NOT cookies_bound AND id > $1 ORDER BY id LIMIT 500",
+                )
+                .bind(after)
+                .fetch_all(c)
+                .await
+            })?;
+            let Some((last, _)) = rows.last() else { break };
+            after = *last;
+            let mut tx = self.begin().await?;
+            for (id, sealed) in rows {
+                let id = AccountId(id);
+                let resealed = if self
+                    .open_jar_in(&sealed, &crate::cookies_context(id))
+                    .is_ok()
+                {
+                    sealed
+                } else {
+                    match self.open_jar_in(&sealed, crate::LEGACY_COOKIES_CONTEXT) {
+                        Ok(jar) => sealed_jar(self, &jar, id)?.0,
+                        Err(e) => {
+                            tracing::warn!(account = %id, error = %e, "a stored cookie jar does not open; left as it is");
+                            continue;
+                        }
+                    }
+                };
+                write!(&mut tx, |c| {
+                    sqlx::query(
+                        "UPDATE accounts SET cookies = $2, cookies_bound = TRUE WHERE id = $1",
+                    )
+                    .bind(id.get())
+                    .bind(resealed)
+                    .execute(c)
+                    .await
+                    .map(|r| r.rows_affected())
+                })?;
+                bound += 1;
+            }
+            tx.commit().await?;
+        }
+        if bound > 0 {
+            tracing::info!(
+                accounts = bound,
+                "bound stored cookie jars to their accounts"
+            );
+        }
+        Ok(())
     }
 
     /// Resolves a selection into the accounts it covers.
@@ -749,8 +816,7 @@ impl Store {
             report.add_plan(&account_csv::plan(existing, parsed.rows));
             return Ok(report);
         }
-        // Seal cookie jars before taking the write lock: it is the slow part.
-        let rows = self.seal_rows(parsed.rows)?;
+        let rows = parsed.rows;
         let mut tx = self.begin().await?;
         let applied = self
             .import_in(
@@ -768,26 +834,12 @@ impl Store {
         Ok(report)
     }
 
-    /// Pairs each row with its sealed cookie jar (and the jar's public info).
-    pub(crate) fn seal_rows(&self, rows: Vec<ImportRow>) -> Result<Vec<SealedRow>, StoreError> {
-        rows.into_iter()
-            .map(|row| {
-                let sealed = row
-                    .cookies
-                    .as_ref()
-                    .map(|jar| sealed_jar(self, jar))
-                    .transpose()?;
-                Ok((row, sealed))
-            })
-            .collect()
-    }
-
     /// Plans and, unless refused, applies an import inside `tx`. Returns whether it applied.
     pub(crate) async fn import_in(
         &self,
         tx: &mut Tx,
         storefront_id: StorefrontId,
-        rows: Vec<SealedRow>,
+        rows: Vec<ImportRow>,
         report: &mut ImportReport,
         skip_invalid: bool,
     ) -> Result<bool, StoreError> {
@@ -796,12 +848,6 @@ impl Store {
             .bind(storefront_id.get())
             .fetch_all(c)
             .await)?;
-        let (rows, sealed): (Vec<ImportRow>, Vec<_>) = rows.into_iter().unzip();
-        let sealed: HashMap<usize, (Vec<u8>, String)> = rows
-            .iter()
-            .zip(sealed)
-            .filter_map(|(r, s)| s.map(|s| (r.line, s)))
-            .collect();
         let plan = account_csv::plan(existing, rows);
         report.add_plan(&plan);
         if !report.errors.is_empty() && !skip_invalid {
@@ -849,11 +895,12 @@ impl Store {
                 }),
             }
             .map_err(StoreError::on_write("account", "storefront_id"))?;
-            if let Some((sealed, info)) = sealed.get(&row.line) {
+            if let Some(jar) = &row.cookies {
+                let (sealed, info) = sealed_jar(self, jar, AccountId(id))?;
                 write!(tx, |c| {
                     sqlx::query(
                         "UPDATE accounts SET cookies = $2, cookie_info = $3, \
-                         session_status = 'unknown' WHERE id = $1",
+                         session_status = 'unknown', cookies_bound = TRUE WHERE id = $1",
                     )
                     .bind(id)
                     .bind(sealed.clone())
@@ -905,14 +952,15 @@ impl Store {
         jar: Option<&CookieJar>,
     ) -> Result<(), StoreError> {
         let sealed = jar
-            .map(|j| crate::accounts::sealed_jar(self, j))
+            .map(|j| crate::accounts::sealed_jar(self, j, id))
             .transpose()?;
         let mut tx = self.begin().await?;
         tx.touch(crate::db::Topic::Accounts);
         let n = write!(&mut tx, |c| {
             sqlx::query(
                 "UPDATE accounts SET session_status = $2, cookies = COALESCE($3, cookies), \
-                 cookie_info = COALESCE($4, cookie_info), updated_at = $5 WHERE id = $1",
+                 cookie_info = COALESCE($4, cookie_info), updated_at = $5, \
+                 cookies_bound = cookies_bound OR $3 IS NOT NULL WHERE id = $1",
             )
             .bind(id.get())
             .bind(status.as_str())

@@ -107,6 +107,7 @@ impl Store {
             .collect();
         #[derive(sqlx::FromRow)]
         struct Row {
+            id: i64,
             slug: String,
             label: Option<String>,
             name: Option<String>,
@@ -118,7 +119,7 @@ impl Store {
         }
         let rows: Vec<Row> = read!(&self.db, |c| {
             sqlx::query_as(
-                "SELECT s.slug, a.label, a.name, a.email, a.phone, a.tags, a.active, a.cookies \
+                "SELECT a.id, s.slug, a.label, a.name, a.email, a.phone, a.tags, a.active, a.cookies \
                  FROM accounts a JOIN storefronts s ON s.id = a.storefront_id ORDER BY a.id",
             )
             .fetch_all(c)
@@ -135,7 +136,10 @@ impl Store {
                     phone: r.phone,
                     tags: r.tags,
                     active: r.active,
-                    cookies: r.cookies.map(|c| self.open_jar(&c)).transpose()?,
+                    cookies: r
+                        .cookies
+                        .map(|c| self.open_jar(cartwright_core::ids::AccountId(r.id), &c))
+                        .transpose()?,
                 })
             })
             .collect::<Result<_, StoreError>>()?;
@@ -235,7 +239,7 @@ impl Store {
                     })
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
-            plans.push((new, self.seal_rows(rows)?));
+            plans.push((new, rows));
         }
 
         let mut summary = BackupSummary {

@@ -170,8 +170,14 @@ struct Memos {
     account_totals: Memo<String, i64>,
 }
 
-/// Context bound into every sealed cookie jar, so a sealed value cannot be replayed elsewhere.
-const COOKIES_CONTEXT: &[u8] = b"cartwright/account-cookies";
+/// What cookie jars were sealed under before they were bound to their account.
+const LEGACY_COOKIES_CONTEXT: &[u8] = b"cartwright/account-cookies";
+
+/// The context bound into account `id`'s sealed cookie jar: a jar copied to another account's
+/// row does not open there.
+fn cookies_context(id: cartwright_core::ids::AccountId) -> Vec<u8> {
+    format!("cartwright/account-cookies/{id}").into_bytes()
+}
 
 impl Store {
     /// Connects to the database `settings` names. Secrets are sealed with keys derived from `key`.
@@ -205,7 +211,7 @@ impl Store {
             Db::Sqlite { write, .. } => sqlx::migrate!("./migrations/sqlite").run(write).await?,
             Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
         }
-        Ok(())
+        self.bind_legacy_cookies().await
     }
 
     /// Begins a write transaction.

@@ -346,9 +346,9 @@ impl Store {
     ) -> Result<RewardsRun, StoreError> {
         let sealed: Vec<Option<(Vec<u8>, String)>> = checks
             .iter()
-            .map(|(_, jar)| {
+            .map(|(s, jar)| {
                 jar.as_ref()
-                    .map(|j| crate::accounts::sealed_jar(self, j))
+                    .map(|j| crate::accounts::sealed_jar(self, j, s.account_id))
                     .transpose()
             })
             .collect::<Result<_, _>>()?;
@@ -579,7 +579,14 @@ impl Store {
             })?;
             let mut jars: std::collections::HashMap<i64, Option<CookieJar>> = rows
                 .into_iter()
-                .map(|(id, sealed)| Ok((id, sealed.map(|s| self.open_jar(&s)).transpose()?)))
+                .map(|(id, sealed)| {
+                    Ok((
+                        id,
+                        sealed
+                            .map(|s| self.open_jar(AccountId(id), &s))
+                            .transpose()?,
+                    ))
+                })
                 .collect::<Result<_, StoreError>>()?;
             out.extend(
                 chunk
@@ -747,7 +754,8 @@ async fn update_account(
              tier = CASE WHEN $2 THEN $4 ELSE tier END, \
              session_status = COALESCE($5, session_status), \
              last_checked_at = $6, \
-             cookies = COALESCE($7, cookies), cookie_info = COALESCE($8, cookie_info), updated_at = $6 \
+             cookies = COALESCE($7, cookies), cookie_info = COALESCE($8, cookie_info), updated_at = $6, \
+             cookies_bound = cookies_bound OR $7 IS NOT NULL \
              WHERE id = $1",
         )
         .bind(s.account_id.get())

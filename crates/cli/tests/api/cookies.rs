@@ -157,3 +157,68 @@ async fn bad_cookies_name_the_cookie_and_field() {
         .await
         .error(403, "forbidden");
 }
+
+/// A sealed cookie jar opens only for its own account: copied into another account's row
+/// (by someone with write access to the database), it is refused. Jars sealed before they
+/// were bound are bound at the next start.
+#[tokio::test]
+async fn a_cookie_jar_opens_only_for_its_own_account() {
+    let app = TestApp::spawn().await;
+    let sf = app.storefront("shop").await;
+    let a = app.account(sf, "a@example.com", json!({})).await["id"]
+        .as_i64()
+        .unwrap();
+    let b = app.account(sf, "b@example.com", json!({})).await["id"]
+        .as_i64()
+        .unwrap();
+    for (id, value) in [(a, "alpha"), (b, "beta")] {
+        app.put_raw(
+            &format!("/api/v1/accounts/{id}/cookies"),
+            &app.operator,
+            "text/plain",
+            &format!("session={value}"),
+        )
+        .await
+        .ok(200);
+    }
+    let store = app.store();
+    let jar = store.account_cookies(AccountId(a)).await.unwrap().unwrap();
+    assert_eq!(jar.cookies()[0].value, "alpha");
+    app.exec_sql(&format!(
+        "UPDATE accounts SET cookies = (SELECT cookies FROM accounts WHERE id = {b}) WHERE id = {a}"
+    ))
+    .await;
+    let swapped = store.account_cookies(AccountId(a)).await;
+    assert!(
+        swapped.is_err(),
+        "b's jar does not open as a's: {swapped:?}"
+    );
+
+    // A jar sealed the old way (bound to nothing) is bound at the next start.
+    let key = cartwright_store::SecretKey::from_text(&app.secret_key).unwrap();
+    let plain = serde_json::to_vec(&jar).unwrap();
+    let legacy = key
+        .sealer("account-cookies")
+        .seal(&plain, b"cartwright/account-cookies");
+    let hex: String = legacy.iter().map(|b| format!("{b:02x}")).collect();
+    let literal = if app.database_url.starts_with("postgres") {
+        format!("'\\x{hex}'::bytea")
+    } else {
+        format!("X'{hex}'")
+    };
+    app.exec_sql(&format!(
+        "UPDATE accounts SET cookies = {literal}, cookies_bound = FALSE WHERE id = {a}"
+    ))
+    .await;
+    assert!(store.account_cookies(AccountId(a)).await.is_err());
+    store.migrate().await.unwrap();
+    let jar = store.account_cookies(AccountId(a)).await.unwrap().unwrap();
+    assert_eq!(jar.cookies()[0].value, "alpha");
+    assert_eq!(
+        app.count_sql(
+            "SELECT COUNT(*) FROM accounts WHERE NOT cookies_bound AND cookies IS NOT NULL"
+        )
+        .await,
+        0
+    );
+}
