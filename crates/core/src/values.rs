@@ -9,11 +9,11 @@ use std::fmt;
 use utoipa::ToSchema;
 
 macro_rules! string_value {
-    ($(#[$doc:meta])* $name:ident, $example:literal) => {
+    ($(#[$doc:meta])* $name:ident, $example:literal $(, $($schema:tt)+)?) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
         #[serde(try_from = "String", into = "String")]
-        #[schema(value_type = String, example = $example)]
+        #[schema(value_type = String, example = $example $(, $($schema)+)?)]
         pub struct $name(String);
 
         impl $name {
@@ -66,7 +66,7 @@ fn has_control(s: &str) -> bool {
 
 string_value! {
     /// A short free text (a name, a label, a city): trimmed, 1–200 characters, one line.
-    Text, "Riya Sharma"
+    Text, "Riya Sharma", min_length = 1, max_length = 200
 }
 
 impl Text {
@@ -183,7 +183,7 @@ impl Postcode {
 string_value! {
     /// A tag on accounts (`vip`, `batch-7`, `north:mumbai`): lower case, 1–32 characters of
     /// letters, digits, `-`, `_`, `:` and `.`.
-    Tag, "vip"
+    Tag, "vip", pattern = "^[A-Za-z0-9_:.-]{1,32}$"
 }
 
 impl Tag {
@@ -224,7 +224,7 @@ impl Slug {
 
 string_value! {
     /// An operator's sign-in name: 3–32 characters of letters, digits, `.`, `_`, `-`, lower-cased.
-    Username, "admin"
+    Username, "admin", pattern = "^[A-Za-z0-9._-]{3,32}$"
 }
 
 impl Username {

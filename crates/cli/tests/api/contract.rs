@@ -2,7 +2,8 @@
 //! called without a credential, as a viewer and as an admin, with path ids that exist, do not
 //! exist and do not parse, with and without query values, and with bodies that are empty,
 //! of the wrong shape, malformed or of the wrong type. No answer is a 5xx, every status is one
-//! the operation documents, and every error is the one envelope.
+//! the operation documents, every JSON success fits its documented schema, and every error is
+//! the one envelope.
 
 use crate::helpers::*;
 use reqwest::Method;
@@ -46,6 +47,7 @@ async fn every_operation_answers_as_documented() {
     let paths = doc["paths"].as_object().unwrap();
     let mut operations = 0;
     let mut requests = 0;
+    let mut bodies_checked = 0;
     let mut problems: Vec<String> = Vec::new();
     for (template, item) in paths {
         for (method, op) in item.as_object().unwrap() {
@@ -181,6 +183,22 @@ async fn every_operation_answers_as_documented() {
                             .collect::<String>()
                     ));
                 }
+                if (200..300).contains(&status)
+                    && let Some(schema) =
+                        op["responses"][status.to_string()]["content"]["application/json"]
+                            .get("schema")
+                    && !body.is_empty()
+                {
+                    bodies_checked += 1;
+                    match serde_json::from_slice::<Value>(&body) {
+                        Ok(value) => {
+                            if let Err(e) = fits(&doc, schema, &value, "body") {
+                                problems.push(format!("{label}: {e}"));
+                            }
+                        }
+                        Err(e) => problems.push(format!("{label}: not JSON: {e}")),
+                    }
+                }
                 if status >= 400 {
                     let envelope: Option<Value> = serde_json::from_slice(&body).ok();
                     let ok = envelope.as_ref().is_some_and(|e| {
@@ -200,6 +218,13 @@ async fn every_operation_answers_as_documented() {
         }
     }
     assert!(operations > 60, "{operations} operations in the document");
+    assert!(
+        bodies_checked > 50,
+        "{bodies_checked} successful answers checked"
+    );
+    eprintln!(
+        "{operations} operations, {requests} requests, {bodies_checked} successes checked against their schema"
+    );
     assert!(
         problems.is_empty(),
         "{} of {requests} requests:\n{}",
@@ -322,4 +347,102 @@ async fn bad_values_are_named_in_words_and_refusals_say_why() {
         message(&r)
     );
     assert_eq!(app.count("/api/v1/batches").await, 0, "nothing was written");
+}
+
+/// Whether `value` fits `schema` (an OpenAPI 3.1 schema of `doc`): types, required
+/// properties, items, enums and the branches of oneOf/anyOf/allOf, recursively. Formats and
+/// lengths are not checked. Returns where it does not fit.
+fn fits(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.rsplit('/').next().unwrap_or_default();
+        return fits(doc, &doc["components"]["schemas"][name], value, at);
+    }
+    for key in ["oneOf", "anyOf"] {
+        if let Some(branches) = schema[key].as_array() {
+            if branches.iter().any(|b| fits(doc, b, value, at).is_ok()) {
+                return Ok(());
+            }
+            return Err(format!("{at}: fits none of its {key} branches: {value}"));
+        }
+    }
+    if let Some(all) = schema["allOf"].as_array() {
+        for b in all {
+            fits(doc, b, value, at)?;
+        }
+    }
+    if let Some(options) = schema["enum"].as_array()
+        && !options.contains(value)
+    {
+        return Err(format!("{at}: {value} is not one of {options:?}"));
+    }
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    if !types.is_empty() {
+        let actual = match value {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+            Value::Number(_) => "number",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        };
+        let ok = types.contains(&actual) || (actual == "integer" && types.contains(&"number"));
+        if !ok {
+            return Err(format!(
+                "{at}: a {actual} where the document says {types:?}"
+            ));
+        }
+    }
+    if let Value::Object(fields) = value {
+        if let Some(required) = schema["required"].as_array() {
+            for r in required.iter().filter_map(Value::as_str) {
+                if !fields.contains_key(r) {
+                    return Err(format!("{at}: the required `{r}` is missing"));
+                }
+            }
+        }
+        if let Some(properties) = schema["properties"].as_object() {
+            for (name, v) in fields {
+                if let Some(s) = properties.get(name) {
+                    fits(doc, s, v, &format!("{at}.{name}"))?;
+                }
+            }
+        }
+    }
+    if let (Value::Array(items), Some(item)) = (value, schema.get("items")) {
+        for (i, v) in items.iter().enumerate() {
+            fits(doc, item, v, &format!("{at}[{i}]"))?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn the_schema_check_finds_what_does_not_fit() {
+    let doc = json!({"components": {"schemas": {"Item": {
+        "type": "object", "required": ["id"],
+        "properties": {"id": {"type": "integer"}, "name": {"type": ["string", "null"]},
+                       "kind": {"type": "string", "enum": ["a", "b"]}}}}}});
+    let list = json!({"type": "array", "items": {"$ref": "#/components/schemas/Item"}});
+    assert!(
+        fits(
+            &doc,
+            &list,
+            &json!([{"id": 1, "name": null, "kind": "a"}]),
+            "body"
+        )
+        .is_ok()
+    );
+    for bad in [
+        json!([{"name": "x"}]),
+        json!([{"id": "1"}]),
+        json!([{"id": 1, "kind": "c"}]),
+        json!({"id": 1}),
+    ] {
+        assert!(fits(&doc, &list, &bad, "body").is_err(), "{bad}");
+    }
 }

@@ -165,8 +165,8 @@ async fn delete(
 /// string. Cookies without a domain are bound to the storefront's host. The answer shows
 /// cookie names and expiry, never values.
 #[utoipa::path(put, path = "/accounts/{id}/cookies", tag = "accounts", params(("id" = i64, Path)),
-    request_body(content = String, description = "Cookie export JSON or a Cookie header",
-        content_type = "application/json"),
+    request_body(description = "A cookie export (a JSON array of cookies, or `{\"cookies\": [...]}`) or a `name=value; …` Cookie header as text",
+        content(("application/json"), (String = "text/plain"))),
     responses((status = 200, body = Account), (status = 404, body = ErrorBody),
         (status = 422, description = "A cookie is malformed; `field` names it", body = ErrorBody)),
     security(("bearer" = [])))]
@@ -237,13 +237,15 @@ pub struct ImportQuery {
     dry_run: bool,
 }
 
-/// An import refused because of bad rows: the error, and the full report.
+/// An import refused: the error, and, when rows were bad, the full report (a bad query value
+/// or an unreadable file has none).
 #[derive(Serialize, ToSchema)]
 pub struct ImportRefused {
     /// The error.
     error: crate::error::ErrorDetail,
-    /// Every problem found.
-    report: ImportReport,
+    /// Every problem found, when rows were read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report: Option<ImportReport>,
 }
 
 /// Imports accounts from CSV (header row; columns `label, name, email, phone, tags, active,
@@ -253,7 +255,7 @@ pub struct ImportRefused {
 #[utoipa::path(post, path = "/accounts/import", tag = "accounts", params(ImportQuery),
     request_body(content = String, content_type = "text/csv"),
     responses((status = 200, body = ImportReport),
-        (status = 422, description = "Bad rows; nothing applied", body = ImportRefused)),
+        (status = 422, description = "Bad rows (with the report; nothing applied), a bad query value or an unreadable file", body = ImportRefused)),
     security(("bearer" = [])))]
 async fn import(
     State(state): State<AppState>,
@@ -292,7 +294,10 @@ async fn import(
         };
         return Ok((
             StatusCode::UNPROCESSABLE_ENTITY,
-            axum::Json(ImportRefused { error, report }),
+            axum::Json(ImportRefused {
+                error,
+                report: Some(report),
+            }),
         )
             .into_response());
     }
@@ -348,7 +353,7 @@ async fn export(
 #[serde(deny_unknown_fields)]
 pub struct BackupRequest {
     /// Seals the file; needed to restore it. At least 12 characters.
-    #[schema(format = Password)]
+    #[schema(format = Password, min_length = 12)]
     passphrase: String,
 }
 
@@ -382,7 +387,7 @@ async fn backup(
 #[serde(deny_unknown_fields)]
 pub struct RestoreRequest {
     /// The passphrase the backup was sealed with.
-    #[schema(format = Password)]
+    #[schema(format = Password, min_length = 12)]
     passphrase: String,
     /// The backup file, base64-encoded.
     backup: String,

@@ -266,6 +266,7 @@ pub struct PointsQuery {
     /// Only this storefront's accounts.
     storefront_id: Option<StorefrontId>,
     /// How many days back, 1 to 366, default 30.
+    #[param(minimum = 1, maximum = 366)]
     days: Option<u32>,
 }
 
