@@ -687,3 +687,25 @@ async fn a_token_in_the_url_is_taken_by_the_event_streams_only() {
     r.error(401, "unauthorized");
     assert!(r.text().contains("event streams"), "{}", r.text());
 }
+
+#[tokio::test]
+async fn the_per_address_limit_is_a_setting() {
+    let app = TestApp::spawn_with(|s| {
+        s.login_max_failures = 100;
+        s.login_max_failures_per_ip = 2;
+    })
+    .await;
+    let attempt = async |username: &str| {
+        app.call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Body::Json(json!({"username": username, "password": "a wrong guess"})),
+        )
+        .await
+    };
+    attempt("operator").await.error(401, "unauthorized");
+    attempt("viewer").await.error(401, "unauthorized");
+    // A third name from the same address: the address has used its two.
+    attempt("admin").await.error(429, "too_many_requests");
+}
