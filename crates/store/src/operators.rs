@@ -240,16 +240,7 @@ impl Store {
         }
         if void_tokens {
             // Their tokens no longer pass; the list of their sign-ins says so too.
-            write!(&mut tx, |c| {
-                sqlx::query(
-                    "UPDATE sign_ins SET revoked_at = $2 WHERE operator_id = $1 AND revoked_at IS NULL",
-                )
-                .bind(id.get())
-                .bind(Ts::now())
-                .execute(c)
-                .await
-                .map(|r| r.rows_affected())
-            })?;
+            crate::sign_ins::end_in(&mut tx, id, None, None).await?;
         }
         tx.commit().await?;
         row.try_into()

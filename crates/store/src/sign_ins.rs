@@ -1,7 +1,7 @@
 //! Sign-ins: one row per sign-in token, so a token can be ended before it expires (signing
 //! out, ending a session from another device, a password change).
 
-use crate::db::{Topic, Ts, read, stored, write};
+use crate::db::{Topic, Ts, Tx, read, stored, write};
 use crate::{Store, StoreError};
 use cartwright_core::ids::OperatorId;
 use cartwright_core::operator::{Role, SignIn};
@@ -170,20 +170,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let mut tx = self.begin().await?;
         tx.touch(Topic::Operators);
-        let ended = write!(&mut tx, |c| {
-            sqlx::query(
-                "UPDATE sign_ins SET revoked_at = $2 \
-                 WHERE operator_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
-                 AND ($3 IS NULL OR id = $3) AND ($4 IS NULL OR id <> $4)",
-            )
-            .bind(operator.get())
-            .bind(Ts::now())
-            .bind(only)
-            .bind(keep)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
+        let ended = end_in(&mut tx, operator, only, keep).await?;
         // Expired rows serve nothing: dropped on the way, so the table stays small.
         write!(&mut tx, |c| {
             sqlx::query("DELETE FROM sign_ins WHERE operator_id = $1 AND expires_at < $2")
@@ -196,4 +183,29 @@ impl Store {
         tx.commit().await?;
         Ok(ended)
     }
+}
+
+/// Ends, inside `tx`, `operator`'s sign-ins that still work: the one with id `only`, or when
+/// `None` all of them except `keep`. Returns how many.
+pub(crate) async fn end_in(
+    tx: &mut Tx,
+    operator: OperatorId,
+    only: Option<i64>,
+    keep: Option<i64>,
+) -> Result<u64, StoreError> {
+    write!(tx, |c| {
+        sqlx::query(
+            "UPDATE sign_ins SET revoked_at = $2 \
+             WHERE operator_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+             AND ($3 IS NULL OR id = $3) AND ($4 IS NULL OR id <> $4)",
+        )
+        .bind(operator.get())
+        .bind(Ts::now())
+        .bind(only)
+        .bind(keep)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .map_err(Into::into)
 }

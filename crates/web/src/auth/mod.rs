@@ -169,6 +169,22 @@ pub(crate) fn bearer(parts: &Parts, query: bool) -> Result<String, ApiError> {
     }
 }
 
+/// Writes a credential's use in the background, at most once a minute per credential and
+/// node ([`AppState::note_use`]): a busy token must not turn every read into a write.
+fn record_use(
+    state: &AppState,
+    key: Use,
+    write: impl Future<Output = Result<(), cartwright_store::StoreError>> + Send + 'static,
+) {
+    if state.note_use(key) {
+        tokio::spawn(async move {
+            if let Err(e) = write.await {
+                tracing::warn!(error = %e, credential = ?key, "could not record a credential's use");
+            }
+        });
+    }
+}
+
 /// Who `token` belongs to, checked against the store now: an API token that is unknown,
 /// revoked or expired, or a sign-in that was ended, expired or whose operator was disabled or
 /// changed since, is refused.
@@ -189,14 +205,13 @@ pub(crate) async fn authenticate(token: &str, state: &AppState) -> Result<Princi
         if auth
             .last_used_at
             .is_none_or(|t| now - t > time::Duration::MINUTE)
-            && state.note_use(Use::Token(auth.id))
         {
-            let store = state.store.clone();
-            tokio::spawn(async move {
-                if let Err(e) = store.touch_token(auth.id).await {
-                    tracing::warn!(error = %e, "could not record API token use");
-                }
-            });
+            let (store, id) = (state.store.clone(), auth.id);
+            record_use(
+                state,
+                Use::Token(id),
+                async move { store.touch_token(id).await },
+            );
         }
         return Ok(Principal::Token {
             id: auth.id,
@@ -216,14 +231,10 @@ pub(crate) async fn authenticate(token: &str, state: &AppState) -> Result<Princi
         .await?
         .filter(|a| a.operator == id && !a.revoked && !a.disabled && a.auth_version == claims.ver)
         .ok_or_else(ended)?;
-    if OffsetDateTime::now_utc() - auth.last_seen_at > time::Duration::MINUTE
-        && state.note_use(Use::SignIn(sign_in))
-    {
+    if OffsetDateTime::now_utc() - auth.last_seen_at > time::Duration::MINUTE {
         let store = state.store.clone();
-        tokio::spawn(async move {
-            if let Err(e) = store.touch_sign_in(sign_in).await {
-                tracing::warn!(error = %e, "could not record a sign-in's use");
-            }
+        record_use(state, Use::SignIn(sign_in), async move {
+            store.touch_sign_in(sign_in).await
         });
     }
     Ok(Principal::Operator {

@@ -29,6 +29,26 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(end_sign_in))
 }
 
+/// Counts a password attempt by `user` from `ip`: holds it back as long as the throttle says,
+/// or refuses it (429, `too_many` and when to try again).
+async fn throttled(
+    state: &AppState,
+    user: &str,
+    ip: std::net::IpAddr,
+    too_many: &str,
+) -> Result<(), ApiError> {
+    match state.throttle.attempt(user, ip) {
+        Err(wait) => Err(ApiError::too_many(
+            format!("{too_many}; wait before trying again"),
+            wait.as_secs() + 1,
+        )),
+        Ok(delay) => {
+            tokio::time::sleep(delay).await;
+            Ok(())
+        }
+    }
+}
+
 /// Records a sign-in of `operator` from the request's client and issues its token.
 async fn sign_in(
     state: &AppState,
@@ -95,16 +115,7 @@ async fn login(
     let username = Username::parse(&body.username).ok();
     // Names that cannot exist share one throttle key, so they cannot multiply attempts.
     let user_key = username.as_ref().map_or("<invalid>", Username::as_str);
-    match state.throttle.attempt(user_key, peer.ip()) {
-        Err(wait) => {
-            return Err(ApiError::too_many(
-                "too many failed sign-ins; wait before trying again",
-                wait.as_secs() + 1,
-            ));
-        }
-        Ok(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
-        Ok(_) => {}
-    }
+    throttled(&state, user_key, peer.ip(), "too many failed sign-ins").await?;
     let record = match &username {
         Some(username) => state.store.login_record(username).await?,
         None => None,
@@ -213,19 +224,13 @@ async fn change_password(
         .await?
         .ok_or_else(|| ApiError::unauthorized("this sign-in has ended; sign in again"))?;
     // Guessing the current password with a stolen sign-in token is throttled like signing in.
-    match state
-        .throttle
-        .attempt(operator.username.as_str(), peer.ip())
-    {
-        Err(wait) => {
-            return Err(ApiError::too_many(
-                "too many wrong passwords; wait before trying again",
-                wait.as_secs() + 1,
-            ));
-        }
-        Ok(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
-        Ok(_) => {}
-    }
+    throttled(
+        &state,
+        operator.username.as_str(),
+        peer.ip(),
+        "too many wrong passwords",
+    )
+    .await?;
     if !verify_password(body.current_password, Some(record.password_hash)).await? {
         return Err(ApiError::invalid(
             "current_password",
