@@ -37,6 +37,7 @@ pub const KEYS: &[&str] = &[
     "job_stale_after",
     "public_url",
     "market_poll_every",
+    "embedding_model",
 ];
 
 /// A configuration that cannot be used, naming the key.
@@ -150,6 +151,11 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// How often each marketplace connection's order list is read for changes a push missed.
     pub market_poll_every: HumanDuration,
+    /// The buyer assistant's sentence-embedding model: a directory with `config.json`,
+    /// `tokenizer.json` and `model.safetensors`; `none` for lexical retrieval only. When
+    /// unset: `data_dir/models/all-minilm-l6-v2`, then the one `scripts/setup` installs in
+    /// `~/.local/share/cartwright/models/all-minilm-l6-v2`.
+    pub embedding_model: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -179,6 +185,7 @@ impl Default for Settings {
             job_stale_after: HumanDuration(Duration::from_secs(30)),
             public_url: None,
             market_poll_every: HumanDuration(Duration::from_secs(60)),
+            embedding_model: None,
         }
     }
 }
@@ -208,11 +215,32 @@ impl fmt::Debug for Settings {
             .field("retry_wait_max", &self.retry_wait_max)
             .field("node_id", &self.node_id)
             .field("public_url", &self.public_url)
+            .field("embedding_model", &self.embedding_model)
             .finish_non_exhaustive()
     }
 }
 
+/// The model `scripts/setup` installs.
+pub const DEFAULT_MODEL: &str = "all-minilm-l6-v2";
+
 impl Settings {
+    /// The embedding model's directory in force: the configured one (none when it is `none`),
+    /// else the first default place that holds a model.
+    pub fn embedding_model(&self) -> Option<PathBuf> {
+        match &self.embedding_model {
+            Some(p) if p.as_os_str() == "none" => None,
+            Some(p) => Some(p.clone()),
+            None => {
+                let home = std::env::var_os("HOME").map(PathBuf::from);
+                std::iter::once(self.data_dir.join("models").join(DEFAULT_MODEL))
+                    .chain(
+                        home.map(|h| h.join(".local/share/cartwright/models").join(DEFAULT_MODEL)),
+                    )
+                    .find(|p| p.join("model.safetensors").is_file())
+            }
+        }
+    }
+
     /// The settings in force as a `cartwright.toml` would write them, the master key and the
     /// database password masked: what `cartwright config` prints.
     pub fn to_toml(&self) -> Result<String, ConfigError> {

@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod config;
 pub mod demo;
+pub mod faq;
 pub mod rehearse;
 pub mod rewards;
 pub mod run;

@@ -120,6 +120,11 @@ enum Command {
         #[command(subcommand)]
         command: StockCommand,
     },
+    /// The buyer assistant's FAQ.
+    Faq {
+        #[command(subcommand)]
+        command: FaqCommand,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage operators.
@@ -179,6 +184,13 @@ enum ProfileCommand {
         #[arg(long, default_value = "rehearsal")]
         out: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum FaqCommand {
+    /// Measure retrieval on labelled questions: recall@1, MRR@10, answered precision and
+    /// recall at the threshold, out-of-scope questions answered; and suggest a threshold.
+    Eval(cartwright::faq::EvalArgs),
 }
 
 #[derive(Subcommand)]
@@ -505,6 +517,11 @@ async fn main() -> anyhow::Result<()> {
                 operator.username,
                 operator.id
             );
+        }
+        Command::Faq {
+            command: FaqCommand::Eval(args),
+        } => {
+            cartwright::faq::eval(&args, settings.embedding_model())?;
         }
         Command::Config => print!("{}", settings.to_toml()?),
     }

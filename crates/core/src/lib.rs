@@ -11,6 +11,7 @@ pub mod channel;
 pub mod cookies;
 pub mod digital;
 pub mod error;
+pub mod faq;
 pub mod ids;
 pub mod market;
 pub mod money;

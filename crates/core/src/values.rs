@@ -270,6 +270,55 @@ impl HttpUrl {
     }
 }
 
+string_value! {
+    /// A FAQ answer: trimmed, 1–4,000 characters, several lines allowed.
+    Answer, "Codes arrive in the chat within five minutes of payment.", min_length = 1, max_length = 4000
+}
+
+impl Answer {
+    /// Longest answer, in characters.
+    pub const MAX: usize = 4000;
+
+    /// Trims and checks the length; line breaks are kept (normalised to `\n`).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.replace("\r\n", "\n");
+        let s = s.trim();
+        if s.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if s.chars().count() > Self::MAX {
+            return Err(format!("must be at most {} characters", Self::MAX));
+        }
+        if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+            return Err("must not hold control characters".into());
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+string_value! {
+    /// A language code (`en`, `id`): two or three lower-case letters; `en` when not given.
+    Lang, "en", pattern = "^[a-z]{2,3}$"
+}
+
+impl Lang {
+    /// Lower-cases and checks the shape.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim().to_ascii_lowercase();
+        if (2..=3).contains(&s.len()) && s.chars().all(|c| c.is_ascii_lowercase()) {
+            Ok(Self(s))
+        } else {
+            Err("must be a two- or three-letter language code such as en or id".into())
+        }
+    }
+}
+
+impl Default for Lang {
+    fn default() -> Self {
+        Self("en".into())
+    }
+}
+
 /// An account's tags: deduplicated and sorted, at most 20.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
 #[schema(value_type = Vec<String>, example = json!(["vip", "north"]))]

@@ -1,0 +1,134 @@
+//! The buyer assistant's retrieval: a FAQ index that runs offline — BM25 over words and over
+//! character trigrams, and a sentence-embedding model run in process when one is present —
+//! whose combined score is a confidence that one threshold turns into "answer" or "fall
+//! back"; and the measurements that tune it.
+
+pub mod bm25;
+pub mod embed;
+pub mod eval;
+pub mod index;
+pub mod text;
+
+use cartwright_core::faq::FaqDraft;
+use embed::Embedder;
+use index::{Hit, Index, Weights};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What went wrong in the assistant.
+#[derive(Debug, thiserror::Error)]
+pub enum AssistantError {
+    /// The embedding model could not be loaded or run.
+    #[error("the embedding model: {0}")]
+    Model(String),
+}
+
+/// Every reading of every asked text of `entries`.
+fn all_readings(entries: &[(i64, FaqDraft)]) -> Vec<String> {
+    entries
+        .iter()
+        .flat_map(|(_, e)| e.asked())
+        .flat_map(text::readings)
+        .collect()
+}
+
+/// Texts embedded at once.
+const EMBED_BATCH: usize = 32;
+
+/// An index with the model that fills it, which remembers the vectors it computed so that a
+/// rebuild after a change embeds only the texts that are new.
+#[derive(Debug, Default)]
+pub struct Retriever {
+    embedder: Option<Arc<Embedder>>,
+    index: Index,
+    vectors: HashMap<String, Vec<f32>>,
+}
+
+impl Retriever {
+    /// A retriever over no entries; `embedder` none means lexical only.
+    pub fn new(embedder: Option<Arc<Embedder>>) -> Self {
+        Self {
+            embedder,
+            index: Index::default(),
+            vectors: HashMap::new(),
+        }
+    }
+
+    /// Whether a model is in use.
+    pub fn semantic(&self) -> bool {
+        self.embedder.is_some()
+    }
+
+    /// The model's name, when one is in use.
+    pub fn model(&self) -> Option<&str> {
+        self.embedder.as_deref().map(Embedder::name)
+    }
+
+    /// The index in use.
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// Indexes `entries` (id and entry) in place of what was indexed.
+    pub fn rebuild(&mut self, entries: &[(i64, FaqDraft)]) -> Result<(), AssistantError> {
+        if let Some(embedder) = &self.embedder {
+            let texts = all_readings(entries);
+            let missing: Vec<&str> = {
+                let mut seen = std::collections::HashSet::new();
+                texts
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|t| !self.vectors.contains_key(*t) && seen.insert(*t))
+                    .collect()
+            };
+            for chunk in missing.chunks(EMBED_BATCH) {
+                let vectors = embedder.embed(chunk)?;
+                for (text, v) in chunk.iter().zip(vectors) {
+                    self.vectors.insert((*text).to_owned(), v);
+                }
+            }
+            // Forget the vectors of texts no entry has any more.
+            let live: std::collections::HashSet<&str> = texts.iter().map(String::as_str).collect();
+            self.vectors.retain(|t, _| live.contains(t.as_str()));
+        }
+        let vectors = &self.vectors;
+        self.index = Index::build(entries.iter().map(|(id, e)| (*id, e)), |i| {
+            entries[i]
+                .1
+                .asked()
+                .flat_map(text::readings)
+                .filter_map(|t| vectors.get(&t).cloned())
+                .collect()
+        });
+        Ok(())
+    }
+
+    /// The unit vectors of the question's readings (none without a model).
+    pub fn vectors(&self, question: &str) -> Result<Vec<Vec<f32>>, AssistantError> {
+        match &self.embedder {
+            Some(e) => {
+                let readings = text::readings(question);
+                let texts: Vec<&str> = readings.iter().map(String::as_str).collect();
+                e.embed(&texts)
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The `k` best entries for `question`, best first.
+    pub fn search(&self, question: &str, k: usize) -> Result<Vec<Hit>, AssistantError> {
+        let vectors = self.vectors(question)?;
+        Ok(self.index.search(question, &vectors, k))
+    }
+
+    /// [`Retriever::search`] with chosen weights.
+    pub fn search_weighted(
+        &self,
+        question: &str,
+        k: usize,
+        weights: Weights,
+    ) -> Result<Vec<Hit>, AssistantError> {
+        let vectors = self.vectors(question)?;
+        Ok(self.index.search_weighted(question, &vectors, k, weights))
+    }
+}
