@@ -7,6 +7,8 @@ pub mod bm25;
 pub mod embed;
 pub mod eval;
 pub mod index;
+pub mod llm;
+pub mod service;
 pub mod text;
 
 use cartwright_core::faq::FaqDraft;
@@ -21,6 +23,12 @@ pub enum AssistantError {
     /// The embedding model could not be loaded or run.
     #[error("the embedding model: {0}")]
     Model(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] cartwright_store::StoreError),
+    /// The LLM fallback failed.
+    #[error(transparent)]
+    Llm(#[from] llm::LlmError),
 }
 
 /// Every reading of every asked text of `entries`.
@@ -51,6 +59,16 @@ impl Retriever {
             embedder,
             index: Index::default(),
             vectors: HashMap::new(),
+        }
+    }
+
+    /// A retriever with the same model and the vectors computed so far, over no entries:
+    /// what a rebuild starts from.
+    pub fn successor(&self) -> Self {
+        Self {
+            embedder: self.embedder.clone(),
+            index: Index::default(),
+            vectors: self.vectors.clone(),
         }
     }
 

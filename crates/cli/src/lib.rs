@@ -204,6 +204,10 @@ impl Server {
             options,
             engine.clone(),
             commerce.clone(),
+            Arc::new(cartwright_assistant::service::Assistant::new(
+                store.clone(),
+                settings.embedding_model(),
+            )),
         );
         let app = cartwright_web::app(web.clone());
         let (stop, stopped) = oneshot::channel::<()>();

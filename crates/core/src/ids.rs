@@ -75,4 +75,10 @@ ids! {
     ChannelId,
     /// One send of a delivery through one channel: a row of the outbox.
     SendId,
+    /// A FAQ entry.
+    FaqId,
+    /// A message in the chat with a buyer.
+    ChatMessageId,
+    /// What the assistant (or a person) made of a buyer's question.
+    AnswerId,
 }

@@ -300,12 +300,13 @@ pub(crate) enum Topic {
     Operators = 0,
     Tokens = 1,
     Accounts = 2,
+    Faq = 3,
 }
 
 /// A counter per [`Topic`], bumped after every committed write that touched it. A memo keeps
 /// a value only while the counter it was computed under is unchanged.
 #[derive(Debug, Default)]
-pub(crate) struct Generations([AtomicU64; 3]);
+pub(crate) struct Generations([AtomicU64; 4]);
 
 impl Generations {
     pub(crate) fn current(&self, topic: Topic) -> u64 {

@@ -9,11 +9,13 @@ mod audit;
 mod backup;
 mod batches;
 mod channels;
+mod chat;
 pub mod crypto;
 mod db;
 mod deliveries;
 mod digital;
 mod events;
+mod faq;
 mod jobs;
 mod market;
 mod memo;
@@ -35,11 +37,16 @@ pub use audit::{Actor, AuditEntry};
 pub use backup::BackupSummary;
 pub use batches::BatchInputs;
 pub use channels::Channel;
+pub use chat::{
+    AnswerRecord, AnswerSource, AnswerState, AskedCount, ChatMessage, Exchange, Handoff, NewAnswer,
+    NewQuestion, Sender,
+};
 pub use crypto::{CryptoError, SecretKey};
 pub use db::{Backend, DbSettings, redact_url};
 pub use deliveries::{Claim, Delivery, DeliveryPage, Handed, token_hash};
 pub use digital::{StockImport, StockItemView};
 pub use events::EventQuery;
+pub use faq::{AssistantSettings, AssistantSettingsUpdate, FaqEntry, FaqImport, LlmEndpoint};
 pub use jobs::ORDER_JOB;
 pub use jobs::{Job, JobCount, Lease, NewJob};
 pub use market::{

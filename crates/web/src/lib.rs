@@ -79,7 +79,8 @@ pub fn api(options: &WebOptions) -> (Router<AppState>, utoipa::openapi::OpenApi)
         .merge(routes::addresses::router())
         .merge(routes::batches::router())
         .merge(routes::rewards::router())
-        .merge(routes::goods::router(options.max_upload_bytes));
+        .merge(routes::goods::router(options.max_upload_bytes))
+        .merge(routes::assistant::router(options.max_upload_bytes));
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
         .merge(routes::system::router())

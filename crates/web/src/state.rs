@@ -61,6 +61,8 @@ pub struct Inner {
     pub engine: Arc<cartwright_engine::Engine>,
     /// The digital-goods side: deliveries and their links.
     pub commerce: Arc<cartwright_commerce::Commerce>,
+    /// The buyer assistant.
+    pub assistant: Arc<cartwright_assistant::service::Assistant>,
     /// When each credential's use was last written, so a busy one is written once a minute.
     pub uses: std::sync::Mutex<std::collections::HashMap<Use, std::time::Instant>>,
     /// The open live streams.
@@ -75,10 +77,12 @@ impl AppState {
         options: WebOptions,
         engine: Arc<cartwright_engine::Engine>,
         commerce: Arc<cartwright_commerce::Commerce>,
+        assistant: Arc<cartwright_assistant::service::Assistant>,
     ) -> Self {
         Self(Arc::new(Inner {
             engine,
             commerce,
+            assistant,
             store,
             jwt: Jwt::new(&key.derive("jwt"), options.token_ttl),
             throttle: LoginThrottle::new(

@@ -209,6 +209,11 @@ impl TestApp {
             .await
     }
 
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.call(Method::PUT, path, Some(token), Body::Json(body))
+            .await
+    }
+
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> Resp {
         self.call(Method::PATCH, path, Some(token), Body::Json(body))
             .await

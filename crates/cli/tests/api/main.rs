@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // test helpers may panic: that is how a test fails
 
 mod accounts;
+mod assistant;
 mod auth;
 mod batches;
 mod catalog;

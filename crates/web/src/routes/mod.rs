@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod addresses;
+pub mod assistant;
 pub mod auth;
 pub mod batches;
 pub mod goods;

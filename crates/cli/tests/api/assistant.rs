@@ -1,0 +1,589 @@
+//! The buyer assistant through the real server: the FAQ (CRUD, import and export, the index
+//! following every change), questions answered from the FAQ, by the LLM fallback (a local
+//! fake speaking the OpenAI protocol, streaming and not, failing and slow) or handed to a
+//! person, and the interaction graph's queries.
+
+use crate::helpers::TestApp;
+use axum::routing::post;
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const FAQ: &str = include_str!("../../../../eval/faq/entries.md");
+
+/// What the fake LLM does with the next requests.
+#[derive(Clone, Copy, PartialEq)]
+enum Behaviour {
+    Stream,
+    Json,
+    Fail,
+    Slow,
+}
+
+/// A request the fake received: its `Authorization` and body.
+type Seen = (Option<String>, Value);
+
+#[derive(Clone)]
+struct Fake {
+    behaviour: Arc<Mutex<Behaviour>>,
+    requests: Arc<Mutex<Vec<Seen>>>,
+}
+
+async fn fake_llm() -> (String, Fake) {
+    let fake = Fake {
+        behaviour: Arc::new(Mutex::new(Behaviour::Stream)),
+        requests: Arc::new(Mutex::new(Vec::new())),
+    };
+    let state = fake.clone();
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        post(
+            move |headers: axum::http::HeaderMap, axum::Json(body): axum::Json<Value>| {
+                let state = state.clone();
+                async move {
+                    use axum::response::IntoResponse;
+                    let auth = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    state.requests.lock().unwrap().push((auth, body));
+                    let behaviour = *state.behaviour.lock().unwrap();
+                    match behaviour {
+                        Behaviour::Stream => {
+                            let words = ["Generated: ", "a person ", "will confirm ", "soon."];
+                            let mut sse = String::new();
+                            for w in words {
+                                sse.push_str(&format!(
+                                    "data: {}\n\n",
+                                    json!({"choices": [{"delta": {"content": w}, "index": 0}]})
+                                ));
+                            }
+                            sse.push_str("data: [DONE]\n\n");
+                            ([("content-type", "text/event-stream")], sse).into_response()
+                        }
+                        Behaviour::Json => axum::Json(json!({
+                            "choices": [{"message": {"role": "assistant", "content": "Generated in one piece."}}]
+                        }))
+                        .into_response(),
+                        Behaviour::Fail => (
+                            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                            axum::Json(json!({"error": {"message": "model overloaded"}})),
+                        )
+                            .into_response(),
+                        Behaviour::Slow => {
+                            tokio::time::sleep(Duration::from_secs(5)).await;
+                            "too late".into_response()
+                        }
+                    }
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/v1"), fake)
+}
+
+async fn connection(app: &TestApp, shop: &str) -> i64 {
+    let c = app
+        .post(
+            "/api/v1/market/connections",
+            &app.admin,
+            json!({"marketplace": "shopee", "name": "Shop", "shop_id": shop, "base_url": "https://partner.example",
+                   "partner_id": "1", "partner_key": "secret-key", "access_token": "token"}),
+        )
+        .await;
+    c.ok(201)["id"].as_i64().unwrap()
+}
+
+async fn order(app: &TestApp, shop: &str, number: &str, buyer: &str, sku: &str) -> i64 {
+    let o = app
+        .post(
+            "/api/v1/market/orders",
+            &app.admin,
+            json!({
+                "marketplace": "shopee", "shop_id": shop, "external_id": number,
+                "buyer": {"name": buyer, "id": buyer},
+                "lines": [{"item_id": "1", "seller_sku": sku, "name": sku, "quantity": 1, "unit_price_minor": 18600000}],
+                "payment_method": "ShopeePay", "status": "paid", "updated_at": "2026-12-07T01:00:00Z"
+            }),
+        )
+        .await;
+    o.ok(200)["order_id"].as_i64().unwrap()
+}
+
+/// An answer's source and state.
+fn outcome(asked: &Value) -> (Option<&str>, Option<&str>) {
+    (
+        asked["answer"]["source"].as_str(),
+        asked["answer"]["state"].as_str(),
+    )
+}
+
+async fn try_top(app: &TestApp, question: &str) -> (String, bool) {
+    let r = app
+        .post(
+            "/api/v1/assistant/try",
+            &app.viewer,
+            json!({"question": question}),
+        )
+        .await;
+    let r = r.ok(200);
+    (
+        r["hits"][0]["key"].as_str().unwrap_or_default().to_owned(),
+        r["confident"].as_bool().unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn the_faq_is_managed_whole_and_the_index_follows_every_change() {
+    let app = TestApp::spawn().await;
+    let import = app
+        .post_raw(
+            "/api/v1/faq/import",
+            &app.operator,
+            "text/markdown",
+            FAQ.as_bytes(),
+        )
+        .await;
+    assert_eq!(import.ok(200)["created"], 46);
+    let again = app
+        .post_raw(
+            "/api/v1/faq/import",
+            &app.operator,
+            "text/markdown",
+            FAQ.as_bytes(),
+        )
+        .await;
+    assert_eq!(
+        again.ok(200)["unchanged"],
+        46,
+        "an import is idempotent by key"
+    );
+    let bad = app
+        .post_raw(
+            "/api/v1/faq/import",
+            &app.operator,
+            "text/markdown",
+            b"## Fine?\nkey: fine\n\nYes.\n\n## Broken\nkey: Not A Key\n\nNo.\n",
+        )
+        .await;
+    let message = bad.error(422, "invalid").expect("the problems are named");
+    assert!(message.contains("line 6: key"), "{message}");
+    assert_eq!(
+        app.get("/api/v1/faq", &app.viewer)
+            .await
+            .ok(200)
+            .as_array()
+            .unwrap()
+            .len(),
+        46,
+        "nothing of a bad file is kept"
+    );
+    app.post_raw(
+        "/api/v1/faq/import",
+        &app.operator,
+        "application/pdf",
+        b"%PDF",
+    )
+    .await
+    .error(415, "unsupported_media_type");
+
+    let markdown = app.get("/api/v1/faq/export", &app.viewer).await.text();
+    let csv = app
+        .get("/api/v1/faq/export?format=csv", &app.viewer)
+        .await
+        .text();
+    assert_eq!(
+        cartwright_core::faq::parse_markdown(&markdown).unwrap(),
+        cartwright_core::faq::parse_csv(&csv).unwrap(),
+        "both exports hold the same entries"
+    );
+    assert_eq!(
+        cartwright_core::faq::parse_markdown(&markdown)
+            .unwrap()
+            .len(),
+        46
+    );
+
+    assert_eq!(
+        try_top(&app, "I paid already but the code never came")
+            .await
+            .0,
+        "code-not-received"
+    );
+    let question = "can you ship my order to the space station";
+    let (_, confident) = try_top(&app, question).await;
+    assert!(!confident, "nothing in the FAQ is about space stations");
+    app.post(
+        "/api/v1/faq",
+        &app.viewer,
+        json!({"key": "space", "question": "Do you ship to the space station?", "answer": "No."}),
+    )
+    .await
+    .error(403, "forbidden");
+    let created = app
+        .post(
+            "/api/v1/faq",
+            &app.operator,
+            json!({"key": "space", "question": "Do you ship to the space station?",
+                   "phrasings": ["delivery to orbit"], "answer": "Not yet: only within Indonesia."}),
+        )
+        .await;
+    let id = created.ok(201)["id"].as_i64().unwrap();
+    app.post(
+        "/api/v1/faq",
+        &app.operator,
+        json!({"key": "space", "question": "Again?", "answer": "No."}),
+    )
+    .await
+    .error(409, "conflict");
+    let (top, confident) = try_top(&app, question).await;
+    assert_eq!(
+        (top.as_str(), confident),
+        ("space", true),
+        "a new entry is found at once"
+    );
+    let changed = app
+        .put(
+            &format!("/api/v1/faq/{id}"),
+            &app.operator,
+            json!({"key": "space", "question": "Do you sell moon rocks?", "answer": "No."}),
+        )
+        .await;
+    changed.ok(200);
+    assert_ne!(
+        try_top(&app, question).await.0,
+        "space",
+        "a changed entry is indexed as changed"
+    );
+    assert_eq!(try_top(&app, "do you sell moon rocks").await.0, "space");
+    app.delete(&format!("/api/v1/faq/{id}"), &app.operator)
+        .await
+        .ok(204);
+    assert_ne!(
+        try_top(&app, "do you sell moon rocks").await.0,
+        "space",
+        "a deleted entry is gone"
+    );
+    app.get(&format!("/api/v1/faq/{id}"), &app.viewer)
+        .await
+        .error(404, "not_found");
+}
+
+#[tokio::test]
+async fn questions_are_answered_from_the_faq_by_the_llm_or_by_a_person_and_kept_as_a_graph() {
+    let app = TestApp::spawn().await;
+    app.post_raw(
+        "/api/v1/faq/import",
+        &app.operator,
+        "text/markdown",
+        FAQ.as_bytes(),
+    )
+    .await
+    .ok(200);
+    let shop = connection(&app, "77").await;
+    let mine = order(&app, "77", "261207AAAA0001", "555", "NFX-1M").await;
+    let theirs = order(&app, "77", "261207BBBB0002", "666", "WIN11-PRO").await;
+    let ask = |text: &str, extra: Value| {
+        let mut body = json!({"text": text, "buyer_name": "Ayu"});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        body
+    };
+    let path = format!("/api/v1/chat/{shop}/buyers/555/messages");
+
+    // Suggest-only (the default): the FAQ's answer is proposed, not sent.
+    let first = app
+        .post(
+            &path,
+            &app.admin,
+            ask(
+                "I paid but my Netflix code still hasn't arrived",
+                json!({"order_id": mine, "message_id": "m-1"}),
+            ),
+        )
+        .await;
+    let first = first.ok(200).clone();
+    assert_eq!(first["answer"]["source"], "faq");
+    assert_eq!(first["answer"]["state"], "suggested");
+    assert!(first["reply"].is_null());
+    assert!(
+        first["answer"]["explanation"]["hits"][0]["words"].is_number(),
+        "why it was chosen is kept"
+    );
+    let repeat = app
+        .post(
+            &path,
+            &app.admin,
+            ask(
+                "I paid but my Netflix code still hasn't arrived",
+                json!({"message_id": "m-1"}),
+            ),
+        )
+        .await;
+    let repeat = repeat.ok(200);
+    assert_eq!(
+        repeat["repeated"], true,
+        "the same marketplace message is one question"
+    );
+    assert_eq!(repeat["answer"]["id"], first["answer"]["id"]);
+    app.post(
+        &path,
+        &app.admin,
+        ask("where is my order", json!({"order_id": theirs})),
+    )
+    .await
+    .error(422, "invalid");
+
+    // Automatic replies: a confident answer goes out.
+    app.put(
+        &format!("/api/v1/connections/{shop}/assistant"),
+        &app.operator,
+        json!({"mode": "auto"}),
+    )
+    .await
+    .error(403, "forbidden");
+    app.put(
+        &format!("/api/v1/connections/{shop}/assistant"),
+        &app.admin,
+        json!({"mode": "auto"}),
+    )
+    .await
+    .ok(200);
+    let sent = app
+        .post(
+            &path,
+            &app.admin,
+            ask(
+                "does the netflix account work outside indonesia, I'm in Malaysia",
+                json!({"order_id": mine}),
+            ),
+        )
+        .await;
+    let sent = sent.ok(200).clone();
+    assert_eq!(outcome(&sent), (Some("faq"), Some("sent")));
+    assert!(sent["reply"].as_str().is_some_and(|r| !r.is_empty()));
+
+    // No LLM: what the FAQ cannot answer goes to a person.
+    let unknown = app
+        .post(
+            &path,
+            &app.admin,
+            ask("do you sell PlayStation Plus vouchers", json!({})),
+        )
+        .await;
+    let unknown = unknown.ok(200).clone();
+    assert_eq!(outcome(&unknown), (Some("handed_off"), Some("waiting")));
+    let queue = app.get("/api/v1/assistant/handoffs", &app.viewer).await;
+    let queue = queue.ok(200).clone();
+    assert_eq!(queue.as_array().unwrap().len(), 1);
+    assert_eq!(
+        queue[0]["message"]["text"],
+        "do you sell PlayStation Plus vouchers"
+    );
+    let answer = unknown["answer"]["id"].as_i64().unwrap();
+    app.post(
+        &format!("/api/v1/assistant/answers/{answer}/reply"),
+        &app.viewer,
+        json!({"text": "No."}),
+    )
+    .await
+    .error(403, "forbidden");
+    let replied = app
+        .post(
+            &format!("/api/v1/assistant/answers/{answer}/reply"),
+            &app.operator,
+            json!({"text": "We do not sell PlayStation Plus, only the vouchers listed in the shop.",
+                   "faq": {"key": "playstation-plus", "question": "Do you sell PlayStation Plus?"}}),
+        )
+        .await;
+    let replied = replied.ok(200).clone();
+    assert_eq!(outcome(&replied), (Some("operator"), Some("sent")));
+    assert_eq!(
+        replied["faq"]["key"], "playstation-plus",
+        "the answer became an entry in one step"
+    );
+    app.post(
+        &format!("/api/v1/assistant/answers/{answer}/reply"),
+        &app.operator,
+        json!({"text": "Again"}),
+    )
+    .await
+    .error(409, "refused");
+    let next = app
+        .post(
+            &format!("/api/v1/chat/{shop}/buyers/777/messages"),
+            &app.admin,
+            ask("Do you sell PlayStation Plus?", json!({})),
+        )
+        .await;
+    assert_eq!(
+        next.ok(200)["answer"]["source"],
+        "faq",
+        "the next buyer gets the new entry at once"
+    );
+
+    // The LLM fallback: streamed, in one document, failing, too slow.
+    let (llm, fake) = fake_llm().await;
+    let settings = app.put("/api/v1/assistant/settings", &app.admin, json!({"instructions": "Be kind.", "llm": {"base_url": llm, "model": "tiny", "key": "sk-test-123", "timeout_ms": 1500}}))
+        .await;
+    let settings = settings.ok(200).clone();
+    assert_eq!(settings["llm"]["has_key"], true);
+    assert!(
+        !settings.to_string().contains("sk-test-123"),
+        "the key is never shown"
+    );
+    let generated = app
+        .post(
+            &path,
+            &app.admin,
+            ask(
+                "can I pay for the voucher in bitcoin or dogecoin",
+                json!({"order_id": mine}),
+            ),
+        )
+        .await;
+    let generated = generated.ok(200).clone();
+    assert_eq!(
+        outcome(&generated),
+        (Some("generated"), Some("suggested")),
+        "a generated answer is proposed, marked as generated, not sent"
+    );
+    assert_eq!(
+        generated["answer"]["text"],
+        "Generated: a person will confirm soon."
+    );
+    {
+        let requests = fake.requests.lock().unwrap();
+        let (auth, body) = requests.last().unwrap();
+        assert_eq!(auth.as_deref(), Some("Bearer sk-test-123"));
+        assert_eq!(body["model"], "tiny");
+        assert_eq!(body["stream"], true);
+        let prompt = body["messages"].to_string();
+        assert!(prompt.contains("Be kind."), "the seller's instructions");
+        assert!(prompt.contains("261207AAAA0001"), "the buyer's own order");
+        assert!(
+            !prompt.contains("261207BBBB0002"),
+            "never another buyer's order"
+        );
+        assert!(
+            prompt.contains("I paid but my Netflix code"),
+            "the recent interactions"
+        );
+        assert_eq!(
+            body["messages"].as_array().unwrap().last().unwrap()["content"],
+            "can I pay for the voucher in bitcoin or dogecoin"
+        );
+    }
+    *fake.behaviour.lock().unwrap() = Behaviour::Json;
+    let whole = app
+        .post(
+            &path,
+            &app.admin,
+            ask("is there a loyalty programme with points", json!({})),
+        )
+        .await;
+    assert_eq!(whole.ok(200)["answer"]["text"], "Generated in one piece.");
+    for (behaviour, question) in [
+        (Behaviour::Fail, "can I visit your physical store"),
+        (Behaviour::Slow, "do you sell car tyres"),
+    ] {
+        *fake.behaviour.lock().unwrap() = behaviour;
+        let failed = app.post(&path, &app.admin, ask(question, json!({}))).await;
+        let failed = failed.ok(200).clone();
+        assert_eq!(
+            outcome(&failed),
+            (Some("handed_off"), Some("waiting")),
+            "an LLM failure or timeout goes to a person"
+        );
+        assert!(failed["answer"]["explanation"]["fallback_error"].is_string());
+    }
+    let dismissed = app.get("/api/v1/assistant/handoffs", &app.viewer).await;
+    let waiting = dismissed.ok(200).as_array().unwrap().len();
+    assert_eq!(waiting, 2);
+    let with_suggested = app
+        .get("/api/v1/assistant/handoffs?suggested=true", &app.viewer)
+        .await;
+    assert_eq!(
+        with_suggested.ok(200).as_array().unwrap().len(),
+        5,
+        "2 waiting, 2 generated, the first proposed"
+    );
+    let first_answer = first["answer"]["id"].as_i64().unwrap();
+    let approved = app
+        .post(
+            &format!("/api/v1/assistant/answers/{first_answer}/reply"),
+            &app.operator,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        approved.ok(200)["answer"]["state"],
+        "sent",
+        "a proposed answer is approved as it is"
+    );
+
+    // The graph.
+    let history = app
+        .get(
+            &format!("/api/v1/chat/{shop}/buyers/555/history"),
+            &app.viewer,
+        )
+        .await;
+    let history = history.ok(200).clone();
+    assert_eq!(
+        history.as_array().unwrap().len(),
+        7,
+        "every question of this buyer, none of another's"
+    );
+    assert_eq!(
+        history[6]["message"]["text"],
+        "I paid but my Netflix code still hasn't arrived"
+    );
+    assert_eq!(history[6]["answer"]["state"], "sent");
+    let conversation = app.get(&path, &app.viewer).await;
+    let senders: Vec<String> = conversation
+        .ok(200)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["sender"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(senders.iter().filter(|s| *s == "buyer").count(), 7);
+    assert_eq!(
+        senders.iter().filter(|s| *s == "assistant").count(),
+        2,
+        "the sent FAQ answer and the approved one"
+    );
+    let insights = app.get("/api/v1/assistant/insights", &app.viewer).await;
+    let insights = insights.ok(200).clone();
+    let most = &insights["most_asked"];
+    assert!(
+        most.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["product"] == "NFX-1M" && r["questions"].as_i64() >= Some(1)),
+        "{most}"
+    );
+    let not_from_faq = insights["not_from_faq"].as_array().unwrap();
+    assert_eq!(
+        not_from_faq.len(),
+        5,
+        "handed off (3, one answered by a person) and generated (2)"
+    );
+    let unused = insights["unused"].as_array().unwrap();
+    assert!(unused.iter().any(|e| e["key"] == "makeup-shade"));
+    assert!(
+        !unused.iter().any(|e| e["key"] == "playstation-plus"),
+        "used by the next buyer's answer"
+    );
+    assert_eq!(
+        app.count_sql("SELECT COUNT(*) FROM graph_edges WHERE kind = 'placed'")
+            .await,
+        1,
+        "one buyer placed the orders their questions were about"
+    );
+}
