@@ -105,6 +105,13 @@ pub async fn start_workers(
     engine: &Arc<Engine>,
     commerce: &Arc<cartwright_commerce::Commerce>,
 ) -> Result<RunningWorkers, StartError> {
+    // A worker process answers the buyer chats its polls read too.
+    if commerce.assistant().is_none() {
+        commerce.attach_assistant(Arc::new(cartwright_assistant::service::Assistant::new(
+            engine.store().clone(),
+            settings.embedding_model(),
+        )));
+    }
     let swept = engine.store().sweep_orders().await?;
     if swept > 0 {
         tracing::info!(orders = swept, "re-queued orders whose jobs were lost");
@@ -117,6 +124,8 @@ pub async fn start_workers(
         Arc::new(cartwright_commerce::PollHandler(commerce.clone()));
     let sends: Arc<dyn cartwright_jobs::Handler> =
         Arc::new(cartwright_commerce::SendHandler(commerce.clone()));
+    let replies: Arc<dyn cartwright_jobs::Handler> =
+        Arc::new(cartwright_commerce::ChatReplyHandler(commerce.clone()));
     let store = engine.store().clone();
     let workers = engine
         .workers(settings.node(), settings.workers)
@@ -128,6 +137,7 @@ pub async fn start_workers(
                 (cartwright_store::PUSH_JOB, pushes),
                 (cartwright_store::POLL_JOB, polls),
                 (cartwright_store::SEND_JOB, sends),
+                (cartwright_store::CHAT_REPLY_JOB, replies),
             ],
         )
         .every(
@@ -193,6 +203,11 @@ impl Server {
         })?;
         let engine = Engine::new(store.clone(), settings.engine());
         let commerce = cartwright_commerce::Commerce::new(store.clone(), settings.commerce(addr));
+        let assistant = Arc::new(cartwright_assistant::service::Assistant::new(
+            store.clone(),
+            settings.embedding_model(),
+        ));
+        commerce.attach_assistant(assistant.clone());
         let workers = if settings.workers > 0 {
             Some(start_workers(settings, &engine, &commerce).await?)
         } else {
@@ -204,10 +219,7 @@ impl Server {
             options,
             engine.clone(),
             commerce.clone(),
-            Arc::new(cartwright_assistant::service::Assistant::new(
-                store.clone(),
-                settings.embedding_model(),
-            )),
+            assistant,
         );
         let app = cartwright_web::app(web.clone());
         let (stop, stopped) = oneshot::channel::<()>();

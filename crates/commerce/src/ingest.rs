@@ -113,6 +113,12 @@ impl Commerce {
         let sn = push["data"]["ordersn"]
             .as_str()
             .or_else(|| push["data"]["order_sn"].as_str());
+        // A chat push (code 10): the shop's new buyer messages are read.
+        if push["code"].as_i64() == Some(10) {
+            self.read_chat(connection).await?;
+            self.store.push_done(id, None).await?;
+            return Ok(());
+        }
         // Pushes about anything but an order's status change are kept, not acted on.
         if push["code"].as_i64() != Some(3) || sn.is_none() {
             self.store.push_done(id, None).await?;
@@ -159,6 +165,11 @@ impl Commerce {
             }
         }
         self.store.polled_to(id, to).await?;
+        // The chat is read beside the orders; a marketplace without the chat API (or a
+        // failing one) does not hold the orders' poll up.
+        if let Err(e) = self.read_chat(id).await {
+            tracing::warn!(connection = %id, error = %e, "reading the buyer chat failed");
+        }
         Ok(())
     }
 }

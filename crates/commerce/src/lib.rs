@@ -6,12 +6,14 @@
 //! when stock is imported.
 
 pub mod channels;
+mod chat;
 mod delivery;
 mod inbox;
 mod ingest;
 pub mod shopee;
 
 pub use channels::SendHandler;
+pub use chat::ChatReplyHandler;
 pub use delivery::{DeliveryHandler, render};
 pub use inbox::{Inbox, InboxError};
 pub use ingest::{IngestError, PollHandler, PushHandler};
@@ -37,6 +39,11 @@ pub struct Commerce {
     pub(crate) http: reqwest::Client,
     /// Where received pushes are kept.
     pub inbox: Inbox,
+    /// The buyer assistant that answers chat messages, once attached.
+    pub(crate) assistant:
+        std::sync::OnceLock<std::sync::Arc<cartwright_assistant::service::Assistant>>,
+    /// One chat read at a time in this process (a push and a poll may both ask).
+    pub(crate) chat_reads: tokio::sync::Mutex<()>,
     /// Each connection's partner key, opened once: a connection's keys never change.
     partner_keys: std::sync::Mutex<std::collections::HashMap<ConnectionId, std::sync::Arc<str>>>,
 }
@@ -54,6 +61,8 @@ impl Commerce {
             });
         std::sync::Arc::new(Commerce {
             inbox: Inbox::start(store.clone()),
+            assistant: std::sync::OnceLock::new(),
+            chat_reads: tokio::sync::Mutex::new(()),
             partner_keys: Default::default(),
             store,
             config,
@@ -86,6 +95,20 @@ impl Commerce {
             .unwrap_or_else(|p| p.into_inner())
             .insert(connection, key.clone());
         Ok(key)
+    }
+
+    /// Lets the assistant answer the marketplaces' buyer chats (a second call changes
+    /// nothing).
+    pub fn attach_assistant(
+        &self,
+        assistant: std::sync::Arc<cartwright_assistant::service::Assistant>,
+    ) {
+        let _ = self.assistant.set(assistant);
+    }
+
+    /// The attached assistant, if any.
+    pub fn assistant(&self) -> Option<&std::sync::Arc<cartwright_assistant::service::Assistant>> {
+        self.assistant.get()
     }
 
     /// The store.

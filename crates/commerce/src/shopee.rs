@@ -86,6 +86,21 @@ pub struct Client {
     keys: ConnectionKeys,
 }
 
+/// A buyer's chat message as the marketplace gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingChat {
+    /// The marketplace's id for it (increasing).
+    pub message_id: String,
+    /// The buyer's id.
+    pub buyer_id: String,
+    /// The buyer's user name.
+    pub buyer_name: Option<String>,
+    /// The order the chat is about, when it is about one.
+    pub order_sn: Option<String>,
+    /// What the buyer wrote.
+    pub text: String,
+}
+
 /// One page of the order list.
 pub struct OrderPage {
     /// Order numbers on it.
@@ -212,6 +227,44 @@ impl Client {
             .map(str::to_owned)
             .or_else(|| id.as_i64().map(|n| n.to_string()))
             .unwrap_or_default())
+    }
+
+    /// Buyers' chat messages after `since` (a message id), oldest first, a page at a time;
+    /// with whether more follow.
+    pub async fn chat_messages(
+        &self,
+        since: Option<&str>,
+    ) -> Result<(Vec<IncomingChat>, bool), ShopeeError> {
+        let answer = self
+            .get(
+                "/api/v2/sellerchat/get_message_list",
+                &[
+                    ("since_id", since.unwrap_or_default().to_owned()),
+                    ("page_size", "100".into()),
+                ],
+            )
+            .await?;
+        let r = &answer["response"];
+        let text = |v: &Value| {
+            v.as_str()
+                .map(str::to_owned)
+                .or_else(|| v.as_i64().map(|n| n.to_string()))
+        };
+        let messages = r["messages"]
+            .as_array()
+            .ok_or_else(|| ShopeeError::Shape("no messages".into()))?
+            .iter()
+            .filter_map(|m| {
+                Some(IncomingChat {
+                    message_id: text(&m["message_id"])?,
+                    buyer_id: text(&m["from_id"])?,
+                    buyer_name: text(&m["from_user_name"]),
+                    order_sn: text(&m["order_sn"]).filter(|s| !s.is_empty()),
+                    text: m["content"]["text"].as_str()?.to_owned(),
+                })
+            })
+            .collect();
+        Ok((messages, r["more"].as_bool().unwrap_or(false)))
     }
 
     /// Orders changed between `from` and `to` (unix seconds; at most 15 days apart), a page

@@ -248,7 +248,11 @@ async fn market_message(
     Json(body): Json<BuyerMessage>,
 ) -> Response {
     match shop.market.buyer_says(&sn, &body.text) {
-        Some(()) => StatusCode::CREATED.into_response(),
+        Some(id) => (
+            StatusCode::CREATED,
+            Json(serde_json::json!({"message_id": id.to_string()})),
+        )
+            .into_response(),
         None => bad(StatusCode::NOT_FOUND, "no such order"),
     }
 }

@@ -11,6 +11,9 @@ use cartwright_core::ids::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// The job that sends a reply into the marketplace chat.
+pub const CHAT_REPLY_JOB: &str = "chat_reply";
+
 /// Who wrote a chat message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -507,6 +510,96 @@ impl Store {
         row.map(TryInto::try_into).transpose()
     }
 
+    /// Where a shop's chat was read up to (the last buyer message's id).
+    pub async fn chat_cursor(
+        &self,
+        connection: ConnectionId,
+    ) -> Result<Option<String>, StoreError> {
+        let cursor: Option<Option<String>> = read!(&self.db, |c| {
+            sqlx::query_scalar("SELECT chat_cursor FROM market_connections WHERE id = $1")
+                .bind(connection.get())
+                .fetch_optional(c)
+                .await
+        })?;
+        cursor.ok_or_else(|| StoreError::not_found("connection", connection.get()))
+    }
+
+    /// Records where a shop's chat was read up to.
+    pub async fn set_chat_cursor(
+        &self,
+        connection: ConnectionId,
+        cursor: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        write!(&mut tx, |c| {
+            sqlx::query("UPDATE market_connections SET chat_cursor = $2 WHERE id = $1")
+                .bind(connection.get())
+                .bind(cursor)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A shop's order by its marketplace number, when Cartwright has it.
+    pub async fn market_order_by_number(
+        &self,
+        connection: ConnectionId,
+        number: &str,
+    ) -> Result<Option<MarketOrderId>, StoreError> {
+        let id: Option<i64> = read!(&self.db, |c| {
+            sqlx::query_scalar(
+                "SELECT id FROM market_orders WHERE connection_id = $1 AND external_id = $2",
+            )
+            .bind(connection.get())
+            .bind(number)
+            .fetch_optional(c)
+            .await
+        })?;
+        Ok(id.map(MarketOrderId))
+    }
+
+    /// A reply still to be sent into its marketplace chat (none when it was sent, or is not
+    /// in a marketplace's chat).
+    pub async fn reply_to_send(
+        &self,
+        reply: ChatMessageId,
+    ) -> Result<Option<ChatMessage>, StoreError> {
+        let row: Option<MessageRow> = read!(&self.db, |c| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {MESSAGE_COLUMNS} FROM chat_messages m WHERE m.id = $1 \
+                 AND m.external_id IS NULL AND m.connection_id IS NOT NULL AND m.sender <> 'buyer'"
+            )))
+            .bind(reply.get())
+            .fetch_optional(c)
+            .await
+        })?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    /// Records the marketplace's id of a reply it accepted.
+    pub async fn reply_sent(
+        &self,
+        reply: ChatMessageId,
+        external_id: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        write!(&mut tx, |c| {
+            sqlx::query(
+                "UPDATE chat_messages SET external_id = $2 WHERE id = $1 AND external_id IS NULL",
+            )
+            .bind(reply.get())
+            .bind(external_id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The SKUs (seller SKU, else item id) and names of an order's lines.
     pub async fn market_order_skus(
         &self,
@@ -868,5 +961,14 @@ async fn reply(
     })?;
     let r = node(tx, Node::Message(reply_id), None, now).await?;
     edge(tx, answer_node, "sent_as", r, now).await?;
+    if q.connection_id.is_some() {
+        let job = crate::jobs::NewJob {
+            priority: 20,
+            max_attempts: 8,
+            unique_key: Some(format!("chat-reply:{reply_id}")),
+            ..crate::jobs::NewJob::new(CHAT_REPLY_JOB, serde_json::json!({ "reply": reply_id }))
+        };
+        crate::jobs::enqueue_in(tx, &job).await?;
+    }
     Ok(())
 }

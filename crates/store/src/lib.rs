@@ -38,8 +38,8 @@ pub use backup::BackupSummary;
 pub use batches::BatchInputs;
 pub use channels::Channel;
 pub use chat::{
-    AnswerRecord, AnswerSource, AnswerState, AskedCount, ChatMessage, Exchange, Handoff, NewAnswer,
-    NewQuestion, Sender,
+    AnswerRecord, AnswerSource, AnswerState, AskedCount, CHAT_REPLY_JOB, ChatMessage, Exchange,
+    Handoff, NewAnswer, NewQuestion, Sender,
 };
 pub use crypto::{CryptoError, SecretKey};
 pub use db::{Backend, DbSettings, redact_url};

@@ -587,3 +587,156 @@ async fn questions_are_answered_from_the_faq_by_the_llm_or_by_a_person_and_kept_
         "one buyer placed the orders their questions were about"
     );
 }
+
+/// Waits until the demo marketplace's chat of order `sn` holds a seller message containing
+/// `text`.
+async fn seller_wrote(market: &cartwright_demo_shop::marketplace::Market, sn: &str, text: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let orders = market.orders();
+        let chat = &orders
+            .iter()
+            .find(|o| o.order_sn == sn)
+            .expect("the order")
+            .messages;
+        if chat
+            .iter()
+            .any(|m| m.from == "seller" && m.text.contains(text))
+        {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no seller message with {text:?} in {chat:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_marketplace_chat_is_answered_automatically_or_by_approval() {
+    let shop = cartwright_demo_shop::start(
+        "127.0.0.1:0".parse().unwrap(),
+        cartwright_demo_shop::ShopConfig::default(),
+    )
+    .await
+    .unwrap();
+    let app = TestApp::spawn().await;
+    app.post_raw(
+        "/api/v1/faq/import",
+        &app.operator,
+        "text/markdown",
+        FAQ.as_bytes(),
+    )
+    .await
+    .ok(200);
+    let connection = crate::channels::connect_demo(&app, &shop).await;
+    let market = shop.shop.market();
+    market.set_push_url(Some(format!(
+        "{}/api/v1/market/push/{connection}",
+        app.base
+    )));
+    app.put(
+        &format!("/api/v1/connections/{connection}/assistant"),
+        &app.admin,
+        json!({"mode": "auto"}),
+    )
+    .await
+    .ok(200);
+    let sn = market.create_order(Some("dewi.lestari"), None);
+    let buyer = market
+        .orders()
+        .iter()
+        .find(|o| o.order_sn == sn)
+        .unwrap()
+        .buyer_user_id
+        .to_string();
+    // The order comes in by its push; the buyer's question by the chat push.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while app
+        .count_sql(&format!(
+            "SELECT COUNT(*) FROM market_orders WHERE external_id = '{sn}'"
+        ))
+        .await
+        == 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the order never came in"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    market
+        .buyer_says(&sn, "kak sudah bayar tapi kode belum masuk")
+        .expect("the order exists");
+    seller_wrote(market, &sn, "Please check these first").await;
+    let history = app
+        .get(
+            &format!("/api/v1/chat/{connection}/buyers/{buyer}/history"),
+            &app.viewer,
+        )
+        .await;
+    let history = history.ok(200).clone();
+    assert_eq!(history[0]["answer"]["source"], "faq");
+    assert_eq!(history[0]["answer"]["state"], "sent");
+    assert!(
+        history[0]["message"]["order_id"].is_i64(),
+        "the question is tied to the buyer's order"
+    );
+
+    // Suggest only: nothing goes out until the seller approves.
+    app.put(
+        &format!("/api/v1/connections/{connection}/assistant"),
+        &app.admin,
+        json!({"mode": "suggest"}),
+    )
+    .await
+    .ok(200);
+    market
+        .buyer_says(&sn, "does the netflix account work in Malaysia?")
+        .expect("the order exists");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let proposed = loop {
+        let queue = app
+            .get("/api/v1/assistant/handoffs?suggested=true", &app.viewer)
+            .await;
+        let queue = queue.ok(200).clone();
+        if let Some(q) = queue.as_array().unwrap().first() {
+            break q.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "nothing proposed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(proposed["answer"]["state"], "suggested");
+    let sellers = |market: &cartwright_demo_shop::marketplace::Market| {
+        market
+            .orders()
+            .iter()
+            .find(|o| o.order_sn == sn)
+            .unwrap()
+            .messages
+            .iter()
+            .filter(|m| m.from == "seller")
+            .count()
+    };
+    assert_eq!(sellers(market), 1, "a proposal is not sent");
+    let id = proposed["answer"]["id"].as_i64().unwrap();
+    app.post(
+        &format!("/api/v1/assistant/answers/{id}/reply"),
+        &app.operator,
+        json!({"text": "Yes, it works in Malaysia too (approved)."}),
+    )
+    .await
+    .ok(200);
+    seller_wrote(market, &sn, "(approved)").await;
+
+    // A poll reads the chat again: nothing is asked or sent twice.
+    app.store().queue_polls().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        app.count_sql("SELECT COUNT(*) FROM chat_messages WHERE sender = 'buyer'")
+            .await,
+        2
+    );
+    assert_eq!(sellers(market), 2);
+}

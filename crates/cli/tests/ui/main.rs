@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers may panic: that is how a test fails
 
+mod assistant;
 mod browser;
 mod dashboard;
 mod demo;

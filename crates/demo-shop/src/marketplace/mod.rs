@@ -147,6 +147,8 @@ pub struct Item {
 /// A chat message on an order.
 #[derive(Debug, Clone, Serialize)]
 pub struct Message {
+    /// The message's id: increasing across the shop.
+    pub id: u64,
     /// `buyer` or `seller`.
     pub from: &'static str,
     /// What was said.
@@ -208,6 +210,8 @@ struct MarketData {
     push_url: Option<String>,
     /// The access and refresh tokens in force (Shopee's expire after 4 hours).
     tokens: (String, String),
+    /// The last chat message's id.
+    last_message: u64,
 }
 
 const GOODS: &[(&str, &str, i64)] = &[
@@ -266,6 +270,7 @@ impl Market {
             rng: StdRng::seed_from_u64(seed ^ 0x5b09),
             push_url: config.push_url.clone(),
             tokens: (config.access_token.clone(), config.refresh_token.clone()),
+            last_message: 0,
         };
         let start = now() - 6 * 3600;
         for i in 0..config.orders {
@@ -382,28 +387,70 @@ impl Market {
         Some(tokens)
     }
 
-    /// Adds a buyer's message to an order's chat.
-    pub fn buyer_says(&self, sn: &str, text: &str) -> Option<()> {
-        let mut data = lock(&self.data);
-        let order = data.orders.iter_mut().find(|o| o.order_sn == sn)?;
-        order.messages.push(Message {
-            from: "buyer",
-            text: text.to_owned(),
-            at: now(),
-        });
-        Some(())
+    /// Adds a buyer's message to an order's chat and pushes a chat notice (code 10, as
+    /// Shopee's webchat push); returns the message's id.
+    pub fn buyer_says(self: &Arc<Self>, sn: &str, text: &str) -> Option<u64> {
+        let id = {
+            let mut data = lock(&self.data);
+            data.last_message += 1;
+            let id = data.last_message;
+            let order = data.orders.iter_mut().find(|o| o.order_sn == sn)?;
+            order.messages.push(Message {
+                id,
+                from: "buyer",
+                text: text.to_owned(),
+                at: now(),
+            });
+            id
+        };
+        self.send_push(serde_json::json!({
+            "data": {"type": "message", "message_id": id.to_string(), "order_sn": sn},
+            "shop_id": self.config.shop_id,
+            "code": 10,
+            "timestamp": now(),
+        }));
+        Some(id)
+    }
+
+    /// The buyers' messages after `since` (an id), oldest first, at most `limit`: with each
+    /// one's order and buyer.
+    pub fn buyer_messages(&self, since: u64, limit: usize) -> Vec<(Message, String, i64, String)> {
+        let data = lock(&self.data);
+        let mut out: Vec<(Message, String, i64, String)> = data
+            .orders
+            .iter()
+            .flat_map(|o| {
+                o.messages
+                    .iter()
+                    .filter(|m| m.from == "buyer" && m.id > since)
+                    .map(|m| {
+                        (
+                            m.clone(),
+                            o.order_sn.clone(),
+                            o.buyer_user_id,
+                            o.buyer_username.clone(),
+                        )
+                    })
+            })
+            .collect();
+        out.sort_by_key(|(m, ..)| m.id);
+        out.truncate(limit);
+        out
     }
 
     /// The seller writes to a buyer through the chat API: the message lands in the chat of
     /// the buyer's latest order. Returns that order's number and the message's id.
     pub fn seller_writes(&self, buyer_user_id: i64, text: &str) -> Option<(String, String)> {
         let mut data = lock(&self.data);
+        data.last_message += 1;
+        let id = data.last_message;
         let order = data
             .orders
             .iter_mut()
             .filter(|o| o.buyer_user_id == buyer_user_id)
             .max_by_key(|o| o.create_time)?;
         order.messages.push(Message {
+            id,
             from: "seller",
             text: text.to_owned(),
             at: now(),
@@ -414,8 +461,11 @@ impl Market {
 
     fn seller_says(&self, sn: &str, text: &str) -> Option<()> {
         let mut data = lock(&self.data);
+        data.last_message += 1;
+        let id = data.last_message;
         let order = data.orders.iter_mut().find(|o| o.order_sn == sn)?;
         order.messages.push(Message {
+            id,
             from: "seller",
             text: text.to_owned(),
             at: now(),
@@ -423,18 +473,22 @@ impl Market {
         Some(())
     }
 
-    /// Sends the "order status update" push (code 3) for `sn`, signed as `url|body`.
+    /// Sends the "order status update" push (code 3) for `sn`.
     fn push(self: &Arc<Self>, sn: &str, status: Status) {
-        let Some(url) = lock(&self.data).push_url.clone() else {
-            return;
-        };
-        let body = serde_json::json!({
+        self.send_push(serde_json::json!({
             "data": {"items": [], "ordersn": sn, "status": status.as_str(), "completed_scenario": "", "update_time": now()},
             "shop_id": self.config.shop_id,
             "code": 3,
             "timestamp": now(),
-        })
-        .to_string();
+        }));
+    }
+
+    /// Sends a push to the configured URL, signed as `url|body`.
+    fn send_push(self: &Arc<Self>, body: serde_json::Value) {
+        let Some(url) = lock(&self.data).push_url.clone() else {
+            return;
+        };
+        let body = body.to_string();
         let authorization = sign(&self.config.partner_key, &format!("{url}|{body}"));
         let market = self.clone();
         tokio::spawn(async move {

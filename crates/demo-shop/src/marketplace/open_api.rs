@@ -18,6 +18,7 @@ pub fn router() -> Router<Arc<Shop>> {
         .route("/api/v2/order/get_order_list", get(order_list))
         .route("/api/v2/order/get_order_detail", get(order_detail))
         .route("/api/v2/sellerchat/send_message", post(send_message))
+        .route("/api/v2/sellerchat/get_message_list", get(message_list))
         .route("/api/v2/auth/access_token/get", post(refresh_token))
 }
 
@@ -283,6 +284,54 @@ async fn send_message(
             "The buyer has no conversation with this shop.",
         ),
     }
+}
+
+/// The seller chat's buyer messages after `since_id` (oldest first, `page_size` at most 100),
+/// each with its order and buyer: how the seller's tools read new questions.
+async fn message_list(
+    State(shop): State<Arc<Shop>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    const PATH: &str = "/api/v2/sellerchat/get_message_list";
+    if let Err(r) = check_signature(&shop, PATH, &q) {
+        return r;
+    }
+    let since: u64 = match q.get("since_id").map(String::as_str).unwrap_or("0") {
+        "" => 0,
+        s => match s.parse() {
+            Ok(n) => n,
+            Err(_) => {
+                return failure(
+                    StatusCode::BAD_REQUEST,
+                    "error_param",
+                    "since_id must be a number",
+                );
+            }
+        },
+    };
+    let size: usize = q
+        .get("page_size")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50)
+        .clamp(1, 100);
+    let page = shop.market.buyer_messages(since, size + 1);
+    let more = page.len() > size;
+    let list: Vec<Value> = page
+        .into_iter()
+        .take(size)
+        .map(|(m, sn, buyer_id, buyer)| {
+            json!({
+                "message_id": m.id.to_string(), "from_id": buyer_id, "from_user_name": buyer,
+                "order_sn": sn, "message_type": "text", "content": {"text": m.text},
+                "created_timestamp": m.at,
+            })
+        })
+        .collect();
+    Json(
+        json!({"error": "", "message": "", "request_id": request_id(),
+                "response": {"messages": list, "more": more}}),
+    )
+    .into_response()
 }
 
 /// `auth/access_token/get`: a refresh token for new tokens, signed at partner level

@@ -41,6 +41,8 @@ INSERT INTO assistant_settings (id, updated_at) VALUES (1, '1970-01-01T00:00:00Z
 -- Per marketplace shop: `auto` replies when confident, `suggest` only proposes, `off`.
 ALTER TABLE market_connections ADD COLUMN assistant_mode TEXT NOT NULL DEFAULT 'suggest'
     CHECK (assistant_mode IN ('auto', 'suggest', 'off'));
+-- The last buyer chat message read from the marketplace.
+ALTER TABLE market_connections ADD COLUMN chat_cursor TEXT;
 
 -- The chat with buyers, per shop (connection) and buyer.
 CREATE TABLE chat_messages (

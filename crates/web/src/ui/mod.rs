@@ -7,6 +7,7 @@
 mod accounts;
 mod api;
 mod assets;
+mod assistant;
 mod batches;
 mod catalog;
 mod charts;
@@ -42,6 +43,7 @@ pub fn router(state: &AppState, api: Router<AppState>) -> Router<AppState> {
         .merge(batches::router())
         .merge(rewards::router())
         .merge(goods::router())
+        .merge(assistant::router())
         .merge(settings::router())
         .layer(axum::Extension(api))
         .layer(axum::middleware::from_fn(page_headers))
