@@ -228,6 +228,18 @@ fn main() -> anyhow::Result<()> {
         percentile(&latencies, 50.0),
         percentile(&latencies, 99.0)
     );
+    let mut embedding = Vec::with_capacity(hits.len());
+    for q in &hits {
+        let t = Instant::now();
+        retriever.vectors(q)?;
+        embedding.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    embedding.sort_by(f64::total_cmp);
+    println!(
+        "of which embedding the question (and its English reading): p50 {:.2} ms, p99 {:.2} ms",
+        percentile(&embedding, 50.0),
+        percentile(&embedding, 99.0)
+    );
 
     let big = if quick { 2_000 } else { 10_000 };
     let mut entries = labelled;

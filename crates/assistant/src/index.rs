@@ -57,7 +57,9 @@ pub struct Index {
     ids: Vec<i64>,
     words: Bm25,
     trigrams: Bm25,
-    /// Unit vectors of each entry's asked texts, with the entry (position) each belongs to.
+    /// Unit vectors of each entry's asked texts and of its answer's start, with the entry
+    /// (position) each belongs to. The answer counts as much as a phrasing: a question is
+    /// often closer to the answer's words than to how the seller put the question.
     vectors: Vec<(u32, Vec<f32>)>,
 }
 
@@ -88,7 +90,7 @@ fn entry_trigrams(e: &FaqDraft) -> Vec<String> {
 
 impl Index {
     /// Indexes `entries`; `vectors(i)` gives the unit vectors of entry `i`'s asked texts
-    /// (each of their [`text::readings`]) when a model is in use.
+    /// (each of their [`text::readings`]) and of its answer's start when a model is in use.
     pub fn build<'a>(
         entries: impl IntoIterator<Item = (i64, &'a FaqDraft)>,
         mut vectors: impl FnMut(usize) -> Vec<Vec<f32>>,

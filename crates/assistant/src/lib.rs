@@ -31,12 +31,21 @@ pub enum AssistantError {
     Llm(#[from] llm::LlmError),
 }
 
-/// Every reading of every asked text of `entries`.
+/// The start of an entry's answer (its first paragraph), which is embedded too.
+fn answer_lead(e: &FaqDraft) -> &str {
+    let a = e.answer.as_str();
+    a.split("\n\n").next().unwrap_or(a)
+}
+
+/// Every reading of every asked text of `entries`, and each answer's lead.
 fn all_readings(entries: &[(i64, FaqDraft)]) -> Vec<String> {
     entries
         .iter()
-        .flat_map(|(_, e)| e.asked())
-        .flat_map(text::readings)
+        .flat_map(|(_, e)| {
+            e.asked()
+                .flat_map(text::readings)
+                .chain(std::iter::once(answer_lead(e).to_owned()))
+        })
         .collect()
 }
 
@@ -91,7 +100,7 @@ impl Retriever {
     pub fn rebuild(&mut self, entries: &[(i64, FaqDraft)]) -> Result<(), AssistantError> {
         if let Some(embedder) = &self.embedder {
             let texts = all_readings(entries);
-            let missing: Vec<&str> = {
+            let mut missing: Vec<&str> = {
                 let mut seen = std::collections::HashSet::new();
                 texts
                     .iter()
@@ -99,6 +108,8 @@ impl Retriever {
                     .filter(|t| !self.vectors.contains_key(*t) && seen.insert(*t))
                     .collect()
             };
+            // Texts of like length together: a batch is padded to its longest.
+            missing.sort_by_key(|t| t.len());
             for chunk in missing.chunks(EMBED_BATCH) {
                 let vectors = embedder.embed(chunk)?;
                 for (text, v) in chunk.iter().zip(vectors) {
@@ -111,11 +122,11 @@ impl Retriever {
         }
         let vectors = &self.vectors;
         self.index = Index::build(entries.iter().map(|(id, e)| (*id, e)), |i| {
-            entries[i]
-                .1
-                .asked()
+            let e = &entries[i].1;
+            e.asked()
                 .flat_map(text::readings)
                 .filter_map(|t| vectors.get(&t).cloned())
+                .chain(vectors.get(answer_lead(e)).cloned())
                 .collect()
         });
         Ok(())

@@ -107,10 +107,13 @@ pub async fn start_workers(
 ) -> Result<RunningWorkers, StartError> {
     // A worker process answers the buyer chats its polls read too.
     if commerce.assistant().is_none() {
-        commerce.attach_assistant(Arc::new(cartwright_assistant::service::Assistant::new(
+        let assistant = Arc::new(cartwright_assistant::service::Assistant::new(
             engine.store().clone(),
             settings.embedding_model(),
-        )));
+        ));
+        let links = commerce.clone();
+        assistant.set_links(Arc::new(move |token: &str| links.delivery_link(token)));
+        commerce.attach_assistant(assistant);
     }
     let swept = engine.store().sweep_orders().await?;
     if swept > 0 {
@@ -207,6 +210,8 @@ impl Server {
             store.clone(),
             settings.embedding_model(),
         ));
+        let links = commerce.clone();
+        assistant.set_links(Arc::new(move |token: &str| links.delivery_link(token)));
         commerce.attach_assistant(assistant.clone());
         let workers = if settings.workers > 0 {
             Some(start_workers(settings, &engine, &commerce).await?)

@@ -155,6 +155,16 @@ impl Drop for Live {
 }
 
 impl Live {
+    /// Whether the caller also has `permission` (a stream that also takes input).
+    pub async fn allows(
+        &self,
+        permission: cartwright_core::operator::Permission,
+    ) -> Result<bool, ApiError> {
+        Ok(auth::authenticate(&self.credential, &self.state)
+            .await?
+            .allows(permission))
+    }
+
     /// `stream`, ended when the caller's credential stops passing or the server stops.
     pub fn guard<S: Stream + Send + 'static>(
         self,

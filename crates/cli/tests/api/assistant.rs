@@ -740,3 +740,179 @@ async fn the_demo_marketplace_chat_is_answered_automatically_or_by_approval() {
     );
     assert_eq!(sellers(market), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_gives_the_buyer_their_own_delivery_link_again_and_nobody_elses() {
+    let app = TestApp::spawn().await;
+    let shop = connection(&app, "88").await;
+    let product = app
+        .post(
+            "/api/v1/digital-products",
+            &app.operator,
+            json!({"sku": "NFX-1M", "name": "Netflix 1 month", "kind": "code", "message": "Code: {{item.code}}"}),
+        )
+        .await;
+    let product = product.ok(201)["id"].as_i64().unwrap();
+    app.post_raw(
+        &format!("/api/v1/digital-products/{product}/stock"),
+        &app.operator,
+        "text/plain",
+        b"NFX-LINK-0001\n",
+    )
+    .await
+    .ok(200);
+    app.post(
+        "/api/v1/market/listings",
+        &app.operator,
+        json!({"connection_id": shop, "seller_sku": "NFX-1M", "product_id": product}),
+    )
+    .await
+    .ok(201);
+    let mine = order(&app, "88", "261208LINK0001", "555", "NFX-1M").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let o = app
+            .get(&format!("/api/v1/market/orders/{mine}"), &app.viewer)
+            .await;
+        if o.ok(200)["order"]["state"] == "delivered" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never delivered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.post(
+        "/api/v1/faq",
+        &app.operator,
+        json!({"key": "link-again", "question": "Can you send my delivery link again?",
+               "phrasings": ["I lost my code, send it again"],
+               "answer": "Your order {{order}} was delivered at {{delivered_at}}. Here is your page again: {{delivery_link}}"}),
+    )
+    .await
+    .ok(201);
+    app.put(
+        &format!("/api/v1/connections/{shop}/assistant"),
+        &app.admin,
+        json!({"mode": "auto"}),
+    )
+    .await
+    .ok(200);
+    let asked = app
+        .post(
+            &format!("/api/v1/chat/{shop}/buyers/555/messages"),
+            &app.admin,
+            json!({"text": "can you send my delivery link again please"}),
+        )
+        .await;
+    let asked = asked.ok(200).clone();
+    let reply = asked["reply"].as_str().expect("answered from the FAQ");
+    assert!(reply.contains("261208LINK0001"), "{reply}");
+    assert!(reply.contains(&format!("{}/d/", app.base)), "{reply}");
+    assert!(!reply.contains("{{"), "{reply}");
+    assert!(
+        app.count_sql(
+            "SELECT COUNT(*) FROM audit WHERE action = 'delivery.link' AND actor = 'assistant'"
+        )
+        .await
+            == 1,
+        "reading the link is audited"
+    );
+    let stranger = app
+        .post(
+            &format!("/api/v1/chat/{shop}/buyers/999/messages"),
+            &app.admin,
+            json!({"text": "can you send my delivery link again please"}),
+        )
+        .await;
+    let stranger = stranger.ok(200).clone();
+    assert_eq!(
+        outcome(&stranger),
+        (Some("handed_off"), Some("waiting")),
+        "a buyer with no delivered order gets no link, never another's"
+    );
+    assert!(!stranger.to_string().contains("/d/"));
+}
+
+/// The next frame of a chat socket, as JSON.
+async fn next<S>(socket: &mut S) -> Value
+where
+    S: futures::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
+{
+    use futures::StreamExt;
+    let frame = tokio::time::timeout(Duration::from_secs(30), socket.next())
+        .await
+        .expect("a frame in time")
+        .expect("open")
+        .expect("a frame");
+    serde_json::from_str(frame.to_text().unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_websocket_answers_and_brings_a_persons_reply() {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = TestApp::spawn().await;
+    app.post_raw(
+        "/api/v1/faq/import",
+        &app.operator,
+        "text/markdown",
+        FAQ.as_bytes(),
+    )
+    .await
+    .ok(200);
+    let shop = connection(&app, "99").await;
+    let url = |token: &str| {
+        format!(
+            "{}/api/v1/chat/{shop}/buyers/321/ws?access_token={token}",
+            app.base.replace("http", "ws")
+        )
+        .into_client_request()
+        .unwrap()
+    };
+    let refused = tokio_tungstenite::connect_async(url(&app.viewer)).await;
+    assert!(
+        matches!(refused, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 403),
+        "a viewer may read but not ask"
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(url(&app.operator))
+        .await
+        .unwrap();
+    socket.send(Message::Text("not json".into())).await.unwrap();
+    assert_eq!(next(&mut socket).await["type"], "error");
+    socket
+        .send(Message::Text(
+            json!({"text": "does spotify premium work outside indonesia", "message_id": "ws-1"})
+                .to_string()
+                .into(),
+        ))
+        .await
+        .unwrap();
+    let answered = next(&mut socket).await;
+    assert_eq!(answered["type"], "answered");
+    assert_eq!(answered["answer"]["source"], "faq");
+    socket
+        .send(Message::Text(
+            json!({"text": "can I pay with bitcoin"}).to_string().into(),
+        ))
+        .await
+        .unwrap();
+    let handed = next(&mut socket).await;
+    assert_eq!(handed["answer"]["state"], "waiting");
+    let id = handed["answer"]["id"].as_i64().unwrap();
+    app.post(
+        &format!("/api/v1/assistant/answers/{id}/reply"),
+        &app.operator,
+        json!({"text": "Only the marketplace's own payment methods, sorry."}),
+    )
+    .await
+    .ok(200);
+    let reply = next(&mut socket).await;
+    assert_eq!(reply["type"], "message");
+    assert_eq!(reply["sender"], "operator");
+    assert!(reply["text"].as_str().unwrap().contains("payment methods"));
+}

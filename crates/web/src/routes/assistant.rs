@@ -39,6 +39,7 @@ pub fn router(max_upload: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(get_settings, put_settings))
         .routes(routes!(set_mode))
         .routes(routes!(post_message, conversation))
+        .routes(routes!(chat_socket))
         .routes(routes!(history))
         .routes(routes!(handoffs))
         .routes(routes!(reply))
@@ -468,6 +469,192 @@ async fn post_message(
         })
         .await?;
     Ok(axum::Json(asked))
+}
+
+/// A message sent over the chat WebSocket.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SocketMessage {
+    text: String,
+    #[serde(default)]
+    buyer_name: Option<Text>,
+    #[serde(default)]
+    order_id: Option<MarketOrderId>,
+    #[serde(default)]
+    message_id: Option<Text>,
+}
+
+/// What the chat WebSocket sends: an answer to a message sent on it, a new message in the
+/// chat (a person's reply, an approved answer, a message that came another way), or why a
+/// message sent on it was refused.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum SocketEvent<'a> {
+    Answered(&'a Asked),
+    Message(&'a ChatMessage),
+    Error { message: String },
+}
+
+/// The chat with a buyer over a WebSocket: send `{"text": …, "order_id"?, "message_id"?,
+/// "buyer_name"?}` and get `{"type": "answered", …}` back (as `POST …/messages` answers); every
+/// new message of the chat after the socket opened arrives as `{"type": "message", …}`.
+/// Needs the `ingest` permission; a browser may open it only from this server's own pages.
+#[utoipa::path(get, path = "/chat/{id}/buyers/{buyer}/ws", tag = "assistant",
+    params(("id" = i64, Path), ("buyer" = String, Path)),
+    responses(
+        (status = 101, description = "switching to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket upgrade", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 429, description = "Too many live streams open", body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn chat_socket(
+    State(state): State<AppState>,
+    live: crate::streams::Live,
+    headers: axum::http::HeaderMap,
+    Path(path): Path<BuyerPath>,
+    upgrade: Result<
+        axum::extract::ws::WebSocketUpgrade,
+        axum::extract::ws::rejection::WebSocketUpgradeRejection,
+    >,
+) -> ApiResult<Response> {
+    crate::routes::batches::same_origin(&headers, state.options.public_origin.as_deref())?;
+    if !live
+        .allows(cartwright_core::operator::Permission::Ingest)
+        .await?
+    {
+        return Err(ApiError::forbidden("this needs the ingest permission"));
+    }
+    let buyer = buyer_id(&path.buyer)?.to_owned();
+    state.store.connection(path.id).await?;
+    let upgrade = upgrade.map_err(|e| {
+        ApiError::bad_request(format!("this is a WebSocket endpoint: {}", e.body_text()))
+    })?;
+    let seen = state
+        .store
+        .conversation(Some(path.id), &buyer, 1)
+        .await?
+        .last()
+        .map_or(0, |m| m.id.get());
+    let connection = path.id;
+    let ticks = futures::stream::unfold((), |()| async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        Some(((), ()))
+    });
+    let ticks = live.guard(ticks);
+    Ok(upgrade.on_upgrade(move |socket| chat_relay(state, socket, connection, buyer, seen, ticks)))
+}
+
+async fn chat_relay(
+    state: AppState,
+    mut socket: axum::extract::ws::WebSocket,
+    connection: ConnectionId,
+    buyer: String,
+    mut seen: i64,
+    ticks: impl futures::Stream<Item = ()> + Send,
+) {
+    use axum::extract::ws::Message;
+    use futures::StreamExt;
+    let mut ticks = std::pin::pin!(ticks);
+    loop {
+        let mut out: Vec<String> = Vec::new();
+        tokio::select! {
+            tick = ticks.next() => {
+                if tick.is_none() {
+                    break;
+                }
+                let Ok(messages) = state.store.conversation(Some(connection), &buyer, 50).await else {
+                    continue;
+                };
+                let since = seen;
+                for m in messages.iter().filter(|m| m.id.get() > since) {
+                    seen = m.id.get();
+                    out.push(event(&SocketEvent::Message(m)));
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    out.push(answer_frame(&state, connection, &buyer, &text, &mut seen).await);
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+        for text in out {
+            // A client that stopped reading does not hold the socket (and its place) forever.
+            let sent = tokio::time::timeout(
+                std::time::Duration::from_secs(30),
+                socket.send(Message::Text(text.into())),
+            )
+            .await;
+            if !matches!(sent, Ok(Ok(()))) {
+                return;
+            }
+        }
+    }
+}
+
+fn event(e: &SocketEvent<'_>) -> String {
+    serde_json::to_string(e).unwrap_or_default()
+}
+
+/// Takes in a message sent on the socket and gives what to send back; the messages it wrote
+/// are marked seen, so they are not sent again as new.
+async fn answer_frame(
+    state: &AppState,
+    connection: ConnectionId,
+    buyer: &str,
+    text: &str,
+    seen: &mut i64,
+) -> String {
+    let m = match serde_json::from_str::<SocketMessage>(text) {
+        Ok(m) => m,
+        Err(e) => {
+            return event(&SocketEvent::Error {
+                message: format!("not a chat message: {e}"),
+            });
+        }
+    };
+    let text = m.text.trim();
+    if text.is_empty() || text.chars().count() > 2000 {
+        return event(&SocketEvent::Error {
+            message: "text: must be 1 to 2000 characters".into(),
+        });
+    }
+    let asked = state
+        .assistant
+        .ask(&NewQuestion {
+            connection_id: Some(connection),
+            buyer_id: buyer,
+            buyer_name: m.buyer_name.as_ref().map(Text::as_str),
+            order_id: m.order_id,
+            text,
+            external_id: m.message_id.as_ref().map(Text::as_str),
+        })
+        .await;
+    match asked {
+        Ok(asked) => {
+            *seen = (*seen).max(asked.message.id.get());
+            if let Some(r) = asked.answer.as_ref().and_then(|a| a.reply_id) {
+                *seen = (*seen).max(r.get());
+            }
+            event(&SocketEvent::Answered(&asked))
+        }
+        Err(AssistantError::Store(e))
+            if !matches!(e, cartwright_store::StoreError::Database(_)) =>
+        {
+            event(&SocketEvent::Error {
+                message: e.to_string(),
+            })
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the assistant failed on the chat socket");
+            event(&SocketEvent::Error {
+                message: "the assistant could not answer; try again".into(),
+            })
+        }
+    }
 }
 
 /// The chat with a buyer in a shop, oldest first (the last 200 messages).

@@ -768,7 +768,7 @@ async fn events_socket(
 /// Refuses a request whose `Origin` (which browsers send with every WebSocket) is neither
 /// this server as the request addressed it nor its configured public origin: another site, or
 /// another port on this host, could otherwise open the stream with the operator's cookie.
-fn same_origin(headers: &HeaderMap, public: Option<&str>) -> Result<(), ApiError> {
+pub(crate) fn same_origin(headers: &HeaderMap, public: Option<&str>) -> Result<(), ApiError> {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
     };
