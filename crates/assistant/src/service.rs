@@ -6,7 +6,7 @@
 use crate::index::Hit;
 use crate::llm::{Llm, Turn};
 use crate::{AssistantError, Retriever, embed::Embedder};
-use cartwright_core::ids::FaqId;
+use cartwright_core::ids::{DeliveryId, FaqId};
 use cartwright_store::{
     AnswerRecord, AnswerSource, AnswerState, ChatMessage, FaqEntry, MarketOrder, NewAnswer,
     NewQuestion, Sender, Store,
@@ -96,6 +96,9 @@ pub struct Assistant {
     links: std::sync::OnceLock<Links>,
 }
 
+/// The placeholder for the buyer's delivery page.
+pub const LINK: &str = "{{delivery_link}}";
+
 /// Makes a delivery page's link from its key.
 pub type Links = Arc<dyn Fn(&str) -> String + Send + Sync>;
 
@@ -136,27 +139,44 @@ impl Assistant {
         let _ = self.links.set(links);
     }
 
-    /// The link to the first delivered line of the buyer's order, when there is one; reading
-    /// it is audited as the assistant's.
-    async fn delivery_link(&self, order: &MarketOrder) -> Result<Option<String>, AssistantError> {
-        let Some(links) = self.links.get() else {
+    /// The first delivered line of the buyer's order, when there is one.
+    async fn delivered(&self, order: &MarketOrder) -> Result<Option<DeliveryId>, AssistantError> {
+        if self.links.get().is_none() {
             return Ok(None);
-        };
-        let delivered = self
+        }
+        Ok(self
             .store
             .order_deliveries(order.id)
             .await?
             .into_iter()
-            .find(|(_, _, state)| *state == cartwright_core::digital::DeliveryState::Delivered);
-        let Some((id, ..)) = delivered else {
+            .find(|(_, _, state)| *state == cartwright_core::digital::DeliveryState::Delivered)
+            .map(|(id, ..)| id))
+    }
+
+    /// `text` with its `{{delivery_link}}` filled in from the answer's delivery (reading the
+    /// link is audited as the assistant's). Answers keep the placeholder at rest: the link
+    /// opens the buyer's goods.
+    pub async fn with_link(&self, answer: &AnswerRecord) -> Result<Option<String>, AssistantError> {
+        let Some(text) = &answer.text else {
             return Ok(None);
+        };
+        if !text.contains(LINK) {
+            return Ok(Some(text.clone()));
+        }
+        let (Some(links), Some(id)) =
+            (self.links.get(), answer.explanation["delivery_id"].as_i64())
+        else {
+            return Ok(Some(text.replace(LINK, "")));
         };
         let actor = cartwright_store::Actor {
             id: None,
             name: "assistant".into(),
         };
-        let token = self.store.delivery_token_audited(id, &actor).await?;
-        Ok(Some(links(&token)))
+        let token = self
+            .store
+            .delivery_token_audited(DeliveryId(id), &actor)
+            .await?;
+        Ok(Some(text.replace(LINK, &links(&token))))
     }
 
     fn current(&self) -> Arc<Snapshot> {
@@ -224,8 +244,9 @@ impl Assistant {
             return Ok(current);
         }
         let started = Instant::now();
+        // Entries read after the revision: a change in between is read now and again at the
+        // next check, never missed.
         let entries = self.store.faq_entries().await?;
-        let revision = self.store.faq_revision().await.unwrap_or(revision);
         let indexed: Vec<(i64, cartwright_core::faq::FaqDraft)> = entries
             .iter()
             .map(|e| (e.id.get(), e.draft.clone()))
@@ -323,15 +344,11 @@ impl Assistant {
     /// same marketplace message again does nothing new.
     pub async fn ask(&self, q: &NewQuestion<'_>) -> Result<Asked, AssistantError> {
         let (message, new) = self.store.record_question(q).await?;
-        if !new {
-            let answer = self.store.answer_to(message.id).await?;
-            return Ok(Asked {
-                message,
-                answer,
-                reply: None,
-                repeated: true,
-            });
+        if !new && let Some(answer) = self.store.answer_to(message.id).await? {
+            return self.asked(message, answer, true).await;
         }
+        // A question recorded before without an answer (its first taking-in failed after
+        // recording it) is decided now.
         let mode = match q.connection_id {
             Some(c) => self.store.assistant_mode(c).await?,
             None => "auto".to_owned(),
@@ -341,7 +358,7 @@ impl Assistant {
                 message,
                 answer: None,
                 reply: None,
-                repeated: false,
+                repeated: !new,
             });
         }
         let snapshot = self.fresh().await?;
@@ -362,14 +379,17 @@ impl Assistant {
             .first()
             .and_then(|h| snapshot.entries.get(&h.faq_id.get()));
         let best = best.filter(|_| explanation.confident);
-        let link = match (best, about) {
-            (Some(e), Some(order)) if e.draft.answer.as_str().contains("{{delivery_link}}") => {
-                self.delivery_link(order).await?
+        let delivery = match (best, about) {
+            (Some(e), Some(order)) if e.draft.answer.as_str().contains(LINK) => {
+                self.delivered(order).await?
             }
             _ => None,
         };
+        if let (Some(d), Some(o)) = (delivery, why.as_object_mut()) {
+            o.insert("delivery_id".into(), d.get().into());
+        }
         let from_faq = best.and_then(|e| {
-            personalise(e.draft.answer.as_str(), about, link.as_deref()).map(|text| (e.id, text))
+            personalise(e.draft.answer.as_str(), about, delivery.is_some()).map(|text| (e.id, text))
         });
         let send = if mode == "auto" {
             AnswerState::Sent
@@ -398,7 +418,7 @@ impl Assistant {
                 }
             },
         };
-        let answer = self
+        let recorded = self
             .store
             .record_answer(
                 message.id,
@@ -411,14 +431,37 @@ impl Assistant {
                     text: text.as_deref(),
                 },
             )
-            .await?;
+            .await;
+        let answer = match recorded {
+            Ok(a) => a,
+            // Decided at the same time elsewhere (a push and a poll): theirs stands.
+            Err(cartwright_store::StoreError::Conflict { .. }) => self
+                .store
+                .answer_to(message.id)
+                .await?
+                .ok_or_else(|| AssistantError::Model("the answer went missing".into()))?,
+            Err(e) => return Err(e.into()),
+        };
+        self.asked(message, answer, !new).await
+    }
+
+    /// What a question came to, with the reply as the buyer gets it when it was sent.
+    async fn asked(
+        &self,
+        message: ChatMessage,
+        answer: AnswerRecord,
+        repeated: bool,
+    ) -> Result<Asked, AssistantError> {
+        let reply = if answer.state == AnswerState::Sent {
+            self.with_link(&answer).await?
+        } else {
+            None
+        };
         Ok(Asked {
             message,
-            reply: (answer.state == AnswerState::Sent)
-                .then(|| answer.text.clone())
-                .flatten(),
+            reply,
             answer: Some(answer),
-            repeated: false,
+            repeated,
         })
     }
 
@@ -461,13 +504,10 @@ impl Assistant {
 }
 
 /// The FAQ answer with the buyer's own order filled in where it says `{{order}}`,
-/// `{{order_state}}`, `{{paid_at}}`, `{{delivered_at}}` or `{{delivery_link}}`; none when it
-/// needs an order fact there is none of (the question then falls back).
-pub fn personalise(
-    answer: &str,
-    order: Option<&MarketOrder>,
-    link: Option<&str>,
-) -> Option<String> {
+/// `{{order_state}}`, `{{paid_at}}` or `{{delivered_at}}`; `{{delivery_link}}` stays (filled
+/// in only when sent) if the order has a delivered line (`delivered`). None when it needs an
+/// order fact there is none of: the question then falls back.
+pub fn personalise(answer: &str, order: Option<&MarketOrder>, delivered: bool) -> Option<String> {
     if !answer.contains("{{") {
         return Some(answer.to_owned());
     }
@@ -491,7 +531,7 @@ pub fn personalise(
         ),
         ("{{paid_at}}", order.and_then(|o| when(o.paid_at))),
         ("{{delivered_at}}", order.and_then(|o| when(o.delivered_at))),
-        ("{{delivery_link}}", link.map(str::to_owned)),
+        (LINK, delivered.then(|| LINK.to_owned())),
     ];
     let mut text = answer.to_owned();
     for (name, value) in facts {
@@ -499,7 +539,7 @@ pub fn personalise(
             text = text.replace(name, &value?);
         }
     }
-    (!text.contains("{{")).then_some(text)
+    (!text.replace(LINK, "").contains("{{")).then_some(text)
 }
 
 /// The conversation sent to the LLM: the seller's instructions and the rules, the closest

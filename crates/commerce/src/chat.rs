@@ -25,6 +25,11 @@ impl Handler for ChatReplyHandler {
             };
             match commerce.send_reply(ChatMessageId(id)).await {
                 Ok(()) => Outcome::Done,
+                // The marketplace refuses the reply's shape (a buyer id that is not its):
+                // sending again cannot help.
+                Err(IngestError::Market(crate::shopee::ShopeeError::Shape(e))) => {
+                    Outcome::Fail { error: e }
+                }
                 Err(e) => Outcome::Retry {
                     error: e.to_string(),
                     after: Duration::from_secs(5),
@@ -41,7 +46,14 @@ impl Commerce {
         let Some(assistant) = self.assistant.get() else {
             return Ok(0);
         };
-        let _one = self.chat_reads.lock().await;
+        let lock = self
+            .chat_reads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id)
+            .or_default()
+            .clone();
+        let _one = lock.lock().await;
         let client = self.client(id).await?;
         let mut cursor = self.store.chat_cursor(id).await?;
         let mut read = 0;
@@ -102,11 +114,27 @@ impl Commerce {
         let Some(connection) = reply.connection_id else {
             return Ok(());
         };
+        let mut text = reply.text.clone();
+        if text.contains(cartwright_assistant::service::LINK) {
+            let answer = self.store.answer_for_reply(id).await?;
+            let filled = match (self.assistant.get(), answer) {
+                (Some(assistant), Some(answer)) => assistant
+                    .with_link(&answer)
+                    .await
+                    .map_err(|e| IngestError::Push(e.to_string()))?,
+                _ => None,
+            };
+            text = filled.unwrap_or_else(|| text.replace(cartwright_assistant::service::LINK, ""));
+        }
         let client = self.client(connection).await?;
-        let sent = client.send_message(&reply.buyer_id, &reply.text).await?;
-        self.store
-            .reply_sent(id, if sent.is_empty() { "sent" } else { &sent })
-            .await?;
+        let sent = client.send_message(&reply.buyer_id, &text).await?;
+        // A marketplace that gives no id still gets one unique mark per reply.
+        let mark = if sent.is_empty() {
+            format!("sent:{}", id.get())
+        } else {
+            sent
+        };
+        self.store.reply_sent(id, &mark).await?;
         Ok(())
     }
 }

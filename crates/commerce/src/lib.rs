@@ -42,8 +42,10 @@ pub struct Commerce {
     /// The buyer assistant that answers chat messages, once attached.
     pub(crate) assistant:
         std::sync::OnceLock<std::sync::Arc<cartwright_assistant::service::Assistant>>,
-    /// One chat read at a time in this process (a push and a poll may both ask).
-    pub(crate) chat_reads: tokio::sync::Mutex<()>,
+    /// One chat read at a time per shop in this process (a push and a poll may both ask).
+    pub(crate) chat_reads: std::sync::Mutex<
+        std::collections::HashMap<ConnectionId, std::sync::Arc<tokio::sync::Mutex<()>>>,
+    >,
     /// Each connection's partner key, opened once: a connection's keys never change.
     partner_keys: std::sync::Mutex<std::collections::HashMap<ConnectionId, std::sync::Arc<str>>>,
 }
@@ -62,7 +64,7 @@ impl Commerce {
         std::sync::Arc::new(Commerce {
             inbox: Inbox::start(store.clone()),
             assistant: std::sync::OnceLock::new(),
-            chat_reads: tokio::sync::Mutex::new(()),
+            chat_reads: Default::default(),
             partner_keys: Default::default(),
             store,
             config,

@@ -339,21 +339,45 @@ impl Node<'_> {
     }
 }
 
+/// A message recorded before under the same marketplace id, when it is this buyer's; another
+/// buyer's is a conflict (never shown to this one).
+fn same_buyer(m: ChatMessage, buyer: &str) -> Result<ChatMessage, StoreError> {
+    if m.buyer_id == buyer {
+        Ok(m)
+    } else {
+        Err(StoreError::Conflict {
+            entity: "chat message",
+            field: "message_id".into(),
+        })
+    }
+}
+
 /// The node's id, added when new.
 async fn node(tx: &mut Tx, n: Node<'_>, label: Option<&str>, now: Ts) -> Result<i64, StoreError> {
     let (kind, reference) = n.key();
-    Ok(write!(tx, |c| {
+    // No update on a conflict: an upsert that writes would lock the row, and two
+    // transactions meeting the same nodes in another order could deadlock.
+    let added: Option<i64> = write!(tx, |c| {
         sqlx::query_scalar(
             "INSERT INTO graph_nodes (kind, ref, label, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (kind, ref) DO UPDATE SET label = COALESCE(excluded.label, graph_nodes.label) \
-             RETURNING id",
+             ON CONFLICT (kind, ref) DO NOTHING RETURNING id",
         )
         .bind(kind)
         .bind(&reference)
         .bind(label)
         .bind(now)
-        .fetch_one(c)
+        .fetch_optional(c)
         .await
+    })?;
+    if let Some(id) = added {
+        return Ok(id);
+    }
+    Ok(write!(tx, |c| {
+        sqlx::query_scalar("SELECT id FROM graph_nodes WHERE kind = $1 AND ref = $2")
+            .bind(kind)
+            .bind(&reference)
+            .fetch_one(c)
+            .await
     })?)
 }
 
@@ -410,7 +434,7 @@ impl Store {
         if let (Some(c), Some(external)) = (q.connection_id, q.external_id)
             && let Some(m) = self.message_by_external(c, external).await?
         {
-            return Ok((m, false));
+            return same_buyer(m, q.buyer_id).map(|m| (m, false));
         }
         let lines: Vec<(String, String)> = match q.order_id {
             Some(order) => {
@@ -441,7 +465,7 @@ impl Store {
                     .message_by_external(c, external)
                     .await?
                     .ok_or_else(|| StoreError::Corrupt("chat message conflict".into()))?;
-                return Ok((m, false));
+                return same_buyer(m, q.buyer_id).map(|m| (m, false));
             }
             other => other?,
         };
@@ -571,6 +595,22 @@ impl Store {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {MESSAGE_COLUMNS} FROM chat_messages m WHERE m.id = $1 \
                  AND m.external_id IS NULL AND m.connection_id IS NOT NULL AND m.sender <> 'buyer'"
+            )))
+            .bind(reply.get())
+            .fetch_optional(c)
+            .await
+        })?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    /// The answer a reply was written for.
+    pub async fn answer_for_reply(
+        &self,
+        reply: ChatMessageId,
+    ) -> Result<Option<AnswerRecord>, StoreError> {
+        let row: Option<AnswerRow> = read!(&self.db, |c| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {ANSWER_COLUMNS} FROM assistant_answers a WHERE a.reply_id = $1"
             )))
             .bind(reply.get())
             .fetch_optional(c)
@@ -841,13 +881,16 @@ impl Store {
         buyer_id: &str,
         limit: i64,
     ) -> Result<Vec<ChatMessage>, StoreError> {
+        let Some(connection) = connection else {
+            return Ok(Vec::new());
+        };
         let rows: Vec<MessageRow> = read!(&self.db, |c| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT * FROM (SELECT {MESSAGE_COLUMNS} FROM chat_messages m \
-                 WHERE m.connection_id IS NOT DISTINCT FROM $1 AND m.buyer_id = $2 \
+                 WHERE m.connection_id = $1 AND m.buyer_id = $2 \
                  ORDER BY m.id DESC LIMIT $3) t ORDER BY id"
             )))
-            .bind(connection.map(|c| c.get()))
+            .bind(connection.get())
             .bind(buyer_id)
             .bind(limit)
             .fetch_all(c)
@@ -895,8 +938,8 @@ impl Store {
                 "SELECT CAST(m.ref AS BIGINT), CAST(a.ref AS BIGINT) FROM graph_nodes a \
                  JOIN graph_edges ab ON ab.dst = a.id AND ab.kind = 'answered_by' \
                  JOIN graph_nodes m ON m.id = ab.src \
-                 WHERE a.kind = 'answer' AND NOT EXISTS \
-                   (SELECT 1 FROM graph_edges u WHERE u.src = a.id AND u.kind = 'used') \
+                 JOIN assistant_answers r ON CAST(r.id AS TEXT) = a.ref \
+                 WHERE a.kind = 'answer' AND r.source <> 'faq' \
                  ORDER BY a.id DESC LIMIT $1",
             )
             .bind(limit)

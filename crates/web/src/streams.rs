@@ -123,20 +123,21 @@ impl Streams {
 /// A caller admitted to open one live stream: authenticated with read access, counted against
 /// the limits until the stream it guards is dropped. As an extractor it also reads the
 /// `access_token` query parameter, for the browser clients that cannot send headers.
-pub struct Live {
+pub struct Live<P: Need = Read> {
     state: AppState,
     credential: String,
     caller: Caller,
+    need: std::marker::PhantomData<P>,
 }
 
-impl FromRequestParts<AppState> for Live {
+impl<P: Need> FromRequestParts<AppState> for Live<P> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let credential = auth::bearer(parts, true)?;
         let principal = auth::authenticate(&credential, state).await?;
-        if !principal.allows(Read::PERMISSION) {
-            return Err(ApiError::forbidden(format!("this needs {}", Read::NAME)));
+        if !principal.allows(P::PERMISSION) {
+            return Err(ApiError::forbidden(format!("this needs {}", P::NAME)));
         }
         let caller = Caller::from(&principal);
         state.streams.admit(caller)?;
@@ -144,27 +145,18 @@ impl FromRequestParts<AppState> for Live {
             state: state.clone(),
             credential,
             caller,
+            need: std::marker::PhantomData,
         })
     }
 }
 
-impl Drop for Live {
+impl<P: Need> Drop for Live<P> {
     fn drop(&mut self) {
         self.state.streams.release(self.caller);
     }
 }
 
-impl Live {
-    /// Whether the caller also has `permission` (a stream that also takes input).
-    pub async fn allows(
-        &self,
-        permission: cartwright_core::operator::Permission,
-    ) -> Result<bool, ApiError> {
-        Ok(auth::authenticate(&self.credential, &self.state)
-            .await?
-            .allows(permission))
-    }
-
+impl<P: Need> Live<P> {
     /// `stream`, ended when the caller's credential stops passing or the server stops.
     pub fn guard<S: Stream + Send + 'static>(
         self,
@@ -184,7 +176,7 @@ impl Live {
                 () = async { drop(closing.wait_for(|c| *c).await) } => return,
                 _ = tick.tick() => {
                     match auth::authenticate(&self.credential, &self.state).await {
-                        Ok(p) if p.allows(Read::PERMISSION) => {}
+                        Ok(p) if p.allows(P::PERMISSION) => {}
                         Ok(_) => return,
                         Err(e) if e.status().is_client_error() => return,
                         // The store is unreachable for now: the next check decides.

@@ -730,9 +730,23 @@ async fn the_demo_marketplace_chat_is_answered_automatically_or_by_approval() {
     .ok(200);
     seller_wrote(market, &sn, "(approved)").await;
 
-    // A poll reads the chat again: nothing is asked or sent twice.
+    // The chat read again from the start (a lost cursor): nothing is asked or sent twice.
+    app.exec_sql("UPDATE market_connections SET chat_cursor = NULL")
+        .await;
     app.store().queue_polls().await.unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while app
+        .count_sql("SELECT COUNT(*) FROM market_connections WHERE chat_cursor IS NULL")
+        .await
+        > 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the poll never read the chat"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         app.count_sql("SELECT COUNT(*) FROM chat_messages WHERE sender = 'buyer'")
             .await,
@@ -757,7 +771,7 @@ async fn an_answer_gives_the_buyer_their_own_delivery_link_again_and_nobody_else
         &format!("/api/v1/digital-products/{product}/stock"),
         &app.operator,
         "text/plain",
-        b"NFX-LINK-0001\n",
+        b"NFX-LINK-0001\nNFX-LINK-0002\n",
     )
     .await
     .ok(200);
@@ -768,17 +782,29 @@ async fn an_answer_gives_the_buyer_their_own_delivery_link_again_and_nobody_else
     )
     .await
     .ok(201);
-    let mine = order(&app, "88", "261208LINK0001", "555", "NFX-1M").await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let o = app
-            .get(&format!("/api/v1/market/orders/{mine}"), &app.viewer)
+    let mut links = Vec::new();
+    for (number, buyer) in [("261208LINK0001", "555"), ("261208LINK0002", "556")] {
+        let id = order(&app, "88", number, buyer, "NFX-1M").await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let delivery = loop {
+            let o = app
+                .get(&format!("/api/v1/market/orders/{id}"), &app.viewer)
+                .await;
+            let o = o.ok(200).clone();
+            if o["order"]["state"] == "delivered" {
+                break o["deliveries"][0]["id"].as_i64().unwrap();
+            }
+            assert!(std::time::Instant::now() < deadline, "never delivered");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let link = app
+            .post(
+                &format!("/api/v1/deliveries/{delivery}/link"),
+                &app.operator,
+                json!({}),
+            )
             .await;
-        if o.ok(200)["order"]["state"] == "delivered" {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "never delivered");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        links.push(link.ok(200)["link"].as_str().unwrap().to_owned());
     }
     app.post(
         "/api/v1/faq",
@@ -796,26 +822,57 @@ async fn an_answer_gives_the_buyer_their_own_delivery_link_again_and_nobody_else
     )
     .await
     .ok(200);
-    let asked = app
-        .post(
+    for (buyer, own, other) in [("555", &links[0], &links[1]), ("556", &links[1], &links[0])] {
+        let asked = app
+            .post(
+                &format!("/api/v1/chat/{shop}/buyers/{buyer}/messages"),
+                &app.admin,
+                json!({"text": "can you send my delivery link again please", "message_id": format!("q-{buyer}")}),
+            )
+            .await;
+        let asked = asked.ok(200).clone();
+        let reply = asked["reply"].as_str().expect("answered from the FAQ");
+        assert!(reply.contains(own.as_str()), "their own page: {reply}");
+        assert!(
+            !reply.contains(other.as_str()),
+            "never another buyer's: {reply}"
+        );
+        assert!(!reply.contains("{{"), "{reply}");
+        assert!(
+            asked["answer"]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("{{delivery_link}}") && !t.contains("/d/")),
+            "the link is not kept in the answer: {asked}"
+        );
+    }
+    let conversation = app
+        .get(
             &format!("/api/v1/chat/{shop}/buyers/555/messages"),
-            &app.admin,
-            json!({"text": "can you send my delivery link again please"}),
+            &app.viewer,
         )
         .await;
-    let asked = asked.ok(200).clone();
-    let reply = asked["reply"].as_str().expect("answered from the FAQ");
-    assert!(reply.contains("261208LINK0001"), "{reply}");
-    assert!(reply.contains(&format!("{}/d/", app.base)), "{reply}");
-    assert!(!reply.contains("{{"), "{reply}");
     assert!(
-        app.count_sql(
-            "SELECT COUNT(*) FROM audit WHERE action = 'delivery.link' AND actor = 'assistant'"
-        )
-        .await
-            == 1,
-        "reading the link is audited"
+        !conversation.text().contains("/d/"),
+        "what viewers read holds no link"
     );
+    let audited = app
+        .count_sql(
+            "SELECT COUNT(*) FROM audit WHERE action = 'delivery.link' AND actor = 'assistant'",
+        )
+        .await;
+    assert!(
+        audited >= 2,
+        "reading a link is audited (each reply's, and each try to send it into the chat): {audited}"
+    );
+    // Another buyer reusing a marketplace message id gets neither the message nor its answer.
+    let reused = app
+        .post(
+            &format!("/api/v1/chat/{shop}/buyers/999/messages"),
+            &app.admin,
+            json!({"text": "can you send my delivery link again please", "message_id": "q-555"}),
+        )
+        .await;
+    reused.error(409, "conflict");
     let stranger = app
         .post(
             &format!("/api/v1/chat/{shop}/buyers/999/messages"),
@@ -879,7 +936,15 @@ async fn the_chat_websocket_answers_and_brings_a_persons_reply() {
         matches!(refused, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 403),
         "a viewer may read but not ask"
     );
-    let (mut socket, _) = tokio_tungstenite::connect_async(url(&app.operator))
+    let extension = app
+        .post(
+            "/api/v1/tokens",
+            &app.admin,
+            json!({"name": "chat widget", "scopes": ["extension"]}),
+        )
+        .await;
+    let extension = extension.ok(201)["secret"].as_str().unwrap().to_owned();
+    let (mut socket, _) = tokio_tungstenite::connect_async(url(&extension))
         .await
         .unwrap();
     socket.send(Message::Text("not json".into())).await.unwrap();

@@ -511,7 +511,7 @@ enum SocketEvent<'a> {
     security(("bearer" = [])))]
 async fn chat_socket(
     State(state): State<AppState>,
-    live: crate::streams::Live,
+    live: crate::streams::Live<Ingest>,
     headers: axum::http::HeaderMap,
     Path(path): Path<BuyerPath>,
     upgrade: Result<
@@ -520,12 +520,6 @@ async fn chat_socket(
     >,
 ) -> ApiResult<Response> {
     crate::routes::batches::same_origin(&headers, state.options.public_origin.as_deref())?;
-    if !live
-        .allows(cartwright_core::operator::Permission::Ingest)
-        .await?
-    {
-        return Err(ApiError::forbidden("this needs the ingest permission"));
-    }
     let buyer = buyer_id(&path.buyer)?.to_owned();
     state.store.connection(path.id).await?;
     let upgrade = upgrade.map_err(|e| {
@@ -557,6 +551,9 @@ async fn chat_relay(
     use axum::extract::ws::Message;
     use futures::StreamExt;
     let mut ticks = std::pin::pin!(ticks);
+    // Messages an `answered` frame carried: the chat's newer messages are sent as they come,
+    // except these.
+    let mut answered: std::collections::HashSet<i64> = std::collections::HashSet::new();
     loop {
         let mut out: Vec<String> = Vec::new();
         tokio::select! {
@@ -570,12 +567,14 @@ async fn chat_relay(
                 let since = seen;
                 for m in messages.iter().filter(|m| m.id.get() > since) {
                     seen = m.id.get();
-                    out.push(event(&SocketEvent::Message(m)));
+                    if !answered.remove(&m.id.get()) {
+                        out.push(event(&SocketEvent::Message(m)));
+                    }
                 }
             }
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => {
-                    out.push(answer_frame(&state, connection, &buyer, &text, &mut seen).await);
+                    out.push(answer_frame(&state, connection, &buyer, &text, &mut answered).await);
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => {}
@@ -600,13 +599,13 @@ fn event(e: &SocketEvent<'_>) -> String {
 }
 
 /// Takes in a message sent on the socket and gives what to send back; the messages it wrote
-/// are marked seen, so they are not sent again as new.
+/// are noted, so they are not sent again as new.
 async fn answer_frame(
     state: &AppState,
     connection: ConnectionId,
     buyer: &str,
     text: &str,
-    seen: &mut i64,
+    answered: &mut std::collections::HashSet<i64>,
 ) -> String {
     let m = match serde_json::from_str::<SocketMessage>(text) {
         Ok(m) => m,
@@ -635,9 +634,9 @@ async fn answer_frame(
         .await;
     match asked {
         Ok(asked) => {
-            *seen = (*seen).max(asked.message.id.get());
+            answered.insert(asked.message.id.get());
             if let Some(r) = asked.answer.as_ref().and_then(|a| a.reply_id) {
-                *seen = (*seen).max(r.get());
+                answered.insert(r.get());
             }
             event(&SocketEvent::Answered(&asked))
         }

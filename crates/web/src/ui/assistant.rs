@@ -44,6 +44,7 @@ pub struct QueueRow {
     proposal: String,
     why: String,
     suggested_key: String,
+    entry_question: String,
 }
 
 /// An entry's scores for the tried question.
@@ -140,6 +141,16 @@ async fn queue_page(
                 .clone()
                 .unwrap_or_else(|| h.message.buyer_id.clone()),
             suggested_key: slug(&h.message.text),
+            // An entry's question is one line of at most 200 characters.
+            entry_question: h
+                .message
+                .text
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .take(200)
+                .collect(),
             question: h.message.text,
             asked: when(h.message.created_at),
             waiting: h.answer.state == AnswerState::Waiting,
