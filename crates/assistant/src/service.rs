@@ -8,8 +8,8 @@ use crate::llm::{Llm, Turn};
 use crate::{AssistantError, Retriever, embed::Embedder};
 use cartwright_core::ids::{DeliveryId, FaqId};
 use cartwright_store::{
-    AnswerRecord, AnswerSource, AnswerState, ChatMessage, FaqEntry, MarketOrder, NewAnswer,
-    NewQuestion, Sender, Store,
+    AnswerRecord, AnswerSource, AnswerState, AssistantSettings, ChatMessage, FaqEntry, MarketOrder,
+    NewAnswer, NewQuestion, Sender, Store,
 };
 use serde::Serialize;
 use std::collections::HashMap;
@@ -279,13 +279,14 @@ impl Assistant {
     }
 
     /// The threshold in force: the configured one, else the default for the retrieval in use.
-    async fn threshold(&self, snapshot: &Snapshot) -> Result<f64, AssistantError> {
-        let configured = self.store.assistant_settings().await?.threshold;
-        Ok(configured.unwrap_or(if snapshot.retriever.semantic() {
-            THRESHOLD_HYBRID
-        } else {
-            THRESHOLD_LEXICAL
-        }))
+    fn threshold(settings: &AssistantSettings, snapshot: &Snapshot) -> f64 {
+        settings
+            .threshold
+            .unwrap_or(if snapshot.retriever.semantic() {
+                THRESHOLD_HYBRID
+            } else {
+                THRESHOLD_LEXICAL
+            })
     }
 
     async fn search(
@@ -305,16 +306,18 @@ impl Assistant {
     /// would answer it.
     pub async fn explain(&self, question: &str) -> Result<Explanation, AssistantError> {
         let snapshot = self.fresh().await?;
-        self.explain_in(&snapshot, question, 5).await
+        let settings = self.store.assistant_settings().await?;
+        self.explain_in(&snapshot, &settings, question, 5).await
     }
 
     async fn explain_in(
         &self,
         snapshot: &Arc<Snapshot>,
+        settings: &AssistantSettings,
         question: &str,
         k: usize,
     ) -> Result<Explanation, AssistantError> {
-        let threshold = self.threshold(snapshot).await?;
+        let threshold = Self::threshold(settings, snapshot);
         let hits = self.search(snapshot, question, k).await?;
         let confidence = hits.first().map_or(0.0, |h| f64::from(h.score));
         Ok(Explanation {
@@ -362,8 +365,10 @@ impl Assistant {
             });
         }
         let snapshot = self.fresh().await?;
+        // Read once: the threshold and the fallback come from the same settings.
+        let settings = self.store.assistant_settings().await?;
         let explanation = self
-            .explain_in(&snapshot, &message.text, PROMPT_ENTRIES)
+            .explain_in(&snapshot, &settings, &message.text, PROMPT_ENTRIES)
             .await?;
         let orders = match q.connection_id {
             Some(c) => self.store.buyer_orders(c, q.buyer_id, 5).await?,
@@ -399,7 +404,7 @@ impl Assistant {
         let (source, state, faq_id, text) = match from_faq {
             Some((id, text)) => (AnswerSource::Faq, send, Some(id), Some(text)),
             None => match self
-                .generate(&snapshot, &explanation, &message, &orders)
+                .generate(&snapshot, &settings, &explanation, &message, &orders)
                 .await
             {
                 Ok(Some(text)) => (
@@ -469,12 +474,12 @@ impl Assistant {
     async fn generate(
         &self,
         snapshot: &Snapshot,
+        settings: &AssistantSettings,
         explanation: &Explanation,
         message: &ChatMessage,
         orders: &[MarketOrder],
     ) -> Result<Option<String>, AssistantError> {
-        let settings = self.store.assistant_settings().await?;
-        let Some(endpoint) = settings.llm else {
+        let Some(endpoint) = &settings.llm else {
             return Ok(None);
         };
         let key = self.store.llm_key().await?;

@@ -92,7 +92,7 @@ fn the_labelled_set_keeps_its_figures_with_and_without_the_model() {
 }
 
 #[test]
-fn a_rebuild_follows_changes_and_reuses_vectors() {
+fn a_rebuild_follows_additions_and_removals() {
     let mut entries = entries();
     let mut retriever = Retriever::new(Some(model()));
     retriever.rebuild(&entries).expect("indexes");

@@ -106,15 +106,7 @@ pub async fn start_workers(
     commerce: &Arc<cartwright_commerce::Commerce>,
 ) -> Result<RunningWorkers, StartError> {
     // A worker process answers the buyer chats its polls read too.
-    if commerce.assistant().is_none() {
-        let assistant = Arc::new(cartwright_assistant::service::Assistant::new(
-            engine.store().clone(),
-            settings.embedding_model(),
-        ));
-        let links = commerce.clone();
-        assistant.set_links(Arc::new(move |token: &str| links.delivery_link(token)));
-        commerce.attach_assistant(assistant);
-    }
+    commerce.assistant(settings.embedding_model());
     let swept = engine.store().sweep_orders().await?;
     if swept > 0 {
         tracing::info!(orders = swept, "re-queued orders whose jobs were lost");
@@ -206,13 +198,7 @@ impl Server {
         })?;
         let engine = Engine::new(store.clone(), settings.engine());
         let commerce = cartwright_commerce::Commerce::new(store.clone(), settings.commerce(addr));
-        let assistant = Arc::new(cartwright_assistant::service::Assistant::new(
-            store.clone(),
-            settings.embedding_model(),
-        ));
-        let links = commerce.clone();
-        assistant.set_links(Arc::new(move |token: &str| links.delivery_link(token)));
-        commerce.attach_assistant(assistant.clone());
+        let assistant = commerce.assistant(settings.embedding_model());
         let workers = if settings.workers > 0 {
             Some(start_workers(settings, &engine, &commerce).await?)
         } else {

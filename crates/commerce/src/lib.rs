@@ -99,18 +99,27 @@ impl Commerce {
         Ok(key)
     }
 
-    /// Lets the assistant answer the marketplaces' buyer chats (a second call changes
-    /// nothing).
-    pub fn attach_assistant(
-        &self,
-        assistant: std::sync::Arc<cartwright_assistant::service::Assistant>,
-    ) {
-        let _ = self.assistant.set(assistant);
-    }
-
-    /// The attached assistant, if any.
-    pub fn assistant(&self) -> Option<&std::sync::Arc<cartwright_assistant::service::Assistant>> {
-        self.assistant.get()
+    /// The assistant that answers the marketplaces' buyer chats: the one this process has,
+    /// else a new one over the store with the embedding model in `model_dir`, whose answers
+    /// link to this side's delivery pages.
+    pub fn assistant(
+        self: &std::sync::Arc<Self>,
+        model_dir: Option<std::path::PathBuf>,
+    ) -> std::sync::Arc<cartwright_assistant::service::Assistant> {
+        self.assistant
+            .get_or_init(|| {
+                let assistant =
+                    cartwright_assistant::service::Assistant::new(self.store.clone(), model_dir);
+                let links = std::sync::Arc::downgrade(self);
+                assistant.set_links(std::sync::Arc::new(move |token: &str| {
+                    links
+                        .upgrade()
+                        .map(|c| c.delivery_link(token))
+                        .unwrap_or_default()
+                }));
+                std::sync::Arc::new(assistant)
+            })
+            .clone()
     }
 
     /// The store.

@@ -244,6 +244,14 @@ impl TryFrom<AnswerRow> for AnswerRecord {
     }
 }
 
+/// The columns an answer is found by.
+#[derive(Clone, Copy)]
+enum AnswerKey {
+    Id,
+    Question,
+    Reply,
+}
+
 /// A buyer's message to record.
 #[derive(Debug, Clone)]
 pub struct NewQuestion<'a> {
@@ -523,15 +531,7 @@ impl Store {
         &self,
         question: ChatMessageId,
     ) -> Result<Option<AnswerRecord>, StoreError> {
-        let row: Option<AnswerRow> = read!(&self.db, |c| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {ANSWER_COLUMNS} FROM assistant_answers a WHERE a.message_id = $1"
-            )))
-            .bind(question.get())
-            .fetch_optional(c)
-            .await
-        })?;
-        row.map(TryInto::try_into).transpose()
+        self.answer_by(AnswerKey::Question, question.get()).await
     }
 
     /// Where a shop's chat was read up to (the last buyer message's id).
@@ -608,15 +608,7 @@ impl Store {
         &self,
         reply: ChatMessageId,
     ) -> Result<Option<AnswerRecord>, StoreError> {
-        let row: Option<AnswerRow> = read!(&self.db, |c| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {ANSWER_COLUMNS} FROM assistant_answers a WHERE a.reply_id = $1"
-            )))
-            .bind(reply.get())
-            .fetch_optional(c)
-            .await
-        })?;
-        row.map(TryInto::try_into).transpose()
+        self.answer_by(AnswerKey::Reply, reply.get()).await
     }
 
     /// Records the marketplace's id of a reply it accepted.
@@ -732,18 +724,33 @@ impl Store {
         self.answer(AnswerId(id)).await
     }
 
-    /// One answer.
-    pub async fn answer(&self, id: AnswerId) -> Result<AnswerRecord, StoreError> {
+    /// The answer whose `key` column holds `value`, if any.
+    async fn answer_by(
+        &self,
+        key: AnswerKey,
+        value: i64,
+    ) -> Result<Option<AnswerRecord>, StoreError> {
+        let column = match key {
+            AnswerKey::Id => "id",
+            AnswerKey::Question => "message_id",
+            AnswerKey::Reply => "reply_id",
+        };
         let row: Option<AnswerRow> = read!(&self.db, |c| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {ANSWER_COLUMNS} FROM assistant_answers a WHERE a.id = $1"
+                "SELECT {ANSWER_COLUMNS} FROM assistant_answers a WHERE a.{column} = $1"
             )))
-            .bind(id.get())
+            .bind(value)
             .fetch_optional(c)
             .await
         })?;
-        row.ok_or_else(|| StoreError::not_found("answer", id.get()))?
-            .try_into()
+        row.map(TryInto::try_into).transpose()
+    }
+
+    /// One answer.
+    pub async fn answer(&self, id: AnswerId) -> Result<AnswerRecord, StoreError> {
+        self.answer_by(AnswerKey::Id, id.get())
+            .await?
+            .ok_or_else(|| StoreError::not_found("answer", id.get()))
     }
 
     /// A person answers a question: a waiting one from the hand-off queue, or a suggested

@@ -229,11 +229,7 @@ async fn queue_page(
         .into_iter()
         .map(|e| e.draft.key.to_string())
         .collect();
-    let status = if error.is_empty() {
-        axum::http::StatusCode::OK
-    } else {
-        axum::http::StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let status = super::view::form_status(&error);
     let page = QueuePage {
         l: session.chrome("Assistant", "assistant"),
         model: model.map_or_else(
@@ -374,11 +370,7 @@ async fn faq_page(
             updated: when(e.updated_at),
         })
         .collect();
-    let status = if error.is_empty() {
-        axum::http::StatusCode::OK
-    } else {
-        axum::http::StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let status = super::view::form_status(&error);
     let page = FaqPage {
         l: session.chrome("FAQ", "assistant"),
         rows,

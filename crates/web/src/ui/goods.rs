@@ -219,11 +219,7 @@ async fn product_page(
         .stock_items(id, &PageRequest::number(page_no.max(1), 50)?)
         .await?;
     let (report, summary, error) = outcome;
-    let status = if error.is_empty() {
-        axum::http::StatusCode::OK
-    } else {
-        axum::http::StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let status = super::view::form_status(&error);
     let page = ProductPage {
         l: session.chrome(p.name.clone(), "goods"),
         message: p.message.as_str().to_owned(),

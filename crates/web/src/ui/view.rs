@@ -159,6 +159,15 @@ pub fn query(pairs: &[(&str, &str)]) -> String {
     text
 }
 
+/// A page's status: 422 when it shows a refused form's error, else 200.
+pub fn form_status(error: &str) -> axum::http::StatusCode {
+    if error.is_empty() {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
